@@ -1,0 +1,116 @@
+/**
+ * The Bun adapter: `bun:ffi`'s `dlopen`, `JSCallback`, `read` and
+ * `toArrayBuffer`. Bun's pointers are plain numbers; this file turns them
+ * into opaque {@linkcode Pointer}s and NULL into `null`.
+ *
+ * @module
+ */
+
+import { CFunction, CString, dlopen, FFIType, JSCallback, read, toArrayBuffer } from "bun:ffi";
+import type { NativeType, SymbolDefinition } from "./symbols.ts";
+import type { Bound, FunctionOf, NativeAdapter, NativeCallback, Pointer } from "./types.ts";
+
+const bunType: Record<NativeType, FFIType> = {
+  i32: FFIType.i32,
+  u32: FFIType.u32,
+  usize: FFIType.u64_fast,
+  pointer: FFIType.ptr,
+  buffer: FFIType.ptr,
+  void: FFIType.void,
+};
+
+function toBun(definition: SymbolDefinition): { args: FFIType[]; returns: FFIType } {
+  return {
+    args: definition.parameters.map((t) => bunType[t]),
+    returns: bunType[definition.result],
+  };
+}
+
+type Raw = number | null;
+const raw = (p: Pointer | null): Raw => p as unknown as Raw;
+// Bun reports NULL as null from calls but as 0 from reads and callback arguments.
+const wrap = (p: number | bigint | null): Pointer | null =>
+  p ? (Number(p) as unknown as Pointer) : null;
+
+/** The adapter for Bun. */
+export const adapter: NativeAdapter = {
+  runtime: "bun",
+
+  open<S extends Record<string, SymbolDefinition>>(path: string, symbols: S) {
+    const required: Record<string, ReturnType<typeof toBun>> = {};
+    for (const [name, def] of Object.entries(symbols)) {
+      if (!def.optional && !def.symbol) required[name] = toBun(def);
+    }
+    const lib = dlopen(path, required);
+    const extra: { close(): void }[] = [];
+    const bound: Record<string, unknown> = {
+      close: () => {
+        for (const e of extra) e.close();
+        lib.close();
+      },
+    };
+    for (const [name, def] of Object.entries(symbols)) {
+      if (!def.optional && !def.symbol) {
+        bound[name] = lib.symbols[name];
+        continue;
+      }
+      // bun:ffi has neither optional symbols nor aliases: bind each such symbol alone,
+      // so a missing optional one leaves null and an alias gets its own signature.
+      const symbol = def.symbol ?? name;
+      try {
+        const one = dlopen(path, { [symbol]: toBun(def) });
+        extra.push(one);
+        bound[name] = one.symbols[symbol];
+      } catch (error) {
+        if (!def.optional) throw error;
+        bound[name] = null;
+      }
+    }
+    return bound as Bound<S> & { close(): void };
+  },
+
+  callback<D extends SymbolDefinition>(definition: D, fn: FunctionOf<D>): NativeCallback {
+    const pointerArgs = definition.parameters.map((t) => t === "pointer");
+    const call = fn as unknown as (...args: unknown[]) => unknown;
+    // Normalise Bun's numeric pointer arguments (0 for NULL) to the neutral form.
+    const normalised = (...args: unknown[]) => {
+      for (let i = 0; i < args.length; i++) {
+        if (pointerArgs[i]) args[i] = wrap(args[i] as number);
+      }
+      return call(...args);
+    };
+    const cb = new JSCallback(normalised, { ...toBun(definition), threadsafe: false });
+    return { pointer: wrap(cb.ptr as number) as Pointer, close: () => cb.close() };
+  },
+
+  functionAt<D extends SymbolDefinition>(pointer: Pointer, definition: D): FunctionOf<D> {
+    return CFunction({ ...toBun(definition), ptr: raw(pointer) as never }) as unknown as FunctionOf<
+      D
+    >;
+  },
+
+  readPointer: (base, offset) => wrap(read.ptr(raw(base)!, offset)),
+  readI32: (base, offset) => read.i32(raw(base)!, offset),
+  readCString: (base, offset = 0) => String(new CString(raw(base)! as never, offset)),
+  view: (base, byteLength, offset = 0) =>
+    new Uint8Array(toArrayBuffer(raw(base)! as never, offset, byteLength)),
+  writePointer(base, offset, value) {
+    new DataView(toArrayBuffer(raw(base)! as never, offset, 8)).setBigUint64(
+      0,
+      BigInt(raw(value) ?? 0),
+      true,
+    );
+  },
+  writePointerInto(buffer, offset, value) {
+    new DataView(buffer.buffer, buffer.byteOffset).setBigUint64(
+      offset,
+      BigInt(raw(value) ?? 0),
+      true,
+    );
+  },
+  readPointerFrom(buffer, offset) {
+    return wrap(new DataView(buffer.buffer, buffer.byteOffset).getBigUint64(offset, true));
+  },
+  fromAddress: (address) => wrap(address),
+  addressOf: (pointer) => raw(pointer) ?? 0,
+};

@@ -1,0 +1,93 @@
+/**
+ * The libpam and libc symbols this package calls, written once as
+ * runtime-neutral data. `ffi/deno.ts` and `ffi/bun.ts` translate these
+ * descriptions into `Deno.dlopen` and `bun:ffi` definitions; nothing else in
+ * the package names a raw symbol.
+ *
+ * @module
+ */
+
+/**
+ * The C types a symbol can take or return.
+ *
+ * - `pointer`: an address handled as an opaque {@linkcode Pointer}.
+ * - `buffer`: a `Uint8Array` passed by address (a NUL-terminated string or an
+ *   out-parameter); `null` passes NULL.
+ */
+export type NativeType = "i32" | "u32" | "usize" | "pointer" | "buffer" | "void";
+
+/** One C function: its parameter types, its result type, and whether it may be absent. */
+export interface SymbolDefinition {
+  readonly parameters: readonly NativeType[];
+  readonly result: NativeType;
+  /** Absent from older libraries; the adapter binds it as `null` instead of failing to load. */
+  readonly optional?: boolean;
+  /** The C symbol, when the key is an alias that binds it with other parameter types. */
+  readonly symbol?: string;
+}
+
+/** libpam's application API (Linux-PAM, `libpam.so.0`). */
+export const pamSymbols = {
+  pam_start: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  // Linux-PAM >= 1.4 only; PamTransaction.start({ confdir }) reports its absence clearly.
+  pam_start_confdir: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+    optional: true,
+  },
+  pam_end: { parameters: ["pointer", "i32"], result: "i32" },
+  pam_authenticate: { parameters: ["pointer", "i32"], result: "i32" },
+  pam_setcred: { parameters: ["pointer", "i32"], result: "i32" },
+  pam_acct_mgmt: { parameters: ["pointer", "i32"], result: "i32" },
+  pam_open_session: { parameters: ["pointer", "i32"], result: "i32" },
+  pam_close_session: { parameters: ["pointer", "i32"], result: "i32" },
+  pam_chauthtok: { parameters: ["pointer", "i32"], result: "i32" },
+  pam_set_item: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
+  // The same C function taking an address (a function pointer, or a struct in C memory).
+  pam_set_item_pointer: {
+    symbol: "pam_set_item",
+    parameters: ["pointer", "i32", "pointer"],
+    result: "i32",
+  },
+  pam_get_item: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
+  pam_strerror: { parameters: ["pointer", "i32"], result: "pointer" },
+  pam_getenv: { parameters: ["pointer", "buffer"], result: "pointer" },
+  pam_putenv: { parameters: ["pointer", "buffer"], result: "i32" },
+  pam_getenvlist: { parameters: ["pointer"], result: "pointer" },
+  pam_fail_delay: { parameters: ["pointer", "u32"], result: "i32" },
+} as const satisfies Record<string, SymbolDefinition>;
+
+/** libc: the allocator libpam frees with, wiping, and the utmpx database. */
+export const libcSymbols = {
+  calloc: { parameters: ["usize", "usize"], result: "pointer" },
+  malloc: { parameters: ["usize"], result: "pointer" },
+  free: { parameters: ["pointer"], result: "void" },
+  // Unlike memset, the compiler may not drop it, so secrets really are wiped.
+  explicit_bzero: { parameters: ["pointer", "usize"], result: "void" },
+  strlen: { parameters: ["pointer"], result: "usize" },
+  utmpxname: { parameters: ["buffer"], result: "i32" },
+  setutxent: { parameters: [], result: "void" },
+  getutxid: { parameters: ["buffer"], result: "pointer" },
+  pututxline: { parameters: ["buffer"], result: "pointer" },
+  endutxent: { parameters: [], result: "void" },
+  updwtmpx: { parameters: ["buffer", "buffer"], result: "void" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const satisfies Record<string, SymbolDefinition>;
+
+/** The conversation function libpam calls: `int (*conv)(int, const struct pam_message **, struct pam_response **, void *)`. */
+export const conversationCallback = {
+  parameters: ["i32", "pointer", "pointer", "pointer"],
+  result: "i32",
+} as const satisfies SymbolDefinition;
+
+/** The `PAM_FAIL_DELAY` function: `void (*delay_fn)(int retval, unsigned usec_delay, void *appdata_ptr)`. */
+export const failDelayCallback = {
+  parameters: ["i32", "u32", "pointer"],
+  result: "void",
+} as const satisfies SymbolDefinition;
+
+/** Default library file names, overridable per transaction. */
+export const defaultLibraries = {
+  pam: "libpam.so.0",
+  libc: "libc.so.6",
+} as const;

@@ -1,0 +1,29 @@
+/**
+ * TypeScript bindings to Linux-PAM (`libpam.so.0`) through Deno's and Bun's
+ * built-in FFI: no compiler, no native addon.
+ *
+ * @example
+ * ```ts
+ * import { PamTransaction, passwordConversation } from "@seed/pam";
+ *
+ * using tx = PamTransaction.start({
+ *   service: "login",
+ *   user: "alice",
+ *   conversation: passwordConversation("secret"),
+ * });
+ * tx.authenticate();
+ * tx.acctMgmt();
+ * ```
+ *
+ * @module
+ */
+
+export * from "./src/constants.ts";
+export * from "./src/errors.ts";
+export {
+  type Conversation,
+  type PamAnswer,
+  type PamMessage,
+  passwordConversation,
+} from "./src/conversation.ts";
+export * from "./src/transaction.ts";

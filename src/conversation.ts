@@ -1,0 +1,365 @@
+/**
+ * The conversation: the messages PAM modules send, the answers an
+ * application gives, and the trampoline that carries them across the FFI
+ * boundary.
+ *
+ * @module
+ */
+
+import { conversationCallback, failDelayCallback, native, type Pointer } from "../ffi/mod.ts";
+import { MAX_NUM_MSG, MessageStyle, type MessageStyleValue, ReturnCode } from "./constants.ts";
+import { openLibc } from "./library.ts";
+
+/**
+ * One message from a PAM module.
+ *
+ * @example
+ * ```ts
+ * import { MessageStyle, type PamMessage } from "@seed/pam";
+ * const m: PamMessage = { style: MessageStyle.PROMPT_ECHO_OFF, text: "Password: " };
+ * ```
+ */
+export interface PamMessage {
+  /** How to present it: a {@linkcode MessageStyle} value. */
+  readonly style: MessageStyleValue;
+  /** The text; `""` for binary prompts. */
+  readonly text: string;
+  /** For {@linkcode MessageStyle.BINARY_PROMPT}: the whole libpamc packet (length, control byte, data). */
+  readonly data?: Uint8Array;
+}
+
+/**
+ * An answer to one message: a string or bytes for prompts (bytes are zeroed
+ * once copied), `null`/`undefined` for messages that need none.
+ *
+ * @example
+ * ```ts
+ * import type { PamAnswer } from "@seed/pam";
+ * const answers: PamAnswer[] = ["secret", null];
+ * ```
+ */
+export type PamAnswer = string | Uint8Array | null | undefined;
+
+/**
+ * Answers one batch of messages, one answer per message, synchronously.
+ * Throwing, returning the wrong number or type of answers, or returning a
+ * Promise fails the PAM call with `PAM_CONV_ERR`; it never authenticates.
+ *
+ * @example
+ * ```ts
+ * import { MessageStyle, type Conversation } from "@seed/pam";
+ * const conversation: Conversation = (messages) =>
+ *   messages.map((m) => m.style === MessageStyle.PROMPT_ECHO_OFF ? "secret" : null);
+ * ```
+ */
+export type Conversation = (messages: readonly PamMessage[]) => PamAnswer[];
+
+/**
+ * A conversation that answers every echo-off prompt with `password` and lets
+ * info and error messages through (to `onMessage`, when given). Echo-on and
+ * binary prompts fail the call: this conversation cannot answer them.
+ *
+ * @example
+ * ```ts
+ * import { PamTransaction, passwordConversation } from "@seed/pam";
+ * using tx = PamTransaction.start({
+ *   service: "login",
+ *   user: "alice",
+ *   conversation: passwordConversation("secret"),
+ * });
+ * ```
+ */
+export function passwordConversation(
+  password: string | Uint8Array,
+  options: { onMessage?: (message: PamMessage) => void } = {},
+): Conversation {
+  if (typeof password !== "string" && !(password instanceof Uint8Array)) {
+    throw new TypeError("passwordConversation() takes the password as a string or Uint8Array");
+  }
+  const { onMessage } = options;
+  return (messages) =>
+    messages.map((message) => {
+      switch (message.style) {
+        case MessageStyle.PROMPT_ECHO_OFF:
+          // A copy each time: the trampoline zeroes byte answers, and a stack may ask twice.
+          return typeof password === "string" ? password : password.slice();
+        case MessageStyle.ERROR_MSG:
+        case MessageStyle.TEXT_INFO:
+          onMessage?.(message);
+          return null;
+        default:
+          throw new TypeError(
+            `passwordConversation() cannot answer a prompt of style ${message.style} ("${message.text}")`,
+          );
+      }
+    });
+}
+
+const isPrompt = (style: number): boolean =>
+  style === MessageStyle.PROMPT_ECHO_OFF || style === MessageStyle.PROMPT_ECHO_ON ||
+  style === MessageStyle.BINARY_PROMPT || style === MessageStyle.RADIO_TYPE;
+
+const RESPONSE_SIZE = 16; // struct pam_response { char *resp; int resp_retcode; }
+const encoder = new TextEncoder();
+
+/**
+ * The `struct pam_response` array of one conversation call. It owns its C
+ * memory until {@linkcode ResponseBuffer.transferTo} hands it to libpam
+ * (which frees it); until then {@linkcode ResponseBuffer.wipeAndFree} must
+ * release it.
+ */
+class ResponseBuffer {
+  #array: Pointer | null;
+  readonly #sizes: number[] = [];
+  readonly #strings: (Pointer | null)[] = [];
+
+  private constructor(array: Pointer, count: number) {
+    this.#array = array;
+    this.#sizes.length = count;
+    this.#strings.length = count;
+  }
+
+  /** A zeroed array of `count` responses, from libc's `calloc` as libpam expects. */
+  static allocate(count: number): ResponseBuffer {
+    const array = openLibc().calloc(count, RESPONSE_SIZE);
+    if (!array) throw new Error("calloc failed for the conversation's responses");
+    return new ResponseBuffer(array, count);
+  }
+
+  /** Copies `answer` into a `malloc`'d C string for response `index`. */
+  set(index: number, answer: string | Uint8Array): void {
+    const libc = openLibc();
+    if (typeof answer === "string") {
+      // Encoded straight into C memory: no JavaScript copy of the secret to wipe.
+      const size = answer.length * 3 + 1;
+      const cString = this.#claim(index, libc.malloc(size), size);
+      const { written } = encoder.encodeInto(answer, native.view(cString, size - 1));
+      native.view(cString, 1, written)[0] = 0;
+    } else {
+      const size = answer.byteLength + 1;
+      const cString = this.#claim(index, libc.malloc(size), size);
+      const target = native.view(cString, size);
+      target.set(answer);
+      target[answer.byteLength] = 0;
+    }
+  }
+
+  #claim(index: number, cString: Pointer | null, size: number): Pointer {
+    if (!cString) throw new Error("malloc failed for a conversation answer");
+    this.#strings[index] = cString;
+    this.#sizes[index] = size;
+    native.writePointer(this.#array!, index * RESPONSE_SIZE, cString);
+    return cString;
+  }
+
+  /** Stores the array in `*resp`; from here on libpam owns (and frees) all of it. */
+  transferTo(resp: Pointer): void {
+    native.writePointer(resp, 0, this.#array);
+    this.#array = null;
+  }
+
+  /** Zeroes every answer copied so far and frees them and the array. Idempotent. */
+  wipeAndFree(): void {
+    const array = this.#array;
+    if (!array) return;
+    this.#array = null;
+    const libc = openLibc();
+    for (let i = 0; i < this.#strings.length; i++) {
+      const cString = this.#strings[i];
+      if (!cString) continue;
+      libc.explicit_bzero(cString, this.#sizes[i]);
+      libc.free(cString);
+    }
+    libc.free(array);
+  }
+}
+
+/**
+ * What one conversation call hands to the handler and what it checks on
+ * return; kept per transaction in a {@linkcode ConversationSlot}.
+ */
+export type ConversationHandler = (messages: readonly PamMessage[]) => unknown;
+
+/** The per-transaction state the trampoline reaches through `appdata_ptr`. */
+export interface ConversationSlot {
+  /** The handler, or `null` when the application gave no conversation. */
+  handler: ConversationHandler | null;
+  /** Info and error messages seen during the current PAM call. */
+  messages: PamMessage[];
+  /** Why the conversation last failed, if it did. */
+  cause: unknown;
+  /** The delay the modules asked for (µs), when the fail delay is reported. */
+  failDelayUsec: number | undefined;
+}
+
+function readMessages(count: number, messages: Pointer): PamMessage[] {
+  const out = new Array<PamMessage>(count);
+  for (let i = 0; i < count; i++) {
+    // Linux-PAM's layout: an array of pointers to struct pam_message { int style; const char *msg; }.
+    const message = native.readPointer(messages, i * 8);
+    if (!message) throw new TypeError(`message ${i} is a NULL pointer`);
+    const style = native.readI32(message, 0) as MessageStyleValue;
+    const text = native.readPointer(message, 8);
+    if (style === MessageStyle.BINARY_PROMPT) {
+      const length = text ? new DataView(native.view(text, 4).slice().buffer).getUint32(0) : 0;
+      out[i] = {
+        style,
+        text: "",
+        data: text ? native.view(text, Math.max(length, 5)).slice() : new Uint8Array(),
+      };
+    } else {
+      out[i] = { style, text: text ? native.readCString(text) : "" };
+    }
+  }
+  return out;
+}
+
+function checkAnswers(answers: unknown, messages: readonly PamMessage[]): PamAnswer[] {
+  if (answers instanceof Promise || typeof (answers as PromiseLike<unknown>)?.then === "function") {
+    // Keep a late rejection from surfacing as an unhandled one.
+    Promise.resolve(answers).catch(() => {});
+    throw new TypeError(
+      "the conversation returned a Promise: PamTransaction needs a synchronous conversation (use AsyncPamTransaction for async handlers)",
+    );
+  }
+  if (!Array.isArray(answers)) {
+    throw new TypeError("the conversation must return an array with one answer per message");
+  }
+  if (answers.length !== messages.length) {
+    throw new TypeError(
+      `the conversation returned ${answers.length} answers for ${messages.length} messages`,
+    );
+  }
+  for (let i = 0; i < answers.length; i++) {
+    const answer = answers[i];
+    if (answer === null || answer === undefined) continue;
+    const binary = messages[i].style === MessageStyle.BINARY_PROMPT;
+    if (typeof answer === "string") {
+      if (answer.includes("\0")) throw new TypeError(`answer ${i} contains a NUL byte`);
+    } else if (answer instanceof Uint8Array) {
+      if (!binary && answer.includes(0)) throw new TypeError(`answer ${i} contains a NUL byte`);
+    } else {
+      throw new TypeError(
+        `answer ${i} is a ${typeof answer}: answers must be strings, Uint8Arrays, null or undefined`,
+      );
+    }
+  }
+  return answers as PamAnswer[];
+}
+
+function wipeByteAnswers(answers: unknown): void {
+  if (!Array.isArray(answers)) return;
+  for (const answer of answers) if (answer instanceof Uint8Array) answer.fill(0);
+}
+
+const slots = new Map<number, ConversationSlot>();
+let nextSlotId = 1;
+
+/**
+ * The trampoline libpam calls. It must never throw: both runtimes turn an
+ * exception here into a return value of 0, which is PAM_SUCCESS.
+ */
+function converse(
+  count: number,
+  messagesPtr: Pointer | null,
+  resp: Pointer | null,
+  appdata: Pointer | null,
+): number {
+  let slot: ConversationSlot | undefined;
+  let answers: unknown;
+  let buffer: ResponseBuffer | undefined;
+  try {
+    slot = slots.get(native.addressOf(appdata));
+    if (!slot) return ReturnCode.CONV_ERR;
+    if (resp) native.writePointer(resp, 0, null);
+    if (count <= 0 || count > MAX_NUM_MSG || !messagesPtr) {
+      throw new RangeError(`libpam sent ${count} messages; expected 1 to ${MAX_NUM_MSG}`);
+    }
+    const messages = readMessages(count, messagesPtr);
+    let prompts = 0;
+    for (const m of messages) {
+      if (isPrompt(m.style)) prompts++;
+      else slot.messages.push(m);
+    }
+    if (!slot.handler) {
+      if (prompts === 0) return ReturnCode.SUCCESS;
+      throw new TypeError(
+        "a module prompted, but the transaction has no conversation to answer it",
+      );
+    }
+    answers = slot.handler(messages);
+    const checked = checkAnswers(answers, messages);
+    if (!resp) {
+      if (prompts === 0) return ReturnCode.SUCCESS;
+      throw new TypeError(
+        "a module prompted with a NULL response pointer; the answers cannot be delivered",
+      );
+    }
+    buffer = ResponseBuffer.allocate(count);
+    for (let i = 0; i < count; i++) {
+      const answer = checked[i];
+      if (answer !== null && answer !== undefined) {
+        buffer.set(i, answer);
+      }
+    }
+    buffer.transferTo(resp);
+    return ReturnCode.SUCCESS;
+  } catch (error) {
+    try {
+      buffer?.wipeAndFree();
+      if (slot) slot.cause = error;
+    } catch {
+      // Nothing may escape the trampoline.
+    }
+    return ReturnCode.CONV_ERR;
+  } finally {
+    try {
+      wipeByteAnswers(answers);
+    } catch {
+      // Nothing may escape the trampoline.
+    }
+  }
+}
+
+function recordFailDelay(_status: number, usec: number, appdata: Pointer | null): void {
+  try {
+    const slot = slots.get(native.addressOf(appdata));
+    if (slot) slot.failDelayUsec = usec;
+  } catch {
+    // Nothing may escape a callback.
+  }
+}
+
+let conversationPointer: Pointer | undefined;
+let failDelayPointer: Pointer | undefined;
+
+/**
+ * Registers a slot and returns its id, the value libpam hands back as
+ * `appdata_ptr`. The callbacks are created once per thread and live as long
+ * as it does, so no transaction creates or leaks one.
+ */
+export function registerSlot(slot: ConversationSlot): number {
+  conversationPointer ??= native.callback(conversationCallback, converse).pointer;
+  const id = nextSlotId++;
+  slots.set(id, slot);
+  return id;
+}
+
+/** Forgets a slot once its handle has been ended. */
+export function releaseSlot(id: number): void {
+  slots.delete(id);
+}
+
+/** Builds the `struct pam_conv` for slot `id` (pam_start copies it). */
+export function conversationStruct(id: number): Uint8Array {
+  const struct = new Uint8Array(16);
+  native.writePointerInto(struct, 0, conversationPointer!);
+  native.writePointerInto(struct, 8, native.fromAddress(id));
+  return struct;
+}
+
+/** The `PAM_FAIL_DELAY` function that records the delay instead of sleeping. */
+export function failDelayFunction(): Pointer {
+  failDelayPointer ??= native.callback(failDelayCallback, recordFailDelay).pointer;
+  return failDelayPointer;
+}

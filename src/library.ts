@@ -1,0 +1,44 @@
+/**
+ * Opens libpam and libc once per path and thread, so transactions share one
+ * binding instead of paying `dlopen` each.
+ *
+ * @module
+ */
+
+import { type Bound, defaultLibraries, libcSymbols, native, pamSymbols } from "../ffi/mod.ts";
+
+/** libpam's bound functions. */
+export type PamLibrary = Bound<typeof pamSymbols>;
+/** libc's bound functions. */
+export type LibcLibrary = Bound<typeof libcSymbols>;
+
+const pamByPath = new Map<string, PamLibrary>();
+let libc: LibcLibrary | undefined;
+
+/** libpam at `path` (default `libpam.so.0`), opened on first use. */
+export function openPam(path: string = defaultLibraries.pam): PamLibrary {
+  let lib = pamByPath.get(path);
+  if (!lib) {
+    try {
+      lib = native.open(path, pamSymbols);
+    } catch (error) {
+      throw new Error(
+        `Cannot load the PAM library "${path}": install Linux-PAM (Debian: libpam0g) or pass ` +
+          `the right file as the "library" option${permissionHint()}`,
+        { cause: error },
+      );
+    }
+    pamByPath.set(path, lib);
+  }
+  return lib;
+}
+
+/** libc, opened on first use. */
+export function openLibc(): LibcLibrary {
+  libc ??= native.open(defaultLibraries.libc, libcSymbols);
+  return libc;
+}
+
+function permissionHint(): string {
+  return "Deno" in globalThis ? " (Deno needs --allow-ffi)" : "";
+}

@@ -1,0 +1,639 @@
+/**
+ * `PamTransaction`: one PAM handle, from `pam_start` to `pam_end`, with every
+ * call of the application API.
+ *
+ * @module
+ */
+
+import { native, type Pointer } from "../ffi/mod.ts";
+import { Flag, type ItemName, ItemType, itemTypes, ReturnCode } from "./constants.ts";
+import {
+  type Conversation,
+  type ConversationSlot,
+  conversationStruct,
+  failDelayFunction,
+  registerSlot,
+  releaseSlot,
+} from "./conversation.ts";
+import { PamError } from "./errors.ts";
+import { openLibc, openPam, type PamLibrary } from "./library.ts";
+import { cString, describe, optionalCString, optionsObject } from "./validate.ts";
+
+/**
+ * How a transaction starts.
+ *
+ * @example
+ * ```ts
+ * import { passwordConversation, type PamTransactionOptions } from "@seed/pam";
+ * const options: PamTransactionOptions = {
+ *   service: "login",
+ *   user: "alice",
+ *   conversation: passwordConversation("secret"),
+ *   confdir: "/tmp/my-pam.d",
+ * };
+ * ```
+ */
+export interface PamTransactionOptions {
+  /** The PAM service: the file name in the configuration directory. */
+  service: string;
+  /** The user; when omitted, modules prompt for it through the conversation. */
+  user?: string;
+  /** Answers the modules' prompts; without one, prompts fail the call (`PAM_CONV_ERR`). */
+  conversation?: Conversation;
+  /** Read service files from this directory instead of `/etc/pam.d` (`pam_start_confdir`, Linux-PAM >= 1.4). */
+  confdir?: string;
+  /** The libpam file to load (default `libpam.so.0`). */
+  library?: string;
+  /**
+   * `"native"` (default): libpam sleeps out the fail delay. `"report"`: the
+   * call fails at once and `PamError.failDelayMs` says how long the modules
+   * asked the application to wait.
+   */
+  failDelay?: "native" | "report";
+}
+
+/**
+ * Flags for {@linkcode PamTransaction.authenticate} and
+ * {@linkcode PamTransaction.acctMgmt}.
+ *
+ * @example
+ * ```ts
+ * import type { AuthFlags } from "@seed/pam";
+ * const flags: AuthFlags = { silent: true, disallowNullAuthtok: true };
+ * ```
+ */
+export interface AuthFlags {
+  /** `PAM_SILENT`: modules should not send messages. */
+  silent?: boolean;
+  /** `PAM_DISALLOW_NULL_AUTHTOK`: an empty password is not good enough. */
+  disallowNullAuthtok?: boolean;
+}
+
+/**
+ * Flags for calls that only take `PAM_SILENT`.
+ *
+ * @example
+ * ```ts
+ * import type { SilentFlag } from "@seed/pam";
+ * const flags: SilentFlag = { silent: true };
+ * ```
+ */
+export interface SilentFlag {
+  /** `PAM_SILENT`: modules should not send messages. */
+  silent?: boolean;
+}
+
+/**
+ * Flags for {@linkcode PamTransaction.chauthtok}.
+ *
+ * @example
+ * ```ts
+ * import type { ChauthtokFlags } from "@seed/pam";
+ * const flags: ChauthtokFlags = { changeExpiredAuthtok: true };
+ * ```
+ */
+export interface ChauthtokFlags extends SilentFlag {
+  /** `PAM_CHANGE_EXPIRED_AUTHTOK`: change the token only if it has expired. */
+  changeExpiredAuthtok?: boolean;
+}
+
+/**
+ * What {@linkcode PamTransaction.setCred} does with the credentials.
+ *
+ * @example
+ * ```ts
+ * import type { CredAction } from "@seed/pam";
+ * const action: CredAction = "establish";
+ * ```
+ */
+export type CredAction = "establish" | "delete" | "reinitialize" | "refresh";
+
+/**
+ * X authentication data (`PAM_XAUTHDATA`).
+ *
+ * @example
+ * ```ts
+ * import type { XAuthData } from "@seed/pam";
+ * const xauth: XAuthData = { name: "MIT-MAGIC-COOKIE-1", data: new Uint8Array(16) };
+ * ```
+ */
+export interface XAuthData {
+  /** The authentication method, such as `"MIT-MAGIC-COOKIE-1"`. */
+  name: string;
+  /** The method's data (a secret: zero it when done). */
+  data: Uint8Array;
+}
+
+const credFlags: Readonly<Record<CredAction, number>> = {
+  establish: Flag.ESTABLISH_CRED,
+  delete: Flag.DELETE_CRED,
+  reinitialize: Flag.REINITIALIZE_CRED,
+  refresh: Flag.REFRESH_CRED,
+};
+
+const XAUTHDATA_SIZE = 32; // struct pam_xauth_data { int namelen; char *name; int datalen; char *data; }
+const textDecoder = new TextDecoder();
+
+function flagsOf(options: unknown, what: string, allowed: Record<string, number>): number {
+  const given = optionsObject<Record<string, unknown>>(options, what);
+  let flags = 0;
+  for (const [key, value] of Object.entries(given)) {
+    if (!(key in allowed)) {
+      throw new TypeError(
+        `${what} has no option "${key}" (known: ${Object.keys(allowed).join(", ")})`,
+      );
+    }
+    if (value !== undefined && typeof value !== "boolean") {
+      throw new TypeError(`${what}.${key} must be a boolean, got ${describe(value)}`);
+    }
+    if (value) flags |= allowed[key];
+  }
+  return flags;
+}
+
+const silentOnly = { silent: Flag.SILENT };
+const authFlags = { silent: Flag.SILENT, disallowNullAuthtok: Flag.DISALLOW_NULL_AUTHTOK };
+const chauthtokFlags = { silent: Flag.SILENT, changeExpiredAuthtok: Flag.CHANGE_EXPIRED_AUTHTOK };
+
+/**
+ * One PAM transaction: owns a `pam_handle_t` from `pam_start` to `pam_end`.
+ * Every call that does not return `PAM_SUCCESS` throws {@linkcode PamError};
+ * `end()` passes the last status to `pam_end`. All calls block the calling
+ * thread (see `AsyncPamTransaction` for servers).
+ *
+ * @example
+ * ```ts
+ * import { PamTransaction, passwordConversation } from "@seed/pam";
+ * using tx = PamTransaction.start({
+ *   service: "login",
+ *   user: "alice",
+ *   conversation: passwordConversation("secret"),
+ * });
+ * tx.authenticate();
+ * tx.acctMgmt();
+ * tx.openSession();
+ * // ... the user's activity ...
+ * tx.closeSession();
+ * ```
+ */
+export class PamTransaction {
+  #handle: Pointer | null;
+  readonly #pam: PamLibrary;
+  readonly #slot: ConversationSlot;
+  readonly #slotId: number;
+  readonly #reportFailDelay: boolean;
+  #lastStatus: number = ReturnCode.SUCCESS;
+
+  private constructor(
+    handle: Pointer,
+    pam: PamLibrary,
+    slot: ConversationSlot,
+    slotId: number,
+    reportFailDelay: boolean,
+  ) {
+    this.#handle = handle;
+    this.#pam = pam;
+    this.#slot = slot;
+    this.#slotId = slotId;
+    this.#reportFailDelay = reportFailDelay;
+  }
+
+  /**
+   * Starts a transaction (`pam_start`, or `pam_start_confdir` with `confdir`).
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * using tx = PamTransaction.start({ service: "login", user: "alice", confdir: "/tmp/pam.d" });
+   * ```
+   */
+  static start(options: PamTransactionOptions): PamTransaction {
+    const o = optionsObject<PamTransactionOptions>(options, "PamTransaction.start() options");
+    const service = cString(o.service, "service");
+    const user = optionalCString(o.user, "user");
+    const confdir = optionalCString(o.confdir, "confdir");
+    if (o.conversation !== undefined && typeof o.conversation !== "function") {
+      throw new TypeError(`conversation must be a function, got ${describe(o.conversation)}`);
+    }
+    if (o.library !== undefined) cString(o.library, "library");
+    if (o.failDelay !== undefined && o.failDelay !== "native" && o.failDelay !== "report") {
+      throw new TypeError(
+        `failDelay must be "native" or "report", got ${JSON.stringify(o.failDelay)}`,
+      );
+    }
+    const pam = openPam(o.library);
+    if (confdir && !pam.pam_start_confdir) {
+      throw new Error(
+        "The confdir option needs pam_start_confdir, which this libpam lacks (Linux-PAM >= 1.4 has it)",
+      );
+    }
+
+    const slot: ConversationSlot = {
+      handler: o.conversation ?? null,
+      messages: [],
+      cause: undefined,
+      failDelayUsec: undefined,
+    };
+    const slotId = registerSlot(slot);
+    const out = new Uint8Array(8);
+    const conv = conversationStruct(slotId);
+    const status = confdir
+      ? pam.pam_start_confdir!(service, user, conv, confdir, out)
+      : pam.pam_start(service, user, conv, out);
+    const handle = native.readPointerFrom(out, 0);
+    if (status !== ReturnCode.SUCCESS || !handle) {
+      releaseSlot(slotId);
+      // pam_start frees the handle itself when it fails, so there is nothing to end.
+      throw new PamError(status, confdir ? "pam_start_confdir" : "pam_start", {
+        description: describeStart(status, o.service as string),
+        messages: slot.messages,
+      });
+    }
+    const tx = new PamTransaction(handle, pam, slot, slotId, o.failDelay === "report");
+    if (tx.#reportFailDelay) {
+      tx.#check(
+        pam.pam_set_item_pointer(handle, ItemType.FAIL_DELAY, failDelayFunction()),
+        "pam_set_item",
+      );
+    }
+    return tx;
+  }
+
+  /** `true` once {@linkcode PamTransaction.end} has run. */
+  get ended(): boolean {
+    return this.#handle === null;
+  }
+
+  /**
+   * Authenticates the user (`pam_authenticate`).
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction, passwordConversation } from "@seed/pam";
+   * using tx = PamTransaction.start({ service: "login", user: "alice", conversation: passwordConversation("pw") });
+   * tx.authenticate({ disallowNullAuthtok: true });
+   * ```
+   */
+  authenticate(flags?: AuthFlags): void {
+    const f = flagsOf(flags, "authenticate() flags", authFlags);
+    this.#call("pam_authenticate", this.#pam.pam_authenticate, f);
+  }
+
+  /**
+   * Checks that the account may be used now (`pam_acct_mgmt`). Throws with
+   * `ReturnCode.NEW_AUTHTOK_REQD` when the password must be changed first.
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * using tx = PamTransaction.start({ service: "login", user: "alice" });
+   * tx.acctMgmt();
+   * ```
+   */
+  acctMgmt(flags?: AuthFlags): void {
+    const f = flagsOf(flags, "acctMgmt() flags", authFlags);
+    this.#call("pam_acct_mgmt", this.#pam.pam_acct_mgmt, f);
+  }
+
+  /**
+   * Establishes, deletes, reinitialises or refreshes the user's credentials (`pam_setcred`).
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * using tx = PamTransaction.start({ service: "login", user: "alice" });
+   * tx.setCred("establish");
+   * ```
+   */
+  setCred(action: CredAction, flags?: SilentFlag): void {
+    if (typeof action !== "string" || !Object.hasOwn(credFlags, action)) {
+      throw new TypeError(
+        `setCred() takes "establish", "delete", "reinitialize" or "refresh", got ${
+          JSON.stringify(action) ?? describe(action)
+        }`,
+      );
+    }
+    const f = flagsOf(flags, "setCred() flags", silentOnly);
+    this.#call("pam_setcred", this.#pam.pam_setcred, f | credFlags[action]);
+  }
+
+  /**
+   * Changes the user's authentication token (`pam_chauthtok`).
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * using tx = PamTransaction.start({ service: "passwd", user: "alice" });
+   * tx.chauthtok({ changeExpiredAuthtok: true });
+   * ```
+   */
+  chauthtok(flags?: ChauthtokFlags): void {
+    const f = flagsOf(flags, "chauthtok() flags", chauthtokFlags);
+    this.#call("pam_chauthtok", this.#pam.pam_chauthtok, f);
+  }
+
+  /**
+   * Opens a session (`pam_open_session`), after authentication and account
+   * management succeeded. Throws with `ReturnCode.SESSION_ERR` when a module
+   * cannot set it up.
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * using tx = PamTransaction.start({ service: "login", user: "alice" });
+   * tx.openSession();
+   * tx.closeSession();
+   * ```
+   */
+  openSession(flags?: SilentFlag): void {
+    const f = flagsOf(flags, "openSession() flags", silentOnly);
+    this.#call("pam_open_session", this.#pam.pam_open_session, f);
+  }
+
+  /**
+   * Closes the session (`pam_close_session`) when the user's activity ends.
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * using tx = PamTransaction.start({ service: "login", user: "alice" });
+   * tx.openSession();
+   * tx.closeSession({ silent: true });
+   * ```
+   */
+  closeSession(flags?: SilentFlag): void {
+    const f = flagsOf(flags, "closeSession() flags", silentOnly);
+    this.#call("pam_close_session", this.#pam.pam_close_session, f);
+  }
+
+  /**
+   * Reads a string item; `undefined` when it is unset. libpam refuses
+   * `"authtok"` and `"oldauthtok"` to applications (`PAM_BAD_ITEM`).
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * using tx = PamTransaction.start({ service: "login", user: "alice" });
+   * console.log(tx.getItem("user")); // "alice"
+   * ```
+   */
+  getItem(name: ItemName): string | undefined {
+    const type = itemType(name);
+    const value = this.#getItemPointer(type);
+    return value ? native.readCString(value) : undefined;
+  }
+
+  /**
+   * Sets a string item; libpam keeps a copy.
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * using tx = PamTransaction.start({ service: "login", user: "alice" });
+   * tx.setItem("tty", "/dev/pts/3");
+   * tx.setItem("rhost", "203.0.113.7");
+   * ```
+   */
+  setItem(name: ItemName, value: string): void {
+    const type = itemType(name);
+    const encoded = cString(value, `the value of item "${name}"`);
+    const handle = this.#live();
+    try {
+      this.#check(this.#pam.pam_set_item(handle, type, encoded), "pam_set_item");
+    } finally {
+      // authtok and oldauthtok are secrets.
+      encoded.fill(0);
+    }
+  }
+
+  /**
+   * Reads `PAM_XAUTHDATA`; `undefined` when unset.
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * using tx = PamTransaction.start({ service: "login", user: "alice" });
+   * console.log(tx.getXAuthData()?.name);
+   * ```
+   */
+  getXAuthData(): XAuthData | undefined {
+    const struct = this.#getItemPointer(ItemType.XAUTHDATA);
+    if (!struct) return undefined;
+    const nameLength = native.readI32(struct, 0);
+    const name = native.readPointer(struct, 8);
+    const dataLength = native.readI32(struct, 16);
+    const data = native.readPointer(struct, 24);
+    return {
+      name: name && nameLength > 0 ? textDecoder.decode(native.view(name, nameLength)) : "",
+      data: data && dataLength > 0 ? native.view(data, dataLength).slice() : new Uint8Array(),
+    };
+  }
+
+  /**
+   * Sets `PAM_XAUTHDATA`; libpam keeps a copy, and the binding's own C copy
+   * is wiped.
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * using tx = PamTransaction.start({ service: "login", user: "alice" });
+   * tx.setXAuthData({ name: "MIT-MAGIC-COOKIE-1", data: crypto.getRandomValues(new Uint8Array(16)) });
+   * ```
+   */
+  setXAuthData(xauth: XAuthData): void {
+    const o = optionsObject<XAuthData>(xauth, "setXAuthData() argument");
+    const name = cString(o.name, "XAuthData.name");
+    if (!(o.data instanceof Uint8Array)) {
+      throw new TypeError(`XAuthData.data must be a Uint8Array, got ${describe(o.data)}`);
+    }
+    const handle = this.#live();
+    const libc = openLibc();
+    // One C block: the struct, then the name (NUL-terminated), then the data.
+    const size = XAUTHDATA_SIZE + name.length + o.data.length;
+    const block = libc.malloc(size);
+    if (!block) throw new Error("malloc failed for PAM_XAUTHDATA");
+    try {
+      const bytes = native.view(block, size);
+      bytes.set(name, XAUTHDATA_SIZE);
+      bytes.set(o.data, XAUTHDATA_SIZE + name.length);
+      const view = new DataView(bytes.buffer, bytes.byteOffset, size);
+      const address = native.addressOf(block);
+      view.setInt32(0, name.length - 1, true);
+      native.writePointer(block, 8, native.fromAddress(address + XAUTHDATA_SIZE));
+      view.setInt32(16, o.data.length, true);
+      native.writePointer(block, 24, native.fromAddress(address + XAUTHDATA_SIZE + name.length));
+      this.#check(
+        this.#pam.pam_set_item_pointer(handle, ItemType.XAUTHDATA, block),
+        "pam_set_item",
+      );
+    } finally {
+      libc.explicit_bzero(block, size);
+      libc.free(block);
+    }
+  }
+
+  /**
+   * Reads one variable of the PAM environment (`pam_getenv`).
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * using tx = PamTransaction.start({ service: "login", user: "alice" });
+   * tx.putEnv("LANG=C.UTF-8");
+   * console.log(tx.getEnv("LANG")); // "C.UTF-8"
+   * ```
+   */
+  getEnv(name: string): string | undefined {
+    const encoded = cString(name, "the environment variable name");
+    const value = this.#pam.pam_getenv(this.#live(), encoded);
+    return value ? native.readCString(value) : undefined;
+  }
+
+  /**
+   * Sets (`"NAME=value"`), empties (`"NAME="`) or deletes (`"NAME"`) a
+   * variable of the PAM environment (`pam_putenv`).
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * using tx = PamTransaction.start({ service: "login", user: "alice" });
+   * tx.putEnv("EDITOR=vi");
+   * tx.putEnv("EDITOR");
+   * ```
+   */
+  putEnv(entry: string): void {
+    const encoded = cString(entry, "the environment entry");
+    if (entry === "" || entry.startsWith("=")) {
+      throw new TypeError('putEnv() takes "NAME=value", "NAME=" or "NAME"; the name is missing');
+    }
+    this.#check(this.#pam.pam_putenv(this.#live(), encoded), "pam_putenv");
+  }
+
+  /**
+   * The whole PAM environment (`pam_getenvlist`), to pass to the user's processes.
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * using tx = PamTransaction.start({ service: "login", user: "alice" });
+   * const env = tx.getEnvList();
+   * ```
+   */
+  getEnvList(): Record<string, string> {
+    const list = this.#pam.pam_getenvlist(this.#live());
+    if (!list) {
+      throw new PamError(ReturnCode.BUF_ERR, "pam_getenvlist", { description: "out of memory" });
+    }
+    const libc = openLibc();
+    const env: Record<string, string> = {};
+    // The caller owns the copy: every string and the array must be freed.
+    for (let i = 0;; i++) {
+      const entry = native.readPointer(list, i * 8);
+      if (!entry) break;
+      const text = native.readCString(entry);
+      const eq = text.indexOf("=");
+      if (eq > 0) env[text.slice(0, eq)] = text.slice(eq + 1);
+      libc.explicit_bzero(entry, libc.strlen(entry));
+      libc.free(entry);
+    }
+    libc.free(list);
+    return env;
+  }
+
+  /**
+   * Ends the transaction (`pam_end`) with the status of the last call. Safe
+   * to call again; every other method throws afterwards.
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * const tx = PamTransaction.start({ service: "login", user: "alice" });
+   * try {
+   *   tx.authenticate();
+   * } finally {
+   *   tx.end();
+   * }
+   * ```
+   */
+  end(options?: SilentFlag): void {
+    const f = flagsOf(options, "end() options", { silent: Flag.DATA_SILENT });
+    const handle = this.#handle;
+    if (!handle) return;
+    this.#handle = null;
+    try {
+      this.#pam.pam_end(handle, this.#lastStatus | f);
+    } finally {
+      releaseSlot(this.#slotId);
+    }
+  }
+
+  /**
+   * Ends the transaction, for `using`.
+   *
+   * @example
+   * ```ts
+   * import { PamTransaction } from "@seed/pam";
+   * {
+   *   using tx = PamTransaction.start({ service: "login", user: "alice" });
+   * } // pam_end has run here
+   * ```
+   */
+  [Symbol.dispose](): void {
+    this.end();
+  }
+
+  #live(): Pointer {
+    if (!this.#handle) {
+      throw new Error("This PamTransaction has ended (pam_end ran); start a new one");
+    }
+    return this.#handle;
+  }
+
+  #getItemPointer(type: number): Pointer | null {
+    const out = new Uint8Array(8);
+    this.#check(this.#pam.pam_get_item(this.#live(), type, out), "pam_get_item");
+    return native.readPointerFrom(out, 0);
+  }
+
+  #call(operation: string, fn: (handle: Pointer, flags: number) => number, flags: number): void {
+    const handle = this.#live();
+    const slot = this.#slot;
+    slot.messages = [];
+    slot.cause = undefined;
+    slot.failDelayUsec = undefined;
+    this.#check(fn(handle, flags), operation);
+  }
+
+  #check(status: number, operation: string): void {
+    this.#lastStatus = status;
+    if (status === ReturnCode.SUCCESS) return;
+    const slot = this.#slot;
+    const strerror = this.#handle ? this.#pam.pam_strerror(this.#handle, status) : null;
+    throw new PamError(status, operation, {
+      description: strerror ? native.readCString(strerror) : undefined,
+      messages: slot.messages,
+      cause: slot.cause,
+      failDelayMs: this.#reportFailDelay && slot.failDelayUsec !== undefined
+        ? slot.failDelayUsec / 1000
+        : undefined,
+    });
+  }
+}
+
+function itemType(name: unknown): number {
+  if (typeof name !== "string" || !Object.hasOwn(itemTypes, name)) {
+    throw new TypeError(
+      `Unknown PAM item ${JSON.stringify(name) ?? describe(name)}; known items: ${
+        Object.keys(itemTypes).join(", ")
+      }`,
+    );
+  }
+  return itemTypes[name as ItemName];
+}
+
+function describeStart(status: number, service: string): string {
+  if (status === ReturnCode.SYSTEM_ERR || status === ReturnCode.BUF_ERR) {
+    return `pam_start could not set up service "${service}"`;
+  }
+  return `pam_start refused service "${service}"`;
+}

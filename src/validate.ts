@@ -1,0 +1,40 @@
+/**
+ * Argument checks that run before any C call, so bad input becomes a
+ * `TypeError` instead of a truncated string or a crash.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+/** Encodes `value` as a NUL-terminated C string, refusing embedded NULs. */
+export function cString(value: unknown, what: string): Uint8Array {
+  if (typeof value !== "string") {
+    throw new TypeError(`${what} must be a string, got ${describe(value)}`);
+  }
+  if (value.includes("\0")) {
+    throw new TypeError(`${what} contains a NUL byte, which C would silently truncate`);
+  }
+  return encoder.encode(value + "\0");
+}
+
+/** Like {@linkcode cString}, but `undefined` (and `null`) pass C's NULL. */
+export function optionalCString(value: unknown, what: string): Uint8Array | null {
+  return value === undefined || value === null ? null : cString(value, what);
+}
+
+/** A short, secret-free description of a value's type for error messages. */
+export function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}
+
+/** Throws unless `value` is a plain options object (or undefined, when allowed). */
+export function optionsObject<T extends object>(value: unknown, what: string): T {
+  if (value === undefined) return {} as T;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new TypeError(`${what} must be an object, got ${describe(value)}`);
+  }
+  return value as T;
+}

@@ -1,0 +1,77 @@
+// Runs the one test suite under Deno and then Bun, and prints a closing
+// "N passed, N failed" line summing both. Plain Node.js, so it works before
+// either runtime is on the PATH (both come from node_modules/.bin).
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = (name) => {
+  const local = join(root, "node_modules", ".bin", name);
+  return existsSync(local) ? local : name;
+};
+const filter = process.argv.slice(2);
+
+const runs = [
+  {
+    name: "deno",
+    cmd: bin("deno"),
+    args: [
+      "test",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-run",
+      "--allow-net",
+      ...(filter.length ? filter : ["test/"]),
+    ],
+    // "ok | 41 passed | 0 failed | 2 ignored (3s)"
+    parse: (out) => {
+      const m = out.match(/\|\s*(\d+) passed.*?\|\s*(\d+) failed(?:.*?\|\s*(\d+) ignored)?/);
+      return m && { passed: +m[1], failed: +m[2], skipped: +(m[3] ?? 0) };
+    },
+  },
+  {
+    name: "bun",
+    cmd: bin("bun"),
+    args: ["test", ...(filter.length ? filter.map((f) => "./" + f) : [])],
+    parse: (out) => {
+      const p = out.match(/^\s*(\d+) pass$/m);
+      const f = out.match(/^\s*(\d+) fail$/m);
+      const s = out.match(/^\s*(\d+) skip$/m);
+      return p && { passed: +p[1], failed: f ? +f[1] : 0, skipped: s ? +s[1] : 0 };
+    },
+  },
+];
+
+let passed = 0, failed = 0, skipped = 0;
+for (const run of runs) {
+  console.log(`\n### ${run.name} ${run.args.join(" ")}`);
+  const r = spawnSync(run.cmd, run.args, {
+    cwd: root,
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" },
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  const out = (r.stdout ?? "") + (r.stderr ?? "");
+  process.stdout.write(out);
+  const counts = run.parse(out);
+  if (!counts) {
+    console.log(
+      `${run.name}: could not read a test summary (exit ${r.status}); counting one failure`,
+    );
+    failed += 1;
+    continue;
+  }
+  if (r.status !== 0 && counts.failed === 0) counts.failed = 1;
+  console.log(
+    `${run.name}: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`,
+  );
+  passed += counts.passed;
+  failed += counts.failed;
+  skipped += counts.skipped;
+}
+console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(failed === 0 ? 0 : 1);
