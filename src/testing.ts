@@ -1,0 +1,172 @@
+/**
+ * Hermetic PAM stacks for tests: service files in a temporary directory, for
+ * `confdir`, and (with Debian's `libpam-wrapper`) a `pam_matrix` password
+ * file. No root, nothing under `/etc/pam.d`.
+ *
+ * @module
+ */
+
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const wrapperDirs = [
+  "/usr/lib/x86_64-linux-gnu/pam_wrapper",
+  "/usr/lib/aarch64-linux-gnu/pam_wrapper",
+  "/usr/lib64/pam_wrapper",
+  "/usr/lib/pam_wrapper",
+];
+
+/**
+ * The absolute path of a `libpam-wrapper` test module (`"pam_matrix"`,
+ * `"pam_get_items"`, `"pam_set_items"`, `"pam_chatty"`), or `undefined` when
+ * the package is not installed.
+ *
+ * @example
+ * ```ts
+ * import { wrapperModule } from "@seed/pam/testing";
+ * const matrix = wrapperModule("pam_matrix");
+ * if (!matrix) console.log("apt-get install libpam-wrapper");
+ * ```
+ */
+export function wrapperModule(name: string): string | undefined {
+  for (const dir of wrapperDirs) {
+    const path = join(dir, `${name}.so`);
+    if (existsSync(path)) return path;
+  }
+  return undefined;
+}
+
+/**
+ * A user of a test stack: the password, or the password and the one service
+ * `pam_matrix`'s account check allows (default: every service of the stack).
+ *
+ * @example
+ * ```ts
+ * import type { TestUser } from "@seed/pam/testing";
+ * const alice: TestUser = { password: "secret", service: "web" };
+ * ```
+ */
+export type TestUser = string | { password: string; service?: string };
+
+/**
+ * What {@linkcode createTestStack} writes.
+ *
+ * In service texts, `{{pam_matrix}}` (and `{{pam_get_items}}`,
+ * `{{pam_set_items}}`, `{{pam_chatty}}`) become the module's absolute path,
+ * `{{passdb}}` the service's pam_matrix password file, and `{{dir}}` the
+ * stack's directory.
+ *
+ * @example
+ * ```ts
+ * import type { TestStackOptions } from "@seed/pam/testing";
+ * const options: TestStackOptions = {
+ *   services: { web: "auth required {{pam_matrix}} passdb={{passdb}}\n" },
+ *   users: { alice: "secret" },
+ * };
+ * ```
+ */
+export interface TestStackOptions {
+  /** Service name → the service file's text. */
+  services: Record<string, string>;
+  /** User name → password, for `pam_matrix`. */
+  users?: Record<string, TestUser>;
+}
+
+/**
+ * A temporary PAM configuration directory; removed on dispose.
+ *
+ * @example
+ * ```ts
+ * import { createTestStack, type TestStack } from "@seed/pam/testing";
+ * await using stack: TestStack = createTestStack({ services: { ok: "auth required pam_permit.so\n" } });
+ * console.log(stack.confdir);
+ * ```
+ */
+export interface TestStack {
+  /** Pass this as `confdir`. */
+  readonly confdir: string;
+  /** The temporary directory (holds the password files; a place for logs). */
+  readonly dir: string;
+  /** The pam_matrix password file of `service`. */
+  passdb(service: string): string;
+  /** Removes the directory. */
+  remove(): void;
+  /** Removes the directory, for `using`. */
+  [Symbol.dispose](): void;
+  /** Removes the directory, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Writes `services` into a fresh temporary directory to pass as `confdir`,
+ * and a pam_matrix password file per service for `users`. Throws a clear
+ * error when a service uses a `libpam-wrapper` module that is not installed.
+ *
+ * @example
+ * ```ts
+ * import { PamTransaction, passwordConversation } from "@seed/pam";
+ * import { createTestStack } from "@seed/pam/testing";
+ *
+ * await using stack = createTestStack({
+ *   services: { web: "auth required {{pam_matrix}} passdb={{passdb}}\naccount required pam_permit.so\n" },
+ *   users: { alice: "secret" },
+ * });
+ * using tx = PamTransaction.start({
+ *   service: "web",
+ *   user: "alice",
+ *   confdir: stack.confdir,
+ *   conversation: passwordConversation("secret"),
+ * });
+ * tx.authenticate();
+ * ```
+ */
+export function createTestStack(options: TestStackOptions): TestStack {
+  if (!options || typeof options !== "object" || !options.services) {
+    throw new TypeError("createTestStack() needs { services: { name: text } }");
+  }
+  const dir = mkdtempSync(join(tmpdir(), "seed-pam-"));
+  const confdir = join(dir, "pam.d");
+  const passdb = (service: string) => join(dir, `passdb.${service}`);
+  try {
+    mkdirSync(confdir);
+    const users = Object.entries(options.users ?? {});
+    for (const [service, text] of Object.entries(options.services)) {
+      if (!/^[A-Za-z0-9._-]+$/.test(service)) {
+        throw new TypeError(`Service name ${JSON.stringify(service)} is not a plain file name`);
+      }
+      const lines = users
+        .filter(([, u]) => typeof u === "string" || !u.service || u.service === service)
+        .map(([name, u]) => `${name}:${typeof u === "string" ? u : u.password}:${service}\n`);
+      writeFileSync(passdb(service), lines.join(""), { mode: 0o600 });
+      writeFileSync(join(confdir, service), expand(text, service, dir, passdb(service)));
+    }
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  return {
+    confdir,
+    dir,
+    passdb,
+    remove,
+    [Symbol.dispose]: remove,
+    [Symbol.asyncDispose]: () => Promise.resolve(remove()),
+  };
+}
+
+function expand(text: string, service: string, dir: string, passdb: string): string {
+  return text.replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
+    if (key === "passdb") return passdb;
+    if (key === "dir") return dir;
+    const module = wrapperModule(key);
+    if (module) return module;
+    if (key.startsWith("pam_")) {
+      throw new Error(
+        `Service "${service}" uses ${key}, which is not installed: install Debian's libpam-wrapper`,
+      );
+    }
+    throw new TypeError(`Unknown placeholder {{${key}}} in service "${service}"`);
+  });
+}
