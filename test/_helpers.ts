@@ -204,6 +204,30 @@ export function spyPamEnd(): { statuses: number[]; restore(): void } {
   return { statuses, restore: () => void (pam.pam_end = original) };
 }
 
+/**
+ * Records each call of the named libpam functions with its second argument (the flags of
+ * the pam_* calls); the real function still runs.
+ */
+export function spyPam(names: string[]): { calls: [string, number][]; restore(): void } {
+  const pam = openPam() as unknown as Record<string, unknown>;
+  const calls: [string, number][] = [];
+  const originals = new Map<string, unknown>();
+  for (const name of names) {
+    const original = pam[name] as (...args: unknown[]) => unknown;
+    originals.set(name, original);
+    pam[name] = (...args: unknown[]) => {
+      calls.push([name, args[1] as number]);
+      return original(...args);
+    };
+  }
+  return {
+    calls,
+    restore: () => {
+      for (const [name, original] of originals) pam[name] = original;
+    },
+  };
+}
+
 /** libpam's own text for `code`, for comparing error messages. */
 export function strerror(code: number): string {
   const p = openPam().pam_strerror(null, code);
@@ -215,3 +239,18 @@ export const SECRET = "s3cr3t-Pa55w0rd";
 
 /** `true` when Debian's libpam-wrapper modules are installed. */
 export { wrapperModule } from "../src/testing.ts";
+
+/** Runs `fn`, asserts it throws an instance of `type`, and returns what it threw. */
+export function thrown<T extends Error>(
+  fn: () => unknown,
+  type: abstract new (...args: never[]) => T,
+  label?: string,
+): T {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof type) return error;
+    throw new Error(`${label ?? "call"}: expected a ${type.name}, got ${error}`, { cause: error });
+  }
+  throw new Error(`${label ?? "call"}: expected a ${type.name}, but nothing was thrown`);
+}
