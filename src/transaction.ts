@@ -421,6 +421,8 @@ export class PamTransaction {
     if (!struct) return undefined;
     const nameLength = native.readI32(struct, 0);
     const name = native.readPointer(struct, 8);
+    // Linux-PAM returns its embedded, zeroed struct when nothing was set: never NULL.
+    if (!name) return undefined;
     const dataLength = native.readI32(struct, 16);
     const data = native.readPointer(struct, 24);
     return {
