@@ -254,3 +254,20 @@ export function thrown<T extends Error>(
   }
   throw new Error(`${label ?? "call"}: expected a ${type.name}, but nothing was thrown`);
 }
+
+let setenv: ((name: Uint8Array, value: Uint8Array, overwrite: number) => number) | undefined;
+
+/**
+ * Sets a variable in the C environment (`getenv` in modules such as
+ * pam_set_items sees it). Bun's `process.env` does not reach C's environment,
+ * so this binds libc's `setenv` for the test alone (the package never needs it).
+ */
+export function setCEnv(name: string, value: string): void {
+  setenv ??= native.open(
+    "libc.so.6",
+    {
+      setenv: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
+    } as const,
+  ).setenv;
+  if (setenv(c(name), c(value), 1) !== 0) throw new Error(`setenv(${name}) failed`);
+}
