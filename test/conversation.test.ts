@@ -203,6 +203,21 @@ test("pam_stress: expired token — acctMgmt wants a new one; chauthtok asks in 
   ]]);
 });
 
+test("an empty password is delivered as an empty string (pam_stress accepts it unless disallowed)", () => {
+  using stack = createTestStack({ services: { s: "auth required pam_stress.so\n" } });
+  for (const empty of ["", new Uint8Array(0)]) {
+    using tx = PamTransaction.start({
+      service: "s",
+      user: "alice",
+      confdir: stack.confdir,
+      conversation: (messages) => messages.map(() => empty),
+    });
+    tx.authenticate();
+    // pam_stress refuses only a NULL answer under PAM_DISALLOW_NULL_AUTHTOK; "" is not NULL.
+    tx.authenticate({ disallowNullAuthtok: true });
+  }
+});
+
 test("pam_stress: mismatched new passwords fail chauthtok, never succeed", () => {
   using stack = createTestStack({ services: { pw: "password required pam_stress.so\n" } });
   let n = 0;

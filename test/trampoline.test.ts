@@ -110,6 +110,18 @@ test("trampoline: non-ASCII answers are UTF-8 encoded in full", () => {
   }
 });
 
+test("trampoline: an empty answer is an empty C string, not NULL and not an error", () => {
+  const direct = new DirectConversation(() => ["", new Uint8Array(0), null]);
+  try {
+    const r = direct.call([prompt, prompt, prompt]);
+    assert.equal(r.status, OK);
+    assert.deepEqual(r.answers?.map(text), ["", "", null]);
+    assert.deepEqual(r.answers?.map((a) => a?.length ?? null), [0, 0, null]);
+  } finally {
+    direct.close();
+  }
+});
+
 test("trampoline: 32 messages (PAM_MAX_NUM_MSG) are fine", () => {
   const direct = new DirectConversation((messages) => messages.map((_, i) => `a${i}`));
   try {
