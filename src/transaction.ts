@@ -183,6 +183,8 @@ export class PamTransaction {
   readonly #slotId: number;
   readonly #reportFailDelay: boolean;
   #lastStatus: number = ReturnCode.SUCCESS;
+  /** The PAM call in progress, while its modules converse. */
+  #inCall: string | undefined;
 
   private constructor(
     handle: Pointer,
@@ -544,7 +546,8 @@ export class PamTransaction {
 
   /**
    * Ends the transaction (`pam_end`) with the status of the last call. Safe
-   * to call again; every other method throws afterwards.
+   * to call again; every other method throws afterwards. Throws if called
+   * from inside the conversation of a call in progress.
    *
    * @example
    * ```ts
@@ -561,6 +564,14 @@ export class PamTransaction {
     const f = flagsOf(options, "end() options", { silent: Flag.DATA_SILENT });
     const handle = this.#handle;
     if (!handle) return;
+    if (this.#inCall) {
+      // libpam refuses pam_end from inside a module (PAM_SYSTEM_ERR): the handle would leak
+      // and the call in progress would go on as if nothing happened.
+      throw new Error(
+        `end() was called from inside the conversation of ${this.#inCall}: throw from the ` +
+          "handler to abort that call, and end the transaction once it has returned",
+      );
+    }
     this.#handle = null;
     try {
       this.#pam.pam_end(handle, this.#lastStatus | f);
@@ -599,11 +610,26 @@ export class PamTransaction {
 
   #call(operation: string, fn: (handle: Pointer, flags: number) => number, flags: number): void {
     const handle = this.#live();
+    if (this.#inCall) {
+      // libpam would refuse it (PAM_SYSTEM_ERR), but resetting the slot here would already
+      // have wiped the messages and cause of the call in progress.
+      throw new Error(
+        `${operation} was called from inside the conversation of ${this.#inCall}; ` +
+          "PAM calls on one transaction cannot nest",
+      );
+    }
     const slot = this.#slot;
     slot.messages = [];
     slot.cause = undefined;
     slot.failDelayUsec = undefined;
-    this.#check(fn(handle, flags), operation);
+    let status: number;
+    this.#inCall = operation;
+    try {
+      status = fn(handle, flags);
+    } finally {
+      this.#inCall = undefined;
+    }
+    this.#check(status, operation);
   }
 
   #check(status: number, operation: string): void {
