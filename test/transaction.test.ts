@@ -459,3 +459,55 @@ test("pam_deny and pam_permit give AUTH_ERR and success on each stage", () => {
     assert.equal(error.codeName, returnCodeName(code), operation);
   }
 });
+
+test("inside a conversation: items can be read, but end() and nested calls throw a clear Error", () => {
+  using stack = createTestStack({
+    services: { s: "auth required pam_echo.so before\nauth required pam_stress.so\n" },
+  });
+  const spy = spyPamEnd();
+  try {
+    let action: () => unknown = () => {};
+    let seenUser: string | undefined;
+    const tx: PamTransaction = PamTransaction.start({
+      service: "s",
+      user: "alice",
+      confdir: stack.confdir,
+      conversation: (messages) => {
+        if (messages.some((m) => m.style === 1)) {
+          seenUser = tx.getItem("user"); // reading items mid-call is fine
+          action();
+        }
+        return messages.map(() => "pw");
+      },
+    });
+    tx.authenticate();
+    assert.equal(seenUser, "alice");
+
+    const nested: [string, () => unknown][] = [
+      ["end", () => tx.end()],
+      ["dispose", () => tx[Symbol.dispose]()],
+      ["authenticate", () => tx.authenticate()],
+      ["acctMgmt", () => tx.acctMgmt()],
+      ["setCred", () => tx.setCred("establish")],
+      ["openSession", () => tx.openSession()],
+    ];
+    for (const [name, call] of nested) {
+      action = call;
+      const error = thrown(() => tx.authenticate(), PamError, name);
+      assert.equal(error.code, ReturnCode.CONV_ERR, name);
+      assert.ok(error.cause instanceof Error && !(error.cause instanceof PamError), name);
+      assert.match(error.cause.message, /inside the conversation of pam_authenticate/, name);
+      // The outer call's messages survive the refused nested call.
+      assert.deepEqual(error.messages.map((m) => m.text), ["before"], name);
+      assert.equal(tx.ended, false, name);
+    }
+    assert.deepEqual(spy.statuses, [], "pam_end must not have run yet");
+    action = () => {};
+    tx.authenticate();
+    tx.end();
+    assert.equal(tx.ended, true);
+    assert.deepEqual(spy.statuses, [ReturnCode.SUCCESS]);
+  } finally {
+    spy.restore();
+  }
+});
