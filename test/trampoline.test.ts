@@ -122,6 +122,24 @@ test("trampoline: an empty answer is an empty C string, not NULL and not an erro
   }
 });
 
+test('trampoline: a NULL message text reads as ""; an unknown style passes through', () => {
+  const seen: unknown[] = [];
+  const direct = new DirectConversation((messages) => {
+    seen.push(...messages);
+    return messages.map(() => null);
+  });
+  try {
+    const r = direct.call([{ style: MessageStyle.TEXT_INFO }, { style: 99, text: "odd" }]);
+    assert.equal(r.status, OK);
+    assert.deepEqual(seen, [{ style: MessageStyle.TEXT_INFO, text: "" }, {
+      style: 99,
+      text: "odd",
+    }]);
+  } finally {
+    direct.close();
+  }
+});
+
 test("trampoline: 32 messages (PAM_MAX_NUM_MSG) are fine", () => {
   const direct = new DirectConversation((messages) => messages.map((_, i) => `a${i}`));
   try {
@@ -268,7 +286,9 @@ test("trampoline: every kind of handler error gives CONV_ERR with *resp NULL and
   }
 });
 
-test("trampoline: error paths still give CONV_ERR after 30,000 warm successful calls", () => {
+test("trampoline: error paths still give CONV_ERR after 30,000 warm successful calls", {
+  timeout: 300_000,
+}, () => {
   const direct = new DirectConversation(null);
   try {
     const good = (messages: readonly unknown[]) => messages.map(() => "pw");

@@ -85,7 +85,9 @@ test("every call succeeds against a permissive stack and pam_end gets PAM_SUCCES
   }
 });
 
-test("every call throws PamError with the module's code, and pam_end gets it", () => {
+test("every call throws PamError with the module's code, and pam_end gets it", {
+  timeout: 120_000,
+}, () => {
   const services: Record<string, string> = {};
   for (const option of new Set(calls.map((c) => c.option))) {
     for (const [name] of debugCodes) services[`${option}-${name}`] = allTypes(`${option}=${name}`);
