@@ -27,3 +27,12 @@ export {
   passwordConversation,
 } from "./src/conversation.ts";
 export * from "./src/transaction.ts";
+export {
+  closeSession,
+  type CloseSessionOptions,
+  login,
+  type LoginOptions,
+  LoginSession,
+  type SessionRecord,
+  type UtmpOptions,
+} from "./src/session.ts";
