@@ -310,6 +310,7 @@ export class LoginSession {
   readonly #tx: SessionTransaction;
   readonly #silent: boolean;
   #closing: Promise<void> | undefined;
+  #detached = false;
 
   private constructor(
     tx: SessionTransaction,
@@ -330,9 +331,35 @@ export class LoginSession {
       new LoginSession(tx, user, env, record, silent);
   }
 
-  /** `true` once {@linkcode LoginSession.close} was called. */
+  /** `true` once {@linkcode LoginSession.close} (or {@linkcode LoginSession.detach}) was called. */
   get closed(): boolean {
     return this.#closing !== undefined;
+  }
+
+  /**
+   * Hands the session over to another process: ends this process's PAM
+   * handle with `PAM_DATA_SILENT` (modules' cleanup must not tear the session
+   * down) and leaves the session open and the utmp entry in place, for
+   * {@linkcode closeSession} with {@linkcode LoginSession.record} elsewhere.
+   * `close()` afterwards rejects; `await using` does nothing more.
+   *
+   * @example
+   * ```ts
+   * import { login } from "@seed/pam";
+   * const session = await login({ service: "login", user: "alice", tty: "/dev/tty1" });
+   * Deno.writeTextFileSync("/run/my-app/session.json", JSON.stringify(session.record));
+   * await session.detach();
+   * ```
+   */
+  detach(): Promise<void> {
+    if (this.#closing) {
+      return Promise.reject(
+        new Error(`This session was already ${this.#detached ? "detached" : "closed"}`),
+      );
+    }
+    this.#detached = true;
+    this.#closing = this.#tx.end({ silent: true });
+    return this.#closing;
   }
 
   /**
@@ -354,6 +381,11 @@ export class LoginSession {
    * ```
    */
   close(): Promise<void> {
+    if (this.#detached) {
+      return Promise.reject(
+        new Error("This session was detached: close it with closeSession(session.record)"),
+      );
+    }
     this.#closing ??= this.#close();
     return this.#closing;
   }
@@ -370,7 +402,7 @@ export class LoginSession {
    * ```
    */
   [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+    return this.#detached ? this.#closing! : this.close();
   }
 
   #close(): Promise<void> {

@@ -30,7 +30,7 @@ export interface SessionTransaction {
   getItem(name: ItemName): Promise<string | undefined>;
   setItem(name: ItemName, value: string): Promise<void>;
   getEnvList(): Promise<Record<string, string>>;
-  end(): Promise<void>;
+  end(flags?: SilentFlag): Promise<void>;
 }
 
 /** How the session code starts a transaction. */
@@ -59,7 +59,7 @@ export function startSessionTransaction(
       getItem: (name) => run(() => tx.getItem(name)),
       setItem: (name, value) => run(() => tx.setItem(name, value)),
       getEnvList: () => run(() => tx.getEnvList()),
-      end: () => run(() => tx.end()),
+      end: (flags) => run(() => tx.end(flags)),
     };
   });
 }
