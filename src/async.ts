@@ -356,8 +356,11 @@ export class AsyncPamTransaction {
    * ```
    */
   authenticate(flags?: AuthFlags): Promise<void> {
-    return this.#call("authenticate", [flags], () =>
-      checkFlags(flags, "authenticate() flags", authFlagNames)) as Promise<void>;
+    return this.#call(
+      "authenticate",
+      [flags],
+      () => checkFlags(flags, "authenticate() flags", authFlagNames),
+    ) as Promise<void>;
   }
 
   /**
@@ -371,8 +374,11 @@ export class AsyncPamTransaction {
    * ```
    */
   acctMgmt(flags?: AuthFlags): Promise<void> {
-    return this.#call("acctMgmt", [flags], () =>
-      checkFlags(flags, "acctMgmt() flags", authFlagNames)) as Promise<void>;
+    return this.#call(
+      "acctMgmt",
+      [flags],
+      () => checkFlags(flags, "acctMgmt() flags", authFlagNames),
+    ) as Promise<void>;
   }
 
   /**
@@ -409,8 +415,11 @@ export class AsyncPamTransaction {
    * ```
    */
   chauthtok(flags?: ChauthtokFlags): Promise<void> {
-    return this.#call("chauthtok", [flags], () =>
-      checkFlags(flags, "chauthtok() flags", chauthtokFlagNames)) as Promise<void>;
+    return this.#call(
+      "chauthtok",
+      [flags],
+      () => checkFlags(flags, "chauthtok() flags", chauthtokFlagNames),
+    ) as Promise<void>;
   }
 
   /**
@@ -425,8 +434,11 @@ export class AsyncPamTransaction {
    * ```
    */
   openSession(flags?: SilentFlag): Promise<void> {
-    return this.#call("openSession", [flags], () =>
-      checkFlags(flags, "openSession() flags", silentOnly)) as Promise<void>;
+    return this.#call(
+      "openSession",
+      [flags],
+      () => checkFlags(flags, "openSession() flags", silentOnly),
+    ) as Promise<void>;
   }
 
   /**
@@ -441,8 +453,11 @@ export class AsyncPamTransaction {
    * ```
    */
   closeSession(flags?: SilentFlag): Promise<void> {
-    return this.#call("closeSession", [flags], () =>
-      checkFlags(flags, "closeSession() flags", silentOnly)) as Promise<void>;
+    return this.#call(
+      "closeSession",
+      [flags],
+      () => checkFlags(flags, "closeSession() flags", silentOnly),
+    ) as Promise<void>;
   }
 
   /**

@@ -35,9 +35,7 @@ export type WorkerRequest =
     readonly items: Readonly<Record<string, string>>;
     readonly flags: { disallowNullAuthtok?: boolean };
   } & StartRequest)
-  | { readonly id: number; readonly op: "end"; readonly silent?: boolean }
-  /** For tests of worker death: throws outside any handler, killing the thread. */
-  | { readonly id: number; readonly op: "crash" };
+  | { readonly id: number; readonly op: "end"; readonly silent?: boolean };
 
 /** An error, flattened for the trip back to the main thread. */
 export interface SerializedError {

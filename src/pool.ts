@@ -53,8 +53,8 @@ export class PamWorker {
     this.#worker = new Worker(url, { workerData: { channel: this.#channel } });
     this.#worker.unref();
     this.#worker.on("message", (reply: WorkerReply) => this.#receive(reply));
-    this.#worker.on("error", (error: Error) => this.#die(error));
-    this.#worker.on("exit", (code: number) => this.#die(undefined, code));
+    this.#worker.on("error", (error: Error) => this.#die(`${error.name}: ${error.message}`, error));
+    this.#worker.on("exit", (code: number) => this.#die(`exit code ${code}`));
   }
 
   /** Why the thread died, once it has. */
@@ -95,9 +95,9 @@ export class PamWorker {
     if (!this.#death && this.#claim(seq)) this.#settle(seq, FAILED);
   }
 
-  /** Stops the thread (pool shrink, tests). Pending requests reject. */
+  /** Stops the thread (pool shrink, tests). Pending requests reject at once. */
   terminate(): void {
-    this.#worker.terminate();
+    this.#die("terminated");
   }
 
   #claim(seq: number): boolean {
@@ -128,20 +128,17 @@ export class PamWorker {
     );
   }
 
-  #die(error: Error | undefined, code?: number): void {
+  #die(reason: string, error?: Error): void {
     if (this.#death) return;
-    this.#death = new Error(
-      `The PAM worker thread died (${
-        error ? `${error.name}: ${error.message}` : `exit code ${code}`
-      }); its transaction is lost`,
-      { cause: error },
-    );
+    this.#death = new Error(`The PAM worker thread died (${reason}); its transaction is lost`, {
+      cause: error,
+    });
     wipeChannel(this.#channel);
     for (const pending of this.#pending.values()) pending.reject(this.#death);
     this.#pending.clear();
     this.#worker.unref();
-    // An 'error' is followed by 'exit'; make sure a thread that reported an error is gone.
-    if (error) this.#worker.terminate();
+    // Make sure the thread is gone (after an 'error' or on request); a no-op after 'exit'.
+    this.#worker.terminate();
     this.onDeath?.(this);
   }
 }
@@ -283,4 +280,12 @@ export function workerPoolStats(): WorkerPoolStats {
     queued: waiters.length,
     started,
   };
+}
+
+/**
+ * Terminates every worker thread, busy or idle (for tests of thread death;
+ * not exported from `mod.ts`). Their transactions' pending calls reject.
+ */
+export function terminateAllWorkers(): void {
+  for (const worker of [...all]) worker.terminate();
 }

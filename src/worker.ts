@@ -15,8 +15,8 @@ import {
   FAILED,
   readAnswers,
   type SerializedError,
-  STATE,
   type StartRequest,
+  STATE,
   stateWord,
   WAITING,
   type WorkerReply,
@@ -140,11 +140,6 @@ function handle(request: WorkerRequest): unknown {
       transaction?.end({ silent: request.silent });
       transaction = undefined;
       return undefined;
-    case "crash":
-      setTimeout(() => {
-        throw new Error("PAM worker crashed on request (test hook)");
-      });
-      return undefined;
   }
 }
 
@@ -163,7 +158,11 @@ function serialize(error: unknown): SerializedError {
       messages: [...error.messages],
       failDelayMs: error.failDelayMs,
     },
-    cause: cause === undefined ? undefined : cause instanceof MainSideFailure ? "main" : plain(cause),
+    cause: cause === undefined
+      ? undefined
+      : cause instanceof MainSideFailure
+      ? "main"
+      : plain(cause),
   };
 }
 
