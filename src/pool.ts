@@ -50,7 +50,7 @@ export class PamWorker {
   onDeath: ((worker: PamWorker) => void) | undefined;
 
   constructor(url: URL) {
-    this.#worker = new Worker(url, { workerData: { channel: this.#channel } });
+    this.#worker = new Worker(workerEntry(url), { workerData: { channel: this.#channel } });
     this.#worker.unref();
     this.#worker.on("message", (reply: WorkerReply) => this.#receive(reply));
     this.#worker.on("error", (error: Error) => this.#die(`${error.name}: ${error.message}`, error));
@@ -141,6 +141,17 @@ export class PamWorker {
     this.#worker.terminate();
     this.onDeath?.(this);
   }
+}
+
+/**
+ * The URL to start a worker from. Deno's `node:worker_threads` takes only
+ * `file:` and `data:` URLs, but from JSR this module is an `https:` one: a
+ * one-line `data:` module then imports the real entry (Deno's module cache
+ * and `--allow-import` rules apply to it as to any import).
+ */
+function workerEntry(url: URL): URL {
+  if (url.protocol === "file:") return url;
+  return new URL(`data:text/javascript,import ${encodeURIComponent(JSON.stringify(url.href))};`);
 }
 
 /**

@@ -692,3 +692,32 @@ test("a script that calls authenticate() once exits by itself", async () => {
   assert.match(out, /user=eve/);
   assert.ok(elapsed < 10_000, `took ${elapsed} ms to exit`);
 });
+
+test("pam_exec forks and reaps its child from a worker thread", async () => {
+  await using stack = createTestStack({ services: { placeholder: permitAll } });
+  const script = join(stack.dir, "check.sh");
+  writeFileSync(
+    script,
+    '#!/bin/sh\nIFS= read -r password || true\n[ "$PAM_USER" = frank ] && [ "$password" = "s3cret pass" ]\n',
+    { mode: 0o755 },
+  );
+  writeFileSync(
+    join(stack.confdir, "exec"),
+    `auth [success=1 default=ignore] pam_exec.so quiet expose_authtok ${script}\n` +
+      "auth requisite pam_deny.so\nauth required pam_permit.so\naccount required pam_permit.so\n",
+  );
+  const check = (user: string, password: string) =>
+    authenticate({ service: "exec", user, password, confdir: stack.confdir }).then(
+      (r) => r.user,
+      (e) => (e instanceof PamError ? e.codeName : String(e)),
+    );
+  assert.deepEqual(
+    await Promise.all([
+      check("frank", "s3cret pass"),
+      check("frank", "wrong"),
+      check("grace", "s3cret pass"),
+      check("frank", "s3cret pass"),
+    ]),
+    ["frank", "PAM_AUTH_ERR", "PAM_AUTH_ERR", "frank"],
+  );
+});
