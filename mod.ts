@@ -28,6 +28,15 @@ export {
 } from "./src/conversation.ts";
 export * from "./src/transaction.ts";
 export {
+  type AsyncConversation,
+  AsyncPamTransaction,
+  type AsyncPamTransactionOptions,
+  authenticate,
+  type AuthenticateOptions,
+  type AuthenticateResult,
+} from "./src/async.ts";
+export { setWorkerPoolSize, type WorkerPoolStats, workerPoolStats } from "./src/pool.ts";
+export {
   closeSession,
   type CloseSessionOptions,
   login,
