@@ -10,9 +10,12 @@
 
 import process from "node:process";
 import { ReturnCode } from "./constants.ts";
-import type { Conversation } from "./conversation.ts";
+import {
+  type AsyncConversation,
+  AsyncPamTransaction,
+  type AsyncPamTransactionOptions,
+} from "./async.ts";
 import { PamError } from "./errors.ts";
-import { type SessionTransaction, startSessionTransaction } from "./session_transaction.ts";
 import {
   addressOfHost,
   appendWtmpx,
@@ -54,7 +57,9 @@ export interface UtmpOptions {
 }
 
 /**
- * What {@linkcode login} needs.
+ * What {@linkcode login} needs: how to start the {@linkcode AsyncPamTransaction}
+ * (service, user, conversation, confdir, library, signal,
+ * conversationTimeoutMs, failDelay), plus the items, flags and utmp entries.
  *
  * @example
  * ```ts
@@ -68,17 +73,7 @@ export interface UtmpOptions {
  * };
  * ```
  */
-export interface LoginOptions {
-  /** The PAM service: the file name in the configuration directory. */
-  service: string;
-  /** The user; when omitted, modules prompt for it through the conversation. */
-  user?: string;
-  /** Answers the modules' prompts. */
-  conversation?: Conversation;
-  /** Read service files from this directory instead of `/etc/pam.d`. */
-  confdir?: string;
-  /** The libpam file to load (default `libpam.so.0`). */
-  library?: string;
+export interface LoginOptions extends AsyncPamTransactionOptions {
   /** `PAM_TTY`, set before authentication; also the default utmp line. */
   tty?: string;
   /** `PAM_RHOST`, set before authentication; also the default utmp host. */
@@ -144,7 +139,7 @@ export interface SessionRecord {
  */
 export interface CloseSessionOptions {
   /** Answers the modules' prompts while closing. */
-  conversation?: Conversation;
+  conversation?: AsyncConversation;
   /** `PAM_SILENT` on every call. */
   silent?: boolean;
   /** Overrides the record's configuration directory. */
@@ -275,7 +270,7 @@ async function allSteps(steps: ReadonlyArray<() => unknown>): Promise<void> {
 }
 
 let createSession: (
-  tx: SessionTransaction,
+  tx: AsyncPamTransaction,
   user: string,
   env: Record<string, string>,
   record: SessionRecord,
@@ -307,13 +302,13 @@ export class LoginSession {
   readonly env: Readonly<Record<string, string>>;
   /** A JSON-serialisable description of the session, for {@linkcode closeSession}. */
   readonly record: SessionRecord;
-  readonly #tx: SessionTransaction;
+  readonly #tx: AsyncPamTransaction;
   readonly #silent: boolean;
   #closing: Promise<void> | undefined;
   #detached = false;
 
   private constructor(
-    tx: SessionTransaction,
+    tx: AsyncPamTransaction,
     user: string,
     env: Record<string, string>,
     record: SessionRecord,
@@ -480,12 +475,15 @@ export async function login(options: LoginOptions): Promise<LoginSession> {
 
   const flags = { silent };
   const undo: Array<() => unknown> = [];
-  const tx = await startSessionTransaction({
+  const tx = await AsyncPamTransaction.start({
     service: o.service,
     user: o.user,
     conversation: o.conversation,
     confdir: o.confdir,
     library: o.library,
+    failDelay: o.failDelay,
+    signal: o.signal,
+    conversationTimeoutMs: o.conversationTimeoutMs,
   });
   undo.push(() => tx.end());
   try {
@@ -588,7 +586,7 @@ export async function closeSession(
   const confdir = optionalString(o.confdir, "confdir") ?? r.confdir;
   optionalString(o.library, "library");
   const flags = { silent };
-  const tx = await startSessionTransaction({
+  const tx = await AsyncPamTransaction.start({
     service: r.service,
     user: r.user,
     conversation: o.conversation,

@@ -9,16 +9,18 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import {
+  type AsyncConversation,
   closeSession,
   type Conversation,
   login,
   type LoginOptions,
+  MessageStyle,
   PamError,
   type PamMessage,
   ReturnCode,
   type SessionRecord,
 } from "../mod.ts";
-import { createTestStack, type TestStack } from "../src/testing.ts";
+import { createTestStack, type TestStack, wrapperModule } from "../src/testing.ts";
 import { readUtmpxFile, UtmpType } from "../src/utmp.ts";
 import { readSteps, stepLogModule, stepNames } from "./steplog.ts";
 
@@ -526,3 +528,38 @@ test("bad options are TypeErrors before any PAM call; unwritable files fail befo
   );
   assert.deepEqual(readSteps(stack.steps), []);
 });
+
+test(
+  "an async conversation answers the password prompt (pam_matrix); a wrong one undoes nothing more",
+  { skip: skip || (wrapperModule("pam_matrix") ? false : "needs libpam-wrapper (pam_matrix)") },
+  async () => {
+    await using stack = createTestStack({
+      services: {
+        app: [
+          `auth     required ${steplog.path} log={{dir}}/steps`,
+          "auth     required {{pam_matrix}} passdb={{passdb}}",
+          "account  required {{pam_matrix}} passdb={{passdb}}",
+          "session  required pam_permit.so",
+          "",
+        ].join("\n"),
+      },
+      users: { alice: "s3cret" },
+    });
+    const answer = (password: string): AsyncConversation => async (messages) => {
+      await new Promise((r) => setTimeout(r, 5));
+      return messages.map((m) => m.style === MessageStyle.PROMPT_ECHO_OFF ? password : null);
+    };
+    const base = { service: "app", user: "alice", confdir: stack.confdir, utmp: false as const };
+    await assert.rejects(
+      login({ ...base, conversation: answer("wrong") }),
+      (e: unknown) => e instanceof PamError && e.code === ReturnCode.AUTH_ERR,
+    );
+    await using session = await login({ ...base, conversation: answer("s3cret") });
+    assert.equal(session.user, "alice");
+    assert.deepEqual(stepNames(readSteps(join(stack.dir, "steps"))), [
+      "authenticate",
+      "authenticate",
+      "setcred(establish)",
+    ]);
+  },
+);
