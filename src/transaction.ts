@@ -17,6 +17,7 @@ import {
 } from "./conversation.ts";
 import { PamError } from "./errors.ts";
 import { openLibc, openPam, type PamLibrary } from "./library.ts";
+import { rawAccess } from "./raw_access.ts";
 import { cString, describe, optionalCString, optionsObject } from "./validate.ts";
 
 /**
@@ -185,6 +186,23 @@ export class PamTransaction {
   #lastStatus: number = ReturnCode.SUCCESS;
   /** The PAM call in progress, while its modules converse. */
   #inCall: string | undefined;
+
+  static {
+    // The CLI's bit-exact calls (src/raw_access.ts); kept off the public API.
+    rawAccess.call = (tx, operation, flags) => {
+      if (!Number.isInteger(flags) || flags !== (flags | 0)) {
+        throw new TypeError(`flags must be a 32-bit integer, got ${describe(flags)}`);
+      }
+      tx.#call(operation, tx.#pam[operation], flags);
+    };
+    rawAccess.setItem = (tx, name, value) => {
+      if (value !== null) return tx.setItem(name, value);
+      const type = itemType(name);
+      // libpam dereferences a NULL service name (pamtester -I service crashes there).
+      if (type === ItemType.SERVICE) throw new TypeError("The service item cannot be unset");
+      tx.#check(tx.#pam.pam_set_item(tx.#live(), type, null), "pam_set_item");
+    };
+  }
 
   private constructor(
     handle: Pointer,
