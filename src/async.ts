@@ -677,7 +677,7 @@ export interface AuthenticateOptions {
   service: string;
   /** The user name. */
   user: string;
-  /** The password, given to every echo-off prompt (a `Uint8Array` is zeroed after use by the caller's copy only). */
+  /** The password, given to every echo-off prompt. A `Uint8Array` is copied, not zeroed: wipe yours when done. */
   password: string | Uint8Array;
   /** Read service files from this directory instead of `/etc/pam.d`. */
   confdir?: string;
@@ -741,7 +741,7 @@ export async function authenticate(options: AuthenticateOptions): Promise<Authen
   if (typeof o.password !== "string" && !(o.password instanceof Uint8Array)) {
     throw new TypeError(`password must be a string or a Uint8Array, got ${describe(o.password)}`);
   }
-  if (typeof o.password === "string" && o.password.includes("\0")) {
+  if (typeof o.password === "string" ? o.password.includes("\0") : o.password.includes(0)) {
     throw new TypeError("password contains a NUL byte, which C would silently truncate");
   }
   if (o.onMessage !== undefined && typeof o.onMessage !== "function") {
@@ -760,14 +760,29 @@ export async function authenticate(options: AuthenticateOptions): Promise<Authen
     checkCString(value, name);
     items[name] = value;
   }
-  const conversation = passwordConversation(o.password, { onMessage: o.onMessage });
+  // Without onMessage nothing needs the main thread during the check: the password goes
+  // into the worker's shared buffer up front (never through structured clone) and the
+  // worker answers the prompts itself, saving a round trip per prompt.
+  const preload = o.onMessage === undefined;
+  const conversation = preload
+    ? undefined
+    : passwordConversation(o.password, { onMessage: o.onMessage });
   const worker = await acquireWorker(o.signal);
   try {
     const link = new Link(worker, conversation, o.signal, start.conversationTimeoutMs);
+    if (preload) {
+      const password = typeof o.password === "string" ? o.password : o.password.slice();
+      try {
+        worker.preload([password]);
+      } finally {
+        if (typeof password !== "string") password.fill(0);
+      }
+    }
     const user = await link.request({
       op: "oneShot",
       ...start,
-      conversation: true,
+      conversation: !preload,
+      preloadedPassword: preload,
       items,
       flags: o.disallowNullAuthtok ? { disallowNullAuthtok: true } : {},
     });
