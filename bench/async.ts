@@ -5,7 +5,8 @@
  * stack. Not a test: run it by hand.
  *
  * ```sh
- * deno run --allow-ffi --allow-read --allow-write --allow-env bench/async.ts [--seconds 2] [--in-flight 4,16,64]
+ * deno run --allow-ffi --allow-read --allow-write --allow-env bench/async.ts \
+ *   [--seconds 2] [--rounds 5] [--in-flight 4,16,64] [--pool 4] [--json]
  * bun bench/async.ts
  * ```
  *
@@ -31,8 +32,10 @@ import { createTestStack, wrapperModule } from "../src/testing.ts";
  * ```
  */
 export interface AsyncBenchOptions {
-  /** How long each measurement runs (default 2 s, after a short warm-up). */
+  /** How long each measurement runs in total (default 2 s, after a short warm-up). */
   seconds?: number;
+  /** Into how many alternating slices each measurement is cut (default 5). */
+  rounds?: number;
   /** The concurrency levels to measure (default [4, 16, 64]). */
   inFlight?: number[];
   /** The worker pool's size during the run (default: the pool's current size). */
@@ -47,7 +50,7 @@ export interface AsyncBenchRow {
   operations: number;
   /** Checks per second. */
   perSecond: number;
-  /** `perSecond` divided by the synchronous rate. */
+  /** The median over rounds of this run's rate divided by the synchronous rate in the same round. */
   ratioToSync: number;
 }
 
@@ -68,12 +71,6 @@ const runtimeName = (): string => {
   return g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : "unknown";
 };
 
-async function timed(run: () => Promise<number>): Promise<[number, number]> {
-  const started = performance.now();
-  const operations = await run();
-  return [operations, (performance.now() - started) / 1000];
-}
-
 /**
  * Runs the benchmark and returns its rows (and prints nothing).
  *
@@ -87,6 +84,7 @@ async function timed(run: () => Promise<number>): Promise<[number, number]> {
 export async function benchAsync(options: AsyncBenchOptions = {}): Promise<AsyncBenchResult> {
   const seconds = options.seconds ?? 2;
   const inFlight = options.inFlight ?? [4, 16, 64];
+  const rounds = options.rounds ?? 5;
   const previousSize = workerPoolStats().size;
   if (options.poolSize) setWorkerPoolSize(options.poolSize);
   const matrix = wrapperModule("pam_matrix");
@@ -125,45 +123,66 @@ export async function benchAsync(options: AsyncBenchOptions = {}): Promise<Async
   const asyncWarmEnd = performance.now() + warm;
   while (until(asyncWarmEnd)) await asyncOnce();
 
-  const rows: AsyncBenchRow[] = [];
-  const add = (name: string, [operations, elapsed]: [number, number]) =>
-    rows.push({ name, operations, perSecond: operations / elapsed, ratioToSync: 0 });
-
-  add(
-    "sync",
-    await timed(() => {
-      let n = 0;
-      for (const end = performance.now() + seconds * 1000; until(end); n++) syncOnce();
-      return Promise.resolve(n);
-    }),
-  );
-  add(
-    "async sequential",
-    await timed(async () => {
-      let n = 0;
-      for (const end = performance.now() + seconds * 1000; until(end); n++) await asyncOnce();
-      return n;
-    }),
-  );
-  for (const level of inFlight) {
-    add(
-      `async ${level} in flight`,
-      await timed(async () => {
+  // The machine's load drifts (CI, shared cores), so the runs take turns in short slices,
+  // round after round, and each ratio is the median of the per-round ratios.
+  const slice = (seconds * 1000) / rounds;
+  const runs: { name: string; run: (deadline: number) => Promise<number> }[] = [
+    {
+      name: "sync",
+      run: (deadline) => {
         let n = 0;
-        const end = performance.now() + seconds * 1000;
+        for (; until(deadline); n++) syncOnce();
+        return Promise.resolve(n);
+      },
+    },
+    {
+      name: "async sequential",
+      run: async (deadline) => {
+        let n = 0;
+        for (; until(deadline); n++) await asyncOnce();
+        return n;
+      },
+    },
+    ...inFlight.map((level) => ({
+      name: `async ${level} in flight`,
+      run: async (deadline: number) => {
+        let n = 0;
         const lane = async () => {
-          while (until(end)) {
+          while (until(deadline)) {
             await asyncOnce();
             n++;
           }
         };
         await Promise.all(Array.from({ length: level }, lane));
         return n;
-      }),
-    );
+      },
+    })),
+  ];
+  const totals = runs.map(() => ({ operations: 0, elapsed: 0 }));
+  const ratios: number[][] = runs.map(() => []);
+  for (let round = 0; round < rounds; round++) {
+    const rates: number[] = [];
+    for (let i = 0; i < runs.length; i++) {
+      const started = performance.now();
+      const operations = await runs[i].run(started + slice);
+      const elapsed = (performance.now() - started) / 1000;
+      totals[i].operations += operations;
+      totals[i].elapsed += elapsed;
+      rates.push(operations / elapsed);
+      ratios[i].push(rates[i] / rates[0]);
+    }
   }
-  const syncRate = rows[0].perSecond;
-  for (const row of rows) row.ratioToSync = row.perSecond / syncRate;
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  };
+  const rows: AsyncBenchRow[] = runs.map((r, i) => ({
+    name: r.name,
+    operations: totals[i].operations,
+    perSecond: totals[i].operations / totals[i].elapsed,
+    ratioToSync: median(ratios[i]),
+  }));
   const poolSize = workerPoolStats().size;
   if (options.poolSize) setWorkerPoolSize(previousSize);
   return {
@@ -179,7 +198,7 @@ export function formatAsyncBench(result: AsyncBenchResult): string {
   const lines = [
     `${result.runtime}, ${result.stack}, pool of ${result.poolSize} threads`,
     "",
-    "| run | checks/s | vs sync |",
+    "| run | checks/s | vs sync (median of rounds) |",
     "| --- | ---: | ---: |",
     ...result.rows.map((r) =>
       `| ${r.name} | ${Math.round(r.perSecond)} | ${r.ratioToSync.toFixed(2)}× |`
@@ -199,6 +218,7 @@ if ((import.meta as ImportMeta & { main?: boolean }).main) {
   const seconds = Number(flag(args, "--seconds") ?? 2);
   const inFlight = flag(args, "--in-flight")?.split(",").map(Number);
   const poolSize = flag(args, "--pool") ? Number(flag(args, "--pool")) : undefined;
-  const result = await benchAsync({ seconds, inFlight, poolSize });
+  const rounds = flag(args, "--rounds") ? Number(flag(args, "--rounds")) : undefined;
+  const result = await benchAsync({ seconds, inFlight, poolSize, rounds });
   console.log(args.includes("--json") ? JSON.stringify(result) : formatAsyncBench(result));
 }
