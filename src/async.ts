@@ -153,6 +153,8 @@ class Link {
   readonly #timeoutMs: number | undefined;
   /** Why this call's conversation failed on the main side: the cause of its PamError. */
   #failure: { error: unknown } | undefined;
+  /** Fails the conversation waiting for the handler, if one is. */
+  #cancelPending: ((reason: unknown) => void) | undefined;
 
   constructor(
     worker: PamWorker,
@@ -182,6 +184,7 @@ class Link {
     const onAbort = () => fail(signal!.reason);
     const done = () => {
       settled = true;
+      this.#cancelPending = undefined;
       if (timer !== undefined) clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
     };
@@ -207,6 +210,7 @@ class Link {
       }
     };
     if (!handler) return fail(new TypeError("the transaction has no conversation"));
+    this.#cancelPending = fail;
     if (signal?.aborted) return fail(signal.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
     if (this.#timeoutMs !== undefined) {
@@ -233,6 +237,11 @@ class Link {
     } else {
       succeed(result);
     }
+  }
+
+  /** Fails the pending conversation, if any, with `reason` as the call's cause. */
+  cancel(reason: unknown): void {
+    this.#cancelPending?.(reason);
   }
 
   #rebuild(s: SerializedError): Error {
@@ -583,8 +592,10 @@ export class AsyncPamTransaction {
 
   /**
    * Ends the transaction (`pam_end`, with the status of the last call) and
-   * returns the thread to the pool. Safe to call again; every other method
-   * rejects afterwards. Works after an abort, a timeout or a dead thread.
+   * returns the thread to the pool, after the calls already made. A prompt
+   * still waiting for the handler fails (that call rejects). Safe to call
+   * again; every other method rejects afterwards. Works after an abort, a
+   * timeout or a dead thread.
    *
    * @example
    * ```ts
@@ -605,6 +616,10 @@ export class AsyncPamTransaction {
       return Promise.reject(error);
     }
     this.#ended = true;
+    // Giving up on the transaction gives up on a prompt still waiting for an answer.
+    this.#link.cancel(
+      new Error("end() was called while the conversation was waiting for an answer"),
+    );
     const worker = this.#link.worker;
     const run = async () => {
       try {

@@ -807,3 +807,51 @@ test("failing conversations never succeed, also after thousands of warm calls on
     setWorkerPoolSize(4);
   }
 });
+
+test("end() while a prompt waits fails that call and ends without hanging", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  let asked!: () => void;
+  const prompted = new Promise<void>((resolve) => (asked = resolve));
+  const tx = await AsyncPamTransaction.start({
+    service: "web",
+    user: "alice",
+    confdir: stack.confdir,
+    conversation: () => {
+      asked();
+      return new Promise<PamAnswer[]>(() => {});
+    },
+  });
+  const pending = rejection(tx.authenticate());
+  await prompted;
+  await tx.end();
+  const error = await pending;
+  assert.ok(error instanceof PamError);
+  assert.match(String((error.cause as Error).message), /end\(\) was called/);
+  assert.equal(tx.ended, true);
+});
+
+test("the worker gives up by itself when the main thread cannot answer in time", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  let calls = 0;
+  await using tx = await AsyncPamTransaction.start({
+    service: "web",
+    user: "alice",
+    confdir: stack.confdir,
+    conversationTimeoutMs: 100,
+    conversation: (messages) => {
+      // The first time, block the event loop itself, so the main side's timer cannot fire.
+      if (calls++ === 0) { for (const end = performance.now() + 1600; performance.now() < end;); }
+      return messages.map(() => "secret");
+    },
+  });
+  const error = await rejection(tx.authenticate());
+  assert.ok(error instanceof PamError);
+  assert.match(String((error.cause as Error).message), /did not answer .* within 100 ms/);
+  // The late answer was dropped, not delivered to the next prompt; the next one works.
+  await tx.authenticate();
+  assert.equal(calls, 2);
+});
