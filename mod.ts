@@ -36,3 +36,12 @@ export {
   type AuthenticateResult,
 } from "./src/async.ts";
 export { setWorkerPoolSize, type WorkerPoolStats, workerPoolStats } from "./src/pool.ts";
+export {
+  closeSession,
+  type CloseSessionOptions,
+  login,
+  type LoginOptions,
+  LoginSession,
+  type SessionRecord,
+  type UtmpOptions,
+} from "./src/session.ts";

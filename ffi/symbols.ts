@@ -65,6 +65,9 @@ export const libcSymbols = {
   // Unlike memset, the compiler may not drop it, so secrets really are wiped.
   explicit_bzero: { parameters: ["pointer", "usize"], result: "void" },
   strlen: { parameters: ["pointer"], result: "usize" },
+  // The terminal conversation turns echo off (and back on) the way libpam_misc's misc_conv does.
+  tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
+  tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   utmpxname: { parameters: ["buffer"], result: "i32" },
   setutxent: { parameters: [], result: "void" },
   getutxid: { parameters: ["buffer"], result: "pointer" },
@@ -72,6 +75,8 @@ export const libcSymbols = {
   endutxent: { parameters: [], result: "void" },
   updwtmpx: { parameters: ["buffer", "buffer"], result: "void" },
   __errno_location: { parameters: [], result: "pointer" },
+  // Turns the errno a failed utmpx call left into text for the error message.
+  strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /** The conversation function libpam calls: `int (*conv)(int, const struct pam_message **, struct pam_response **, void *)`. */
