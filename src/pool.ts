@@ -10,7 +10,11 @@ import { Worker } from "node:worker_threads";
 import {
   ANSWERED,
   CHANNEL_BYTES,
+  type ConverseMessage,
   FAILED,
+  readMessage,
+  REPLY,
+  REQUEST,
   STATE,
   stateWord,
   WAITING,
@@ -18,6 +22,7 @@ import {
   type WorkerReply,
   type WorkerRequest,
   writeAnswers,
+  writeMessage,
   WRITING,
 } from "./async_channel.ts";
 import type { PamMessage } from "./conversation.ts";
@@ -27,23 +32,30 @@ export type Outcome =
   | { readonly ok: true; readonly value: unknown }
   | { readonly ok: false; readonly error: Extract<WorkerReply, { type: "error" }>["error"] };
 
-type Pending = { resolve(outcome: Outcome): void; reject(error: Error): void };
-
-// Distributive, so each member of the union keeps its own fields.
-type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
+type Pending = {
+  request: WorkerRequest;
+  resolve(outcome: Outcome): void;
+  reject(error: Error): void;
+};
 
 /**
- * One worker thread, its shared answer buffer, and the requests in flight.
+ * One worker thread, its shared buffer, and the request in flight (more
+ * wait in a queue). Requests and replies travel through the buffer, handed
+ * over with `Atomics.notify` and `Atomics.waitAsync`, not `postMessage`.
  * The thread is referenced (keeps the process alive) only while a request is
  * in flight.
  */
 export class PamWorker {
   readonly #worker: Worker;
   readonly #channel: SharedArrayBuffer = new SharedArrayBuffer(CHANNEL_BYTES);
-  readonly #state: Int32Array = new Int32Array(this.#channel, 0, 1);
-  readonly #pending = new Map<number, Pending>();
-  #nextId = 1;
+  readonly #words: Int32Array = new Int32Array(this.#channel, 0, REPLY + 1);
+  /** The request in flight; its id is the REQUEST word. */
+  #current: Pending | undefined;
+  readonly #queue: Pending[] = [];
+  #lastId = 0;
   #death: Error | undefined;
+  /** Bound once, so waiting for a reply allocates no closure per request. */
+  readonly #poll = (): void => this.#pollReply();
   /** Called with each batch of messages the worker's conversation sends. */
   onConverse: ((seq: number, messages: readonly PamMessage[]) => void) | undefined;
   /** Called once when the thread dies. */
@@ -52,7 +64,7 @@ export class PamWorker {
   constructor(url: URL) {
     this.#worker = new Worker(workerEntry(url), { workerData: { channel: this.#channel } });
     this.#worker.unref();
-    this.#worker.on("message", (reply: WorkerReply) => this.#receive(reply));
+    this.#worker.on("message", (message: ConverseMessage) => this.#converse(message));
     this.#worker.on("error", (error: Error) => this.#die(`${error.name}: ${error.message}`, error));
     this.#worker.on("exit", (code: number) => this.#die(`exit code ${code}`));
   }
@@ -63,13 +75,12 @@ export class PamWorker {
   }
 
   /** Sends one request; resolves with the worker's outcome, rejects if the thread dies. */
-  request(request: WithoutId<WorkerRequest>): Promise<Outcome> {
+  request(request: WorkerRequest): Promise<Outcome> {
     if (this.#death) return Promise.reject(this.#death);
-    const id = this.#nextId++;
     return new Promise<Outcome>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      if (this.#pending.size === 1) this.#worker.ref();
-      this.#worker.postMessage({ ...request, id } as WorkerRequest);
+      const pending = { request, resolve, reject };
+      if (this.#current) this.#queue.push(pending);
+      else this.#send(pending);
     });
   }
 
@@ -95,7 +106,7 @@ export class PamWorker {
    * (the one-shot's password). Only while no request is in flight.
    */
   preload(answers: readonly (string | Uint8Array)[]): void {
-    if (this.#pending.size > 0) throw new Error("preload() while the worker is busy");
+    if (this.#current) throw new Error("preload() while the worker is busy");
     writeAnswers(this.#channel, answers);
   }
 
@@ -111,30 +122,67 @@ export class PamWorker {
 
   #claim(seq: number): boolean {
     const waiting = stateWord(seq, WAITING);
-    return Atomics.compareExchange(this.#state, STATE, waiting, stateWord(seq, WRITING)) ===
+    return Atomics.compareExchange(this.#words, STATE, waiting, stateWord(seq, WRITING)) ===
       waiting;
   }
 
   #settle(seq: number, phase: number): void {
-    Atomics.store(this.#state, STATE, stateWord(seq, phase));
-    Atomics.notify(this.#state, STATE);
+    Atomics.store(this.#words, STATE, stateWord(seq, phase));
+    Atomics.notify(this.#words, STATE);
   }
 
-  #receive(reply: WorkerReply): void {
-    if (reply.type === "converse") {
-      if (this.onConverse) this.onConverse(reply.seq, reply.messages);
-      else this.fail(reply.seq);
-      return;
+  #send(pending: Pending): void {
+    try {
+      writeMessage(this.#channel, pending.request);
+    } catch (error) {
+      pending.reject(error as Error);
+      return this.#next();
     }
-    const pending = this.#pending.get(reply.id);
-    if (!pending) return;
-    this.#pending.delete(reply.id);
-    if (this.#pending.size === 0) this.#worker.unref();
+    // Ids stay positive and never repeat back to back; 0 is "nothing sent yet".
+    this.#lastId = (this.#lastId % 0x3fffffff) + 1;
+    if (!this.#current) this.#worker.ref();
+    this.#current = pending;
+    Atomics.store(this.#words, REQUEST, this.#lastId);
+    Atomics.notify(this.#words, REQUEST);
+    this.#pollReply();
+  }
+
+  /** Takes the reply if it is there, else waits for the worker to publish it. */
+  #pollReply(): void {
+    const id = this.#lastId;
+    const words = this.#words;
+    for (;;) {
+      if (this.#death || !this.#current) return;
+      const replied = Atomics.load(words, REPLY);
+      if (replied === id) break;
+      const wait = Atomics.waitAsync(words, REPLY, replied);
+      if (wait.async) {
+        wait.value.then(this.#poll);
+        return;
+      }
+    }
+    const pending = this.#current;
+    const reply = readMessage(this.#channel) as WorkerReply;
+    this.#current = undefined;
     pending.resolve(
       reply.type === "result"
         ? { ok: true, value: reply.value }
         : { ok: false, error: reply.error },
     );
+    this.#next();
+  }
+
+  #next(): void {
+    const pending = this.#queue.shift();
+    if (pending) this.#send(pending);
+    else if (!this.#current) this.#worker.unref();
+  }
+
+  #converse(message: ConverseMessage): void {
+    // A conversation of a request that is over (the worker gave up waiting) is stale.
+    if (message.type !== "converse" || !this.#current || message.id !== this.#lastId) return;
+    if (this.onConverse) this.onConverse(message.seq, message.messages);
+    else this.fail(message.seq);
   }
 
   #die(reason: string, error?: Error): void {
@@ -143,8 +191,12 @@ export class PamWorker {
       cause: error,
     });
     wipeChannel(this.#channel);
-    for (const pending of this.#pending.values()) pending.reject(this.#death);
-    this.#pending.clear();
+    const pending = this.#current ? [this.#current, ...this.#queue] : this.#queue;
+    this.#current = undefined;
+    this.#queue.length = 0;
+    for (const p of pending) p.reject(this.#death);
+    // Let the pending Atomics.waitAsync settle instead of waiting forever.
+    Atomics.notify(this.#words, REPLY);
     this.#worker.unref();
     // Make sure the thread is gone (after an 'error' or on request); a no-op after 'exit'.
     this.#worker.terminate();
