@@ -32,6 +32,9 @@ export type Outcome =
   | { readonly ok: true; readonly value: unknown }
   | { readonly ok: false; readonly error: Extract<WorkerReply, { type: "error" }>["error"] };
 
+/** Requests in flight across the pool; a worker polls for its next one only while it is 1. */
+const inFlight = new Int32Array(new SharedArrayBuffer(4));
+
 type Pending = {
   request: WorkerRequest;
   resolve(outcome: Outcome): void;
@@ -62,7 +65,9 @@ export class PamWorker {
   onDeath: ((worker: PamWorker) => void) | undefined;
 
   constructor(url: URL) {
-    this.#worker = new Worker(workerEntry(url), { workerData: { channel: this.#channel } });
+    this.#worker = new Worker(workerEntry(url), {
+      workerData: { channel: this.#channel, pool: inFlight.buffer },
+    });
     this.#worker.unref();
     this.#worker.on("message", (message: ConverseMessage) => this.#converse(message));
     this.#worker.on("error", (error: Error) => this.#die(`${error.name}: ${error.message}`, error));
@@ -140,7 +145,10 @@ export class PamWorker {
     }
     // Ids stay positive and never repeat back to back; 0 is "nothing sent yet".
     this.#lastId = (this.#lastId % 0x3fffffff) + 1;
-    if (!this.#current) this.#worker.ref();
+    if (!this.#current) {
+      this.#worker.ref();
+      Atomics.add(inFlight, 0, 1);
+    }
     this.#current = pending;
     Atomics.store(this.#words, REQUEST, this.#lastId);
     Atomics.notify(this.#words, REQUEST);
@@ -175,7 +183,10 @@ export class PamWorker {
   #next(): void {
     const pending = this.#queue.shift();
     if (pending) this.#send(pending);
-    else if (!this.#current) this.#worker.unref();
+    else if (!this.#current) {
+      this.#worker.unref();
+      Atomics.sub(inFlight, 0, 1);
+    }
   }
 
   #converse(message: ConverseMessage): void {
@@ -191,6 +202,7 @@ export class PamWorker {
       cause: error,
     });
     wipeChannel(this.#channel);
+    if (this.#current) Atomics.sub(inFlight, 0, 1);
     const pending = this.#current ? [this.#current, ...this.#queue] : this.#queue;
     this.#current = undefined;
     this.#queue.length = 0;
