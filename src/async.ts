@@ -24,7 +24,7 @@ import type {
   SilentFlag,
   XAuthData,
 } from "./transaction.ts";
-import { cString, describe, optionalCString, optionsObject } from "./validate.ts";
+import { checkCString, describe, optionsObject } from "./validate.ts";
 import type { SerializedError, StartRequest } from "./async_channel.ts";
 
 /**
@@ -104,18 +104,13 @@ function checkItemName(name: unknown): void {
   }
 }
 
-/** Validates a C string argument without keeping the encoded copy. */
-function checkCString(value: unknown, what: string): void {
-  cString(value, what).fill(0);
-}
-
 function checkStartOptions(
   o: AsyncPamTransactionOptions,
   what: string,
 ): Omit<StartRequest, "conversation"> {
   checkCString(o.service, "service");
-  optionalCString(o.user, "user")?.fill(0);
-  optionalCString(o.confdir, "confdir");
+  if (o.user !== undefined && o.user !== null) checkCString(o.user, "user");
+  if (o.confdir !== undefined && o.confdir !== null) checkCString(o.confdir, "confdir");
   if (o.library !== undefined) checkCString(o.library, "library");
   if (o.failDelay !== undefined && o.failDelay !== "native" && o.failDelay !== "report") {
     throw new TypeError(

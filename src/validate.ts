@@ -9,13 +9,21 @@ const encoder = new TextEncoder();
 
 /** Encodes `value` as a NUL-terminated C string, refusing embedded NULs. */
 export function cString(value: unknown, what: string): Uint8Array {
+  checkCString(value, what);
+  return encoder.encode(value + "\0");
+}
+
+/**
+ * Throws as {@linkcode cString} would, without encoding: for arguments that
+ * are checked on one thread and encoded on another.
+ */
+export function checkCString(value: unknown, what: string): asserts value is string {
   if (typeof value !== "string") {
     throw new TypeError(`${what} must be a string, got ${describe(value)}`);
   }
   if (value.includes("\0")) {
     throw new TypeError(`${what} contains a NUL byte, which C would silently truncate`);
   }
-  return encoder.encode(value + "\0");
 }
 
 /** Like {@linkcode cString}, but `undefined` (and `null`) pass C's NULL. */
