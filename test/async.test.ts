@@ -208,6 +208,33 @@ test("calls issued together run in order on the one thread", async () => {
   assert.deepEqual(results, [undefined, "1", undefined, "2", undefined, undefined]);
 });
 
+test("requests and replies travel through the shared buffer whatever their size", async () => {
+  await using stack = createTestStack({ services: { ok: permitAll } });
+  await using tx = await AsyncPamTransaction.start({
+    service: "ok",
+    user: "u",
+    confdir: stack.confdir,
+  });
+  // Past the 64 KiB answer area, and text that looks like the buffer's own JSON tags.
+  const big = "x".repeat(300_000);
+  const tricky = '\\u0000bytes {"\\u0000undefined":1} é';
+  await tx.putEnv(`BIG=${big}`);
+  await tx.putEnv(`TRICKY=${tricky}`);
+  assert.equal(await tx.getEnv("BIG"), big);
+  assert.deepEqual(await tx.getEnvList(), { BIG: big, TRICKY: tricky });
+  // A request that does not fit fails alone, before reaching the thread...
+  await assert.rejects(tx.putEnv(`HUGE=${"y".repeat(2_000_000)}`), RangeError);
+  // ...and so does a reply that does not fit; the transaction goes on.
+  await tx.putEnv(`BIG2=${big}`);
+  await tx.putEnv(`BIG3=${big}`);
+  await tx.putEnv(`BIG4=${big}`);
+  await assert.rejects(tx.getEnvList(), RangeError);
+  await tx.putEnv("BIG2");
+  await tx.putEnv("BIG3");
+  await tx.putEnv("BIG4");
+  assert.deepEqual(Object.keys(await tx.getEnvList()), ["BIG", "TRICKY"]);
+});
+
 test("an async handler that answers after a timer", { skip: noMatrix }, async () => {
   await using stack = matrixStack();
   let asked: readonly PamMessage[] = [];
