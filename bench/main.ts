@@ -1,0 +1,663 @@
+/**
+ * `deno task bench`: the same PAM workloads through a C program that calls
+ * libpam directly, the synchronous and async APIs on Deno and Bun, and the
+ * npm addon `authenticate-pam` under Node.js, each in its own process, one
+ * after another, repeated and interleaved; prints medians, ratios to C from
+ * the same run, peak RSS and the issue's targets. See docs/bench.md.
+ *
+ *   deno task bench [--json] [--quick] [--reps=N] [--iterations=N]
+ *                   [--only=c,deno-sync,...] [--rows=permit,conversation,...]
+ *   deno task bench --soak [--json] [--soak-iterations=100000]
+ *
+ * @module
+ */
+
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, release, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createTestStack, wrapperModule } from "../src/testing.ts";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const benchDir = join(root, "bench");
+
+// ---------------------------------------------------------------- options
+
+const argv = Deno.args;
+const flag = (name: string) => argv.includes(`--${name}`);
+const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+const known = ["json", "quick", "soak", "reps", "iterations", "only", "rows", "soak-iterations"];
+for (const a of argv) {
+  const name = a.replace(/^--/, "").split("=")[0];
+  if (!a.startsWith("--") || !known.includes(name)) {
+    console.error(`unknown option ${a}; options: ${known.map((k) => `--${k}`).join(" ")}`);
+    Deno.exit(2);
+  }
+}
+const json = flag("json");
+const quick = flag("quick");
+const soak = flag("soak");
+const reps = Number(value("reps") ?? (quick ? 3 : 5));
+const baseIterations = Number(value("iterations") ?? (quick ? 500 : 2000));
+const soakIterations = Number(value("soak-iterations") ?? 100_000);
+const only = value("only")?.split(",");
+const onlyRows = value("rows")?.split(",");
+const log = (line: string) => console.error(line);
+
+// ---------------------------------------------------------------- what runs
+
+type ImplId = "c" | "deno-sync" | "bun-sync" | "deno-async" | "bun-async" | "node";
+
+interface Impl {
+  id: ImplId;
+  label: string;
+  /** The command before the runner's own arguments; undefined when unavailable. */
+  command?: string[];
+  env?: Record<string, string>;
+  /** Why it is skipped, when it is. */
+  skip?: string;
+}
+
+interface Row {
+  id: string;
+  title: string;
+  service: string;
+  kind: "full" | "auth" | "auth-silent" | "oneshot";
+  parallel: number;
+  impls: ImplId[];
+  iterations: number;
+  /** Reads the service from /etc/pam.d (the authenticate-pam comparison). */
+  etc?: boolean;
+}
+
+const USER = "alice";
+const PASSWORD = "bench-secret";
+const PARALLEL = [1, 2, 4, 8, 64];
+const sync: ImplId[] = ["c", "deno-sync", "bun-sync"];
+const asyncImpls: ImplId[] = ["c", "deno-async", "bun-async"];
+
+const rows: Row[] = [
+  {
+    id: "permit",
+    title: "1. Full transaction on pam_permit (start, authenticate, acct_mgmt, open/close session, end)",
+    service: "permit",
+    kind: "full",
+    parallel: 1,
+    impls: sync,
+    iterations: baseIterations,
+  },
+  {
+    id: "conversation",
+    title: "2. The same with one password prompt answered by the conversation (pam_matrix)",
+    service: "matrix",
+    kind: "full",
+    parallel: 1,
+    impls: sync,
+    iterations: baseIterations,
+  },
+  {
+    id: "echo10",
+    title: "3a. authenticate with ten pam_echo info messages (ten conversation calls)",
+    service: "echo",
+    kind: "auth",
+    parallel: 1,
+    impls: sync,
+    iterations: baseIterations,
+  },
+  {
+    id: "echo0",
+    title: "3b. The same stack with PAM_SILENT: no messages (the 0-message reference)",
+    service: "echo",
+    kind: "auth-silent",
+    parallel: 1,
+    impls: sync,
+    iterations: baseIterations,
+  },
+  {
+    id: "oneshot-sync",
+    title: "4. One-shot (start, authenticate with password, acct_mgmt, end), synchronous",
+    service: "oneshot",
+    kind: "oneshot",
+    parallel: 1,
+    impls: sync,
+    iterations: baseIterations,
+  },
+  ...PARALLEL.map((p): Row => ({
+    id: `oneshot-async-${p}`,
+    title: `4. authenticate() one-shot, ${p} in flight (C: ${p} thread${p > 1 ? "s" : ""})`,
+    service: "oneshot",
+    kind: "oneshot",
+    parallel: p,
+    impls: asyncImpls,
+    iterations: baseIterations,
+  })),
+  ...PARALLEL.map((p): Row => ({
+    id: `etc-${p}`,
+    title: `5. One-shot on a service in /etc/pam.d (authenticate-pam's workload), ${p} in flight`,
+    service: "etc",
+    kind: "oneshot",
+    parallel: p,
+    impls: ["c", "deno-async", "bun-async", "node"],
+    // libpam also loads /etc/pam.d/other for a service outside a confdir: ~6x the work.
+    iterations: Math.max(50, Math.round(baseIterations / 5)),
+    etc: true,
+  })),
+];
+
+const echoLines = Array.from({ length: 10 }, (_, i) => `auth optional pam_echo.so message ${i + 1}`);
+const services: Record<string, string> = {
+  permit: "auth required pam_permit.so\naccount required pam_permit.so\n" +
+    "session required pam_permit.so\n",
+  matrix: "auth required {{pam_matrix}} passdb={{passdb}}\n" +
+    "account required {{pam_matrix}} passdb={{passdb}}\nsession required pam_permit.so\n",
+  echo: echoLines.join("\n") + "\nauth required pam_permit.so\n",
+  oneshot: "auth required {{pam_matrix}} passdb={{passdb}}\n" +
+    "account required {{pam_matrix}} passdb={{passdb}}\n",
+};
+
+// ---------------------------------------------------------------- cleanup
+
+const cleanups: (() => void)[] = [];
+let child: Deno.ChildProcess | undefined;
+function cleanup(): void {
+  try {
+    child?.kill("SIGKILL");
+  } catch {
+    // already gone
+  }
+  while (cleanups.length) {
+    try {
+      cleanups.pop()!();
+    } catch (error) {
+      log(`cleanup: ${error}`);
+    }
+  }
+}
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  Deno.addSignalListener(signal, () => {
+    log(`\n${signal}: cleaning up`);
+    cleanup();
+    Deno.exit(130);
+  });
+}
+globalThis.addEventListener("unload", cleanup);
+
+// ---------------------------------------------------------------- helpers
+
+async function run(
+  cmd: string[],
+  options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  let command: Deno.Command;
+  try {
+    command = new Deno.Command(cmd[0], {
+      args: cmd.slice(1),
+      cwd: options.cwd ?? root,
+      env: options.env,
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    });
+    child = command.spawn();
+  } catch (error) {
+    return { code: 127, stdout: "", stderr: String(error) };
+  }
+  const proc = child;
+  const timer = setTimeout(() => proc.kill("SIGKILL"), options.timeoutMs ?? 600_000);
+  const out = await proc.output();
+  clearTimeout(timer);
+  child = undefined;
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+async function which(name: string): Promise<string | undefined> {
+  const local = join(root, "node_modules", ".bin", name);
+  if (existsSync(local)) return local;
+  const { code, stdout } = await run(["sh", "-c", `command -v ${name}`]);
+  return code === 0 ? stdout.trim() : undefined;
+}
+
+async function versionOf(cmd: string[]): Promise<string | undefined> {
+  const { code, stdout } = await run(cmd);
+  return code === 0 ? stdout.trim().split("\n")[0] : undefined;
+}
+
+const median = (xs: number[]): number => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Per-repetition pairs of two series, for ratios measured in the same repetition. */
+function paired(a: (number | undefined)[], b: (number | undefined)[], f: (x: number, y: number) => number) {
+  const out: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] !== undefined && b[i] !== undefined) out.push(f(a[i]!, b[i]!));
+  }
+  return median(out);
+}
+
+// ---------------------------------------------------------------- setup
+
+interface Result {
+  n: number;
+  seconds: number;
+  usPerTx: number;
+  cpuUsPerTx: number;
+  messagesPerTx: number;
+  peakRssKiB: number;
+  rssKiB: number;
+  rssAt?: Record<string, number>;
+  skipped?: string;
+}
+
+const notes: string[] = [];
+const stack = createTestStack({ services, users: { [USER]: PASSWORD } });
+cleanups.push(() => stack.remove());
+
+const work = mkdtempSync(join(tmpdir(), "seed-pam-bench-"));
+cleanups.push(() => rmSync(work, { recursive: true, force: true }));
+
+async function buildC(): Promise<Impl> {
+  const impl: Impl = { id: "c", label: "C, libpam directly" };
+  const cc = await which("cc");
+  if (!cc) return { ...impl, skip: "no C compiler (cc) on PATH: apt-get install gcc" };
+  if (!existsSync("/usr/include/security/pam_appl.h")) {
+    return { ...impl, skip: "no <security/pam_appl.h>: apt-get install libpam0g-dev" };
+  }
+  const out = join(work, "baseline");
+  const built = await run([cc, "-O2", "-o", out, join(benchDir, "c", "baseline.c"), "-lpam", "-lpthread"]);
+  if (built.code !== 0) return { ...impl, skip: `cc failed: ${built.stderr.trim().slice(0, 300)}` };
+  return { ...impl, command: [out] };
+}
+
+const nodeDir = join(benchDir, ".node");
+const NODE_ADDON = "authenticate-pam@1.0.5";
+
+async function setUpNode(): Promise<Impl> {
+  const impl: Impl = { id: "node", label: "Node.js, authenticate-pam (npm)" };
+  if (Deno.uid() !== 0) {
+    return { ...impl, skip: "not root: authenticate-pam has no confdir, its stack must go into /etc/pam.d" };
+  }
+  const node = await which("node");
+  const npm = await which("npm");
+  if (!node || !npm) return { ...impl, skip: "node/npm not on PATH" };
+  const addon = join(nodeDir, "node_modules", "authenticate-pam", "build", "Release", "authenticate_pam.node");
+  if (!existsSync(addon)) {
+    log(`installing ${NODE_ADDON} into bench/.node (node-gyp against libpam0g-dev) ...`);
+    mkdirSync(nodeDir, { recursive: true });
+    const [name, version] = NODE_ADDON.split("@");
+    // npm 11 runs a dependency's install script only when allowScripts approves it.
+    writeFileSync(
+      join(nodeDir, "package.json"),
+      JSON.stringify({
+        private: true,
+        description: "bench-only: the addon deno task bench compares with (gitignored)",
+        dependencies: { [name]: version },
+        allowScripts: { [NODE_ADDON]: true },
+      }, null, 2) + "\n",
+    );
+    const installed = await run([npm, "install", "--prefix", nodeDir, "--no-audit", "--no-fund"]);
+    if (!existsSync(addon)) {
+      return {
+        ...impl,
+        skip: `npm install ${NODE_ADDON} did not build the addon (needs g++, make, python3, ` +
+          `libpam0g-dev): ${(installed.stderr || installed.stdout).trim().slice(-300)}`,
+      };
+    }
+  }
+  // A uniquely named service for this run, removed on exit, Ctrl-C or an error.
+  const name = `seed-pam-bench-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  const passdb = join(stack.dir, "passdb.etc");
+  writeFileSync(passdb, `${USER}:${PASSWORD}:${name}\n`, { mode: 0o600 });
+  const file = join("/etc/pam.d", name);
+  const matrix = services.oneshot.replaceAll("{{passdb}}", passdb).replaceAll(
+    "{{pam_matrix}}",
+    wrapperModule("pam_matrix") ?? "pam_matrix.so",
+  );
+  cleanups.push(() => rmSync(file, { force: true }));
+  writeFileSync(file, matrix, { flag: "wx" });
+  etcService = name;
+  const version = await versionOf([node, "--version"]);
+  return {
+    ...impl,
+    label: `Node.js ${version ?? ""}, authenticate-pam (npm)`,
+    command: [node, join(benchDir, "node", "authenticate-pam.mjs")],
+    env: { AUTHENTICATE_PAM_DIR: join(nodeDir, "node_modules") },
+  };
+}
+
+let etcService: string | undefined;
+
+async function setUp(): Promise<Map<ImplId, Impl>> {
+  const impls = new Map<ImplId, Impl>();
+  const bun = await which("bun");
+  const deno = Deno.execPath();
+  const denoSync = [deno, "run", "--allow-ffi", "--allow-read"];
+  // The async API's Workers need the same FFI access, and read their module files.
+  const denoAsync = [deno, "run", "--allow-ffi", "--allow-read", "--allow-env"];
+  const gc = soak ? ["--v8-flags=--expose-gc"] : [];
+  impls.set("c", await buildC());
+  impls.set("deno-sync", {
+    id: "deno-sync",
+    label: `Deno ${Deno.version.deno}, PamTransaction`,
+    command: [...denoSync, ...gc, join(benchDir, "js", "sync.ts")],
+  });
+  const bunVersion = bun ? await versionOf([bun, "--version"]) : undefined;
+  impls.set("bun-sync", {
+    id: "bun-sync",
+    label: `Bun ${bunVersion ?? ""}, PamTransaction`,
+    command: bun ? [bun, join(benchDir, "js", "sync.ts")] : undefined,
+    skip: bun ? undefined : "bun not found (npm ci installs it)",
+  });
+  impls.set("deno-async", {
+    id: "deno-async",
+    label: `Deno ${Deno.version.deno}, authenticate()`,
+    command: [...denoAsync, ...gc, join(benchDir, "js", "async.ts")],
+  });
+  impls.set("bun-async", {
+    id: "bun-async",
+    label: `Bun ${bunVersion ?? ""}, authenticate()`,
+    command: bun ? [bun, join(benchDir, "js", "async.ts")] : undefined,
+    skip: bun ? undefined : "bun not found (npm ci installs it)",
+  });
+  const wantNode = !soak && (!only || only.includes("node")) &&
+    (!onlyRows || onlyRows.some((r) => r.startsWith("etc")));
+  impls.set(
+    "node",
+    wantNode ? await setUpNode() : { id: "node", label: "Node.js, authenticate-pam", skip: "not selected" },
+  );
+  for (const impl of impls.values()) {
+    if (only && !only.includes(impl.id)) impl.skip ??= "not selected (--only)";
+    if (impl.skip && impl.skip !== "not selected (--only)" && impl.skip !== "not selected") {
+      notes.push(`${impl.label}: skipped: ${impl.skip}`);
+    }
+  }
+  return impls;
+}
+
+async function runOne(impl: Impl, row: Row, iterations: number, checkpoints?: number[]): Promise<
+  Result | string
+> {
+  const confdir = row.etc ? "-" : stack.confdir;
+  const service = row.etc ? etcService : row.service;
+  if (!service) return "no /etc/pam.d service (not root)";
+  const warmup = checkpoints ? 0 : Math.max(20, Math.round(iterations / 10));
+  const args = [
+    row.kind,
+    String(iterations),
+    String(warmup),
+    confdir,
+    service,
+    USER,
+    PASSWORD,
+    String(row.parallel),
+    ...(checkpoints ? [checkpoints.join(",")] : []),
+  ];
+  if (impl.id === "c" && checkpoints) return "C has no soak";
+  const out = await run([...impl.command!, ...args], { env: impl.env });
+  const last = out.stdout.trim().split("\n").pop() ?? "";
+  if (out.code !== 0 || !last.startsWith("{")) {
+    return `exit ${out.code}: ${(out.stderr.trim().split("\n").slice(-3).join(" ")).slice(0, 300)}`;
+  }
+  const result = JSON.parse(last) as Result;
+  return result.skipped ?? result;
+}
+
+// ---------------------------------------------------------------- bench
+
+interface Cell {
+  label: string;
+  results: (Result | undefined)[];
+  errors: string[];
+}
+
+function rotate<T>(xs: T[], by: number): T[] {
+  const k = by % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
+}
+
+async function bench(impls: Map<ImplId, Impl>) {
+  const selected = rows.filter((r) => !onlyRows || onlyRows.includes(r.id));
+  const cells = new Map<string, Map<ImplId, Cell>>();
+  for (const row of selected) {
+    const m = new Map<ImplId, Cell>();
+    for (const id of row.impls) {
+      const impl = impls.get(id)!;
+      if (impl.skip) continue;
+      m.set(id, { label: impl.label, results: [], errors: [] });
+    }
+    cells.set(row.id, m);
+  }
+  const skippedNotes = new Set<string>();
+  for (let rep = 0; rep < reps; rep++) {
+    for (const row of selected) {
+      const cellMap = cells.get(row.id)!;
+      // Rotate the order each repetition so no implementation always runs first.
+      for (const id of rotate([...cellMap.keys()], rep)) {
+        const impl = impls.get(id)!;
+        const cell = cellMap.get(id)!;
+        if (cell.errors.length && cell.errors[0].startsWith("skip:")) continue;
+        log(`rep ${rep + 1}/${reps}  ${row.id.padEnd(16)} ${impl.label}`);
+        const result = await runOne(impl, row, row.iterations);
+        if (typeof result === "string") {
+          if (result.startsWith("exit")) {
+            cell.errors.push(result);
+            cell.results[rep] = undefined;
+          } else {
+            cell.errors.unshift(`skip: ${result}`);
+            if (!skippedNotes.has(`${impl.label}${result}`)) {
+              skippedNotes.add(`${impl.label}${result}`);
+              notes.push(`${impl.label}: skipped: ${result}`);
+            }
+          }
+        } else {
+          cell.results[rep] = result;
+        }
+      }
+    }
+  }
+  return { selected, cells };
+}
+
+// ---------------------------------------------------------------- report
+
+type Report = ReturnType<typeof summarise>;
+
+function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
+  const us = (row: string, id: ImplId) =>
+    cells.get(row)?.get(id)?.results.map((r) => r?.usPerTx) ?? [];
+  const cpu = (row: string, id: ImplId) =>
+    cells.get(row)?.get(id)?.results.map((r) => r?.cpuUsPerTx) ?? [];
+  const table = selected.map((row) => {
+    const results: Record<string, unknown> = {};
+    for (const [id, cell] of cells.get(row.id)!) {
+      const ok = cell.results.filter((r): r is Result => !!r);
+      results[id] = {
+        label: cell.label,
+        reps: ok.length,
+        usPerTx: median(ok.map((r) => r.usPerTx)),
+        cpuUsPerTx: median(ok.map((r) => r.cpuUsPerTx)),
+        ratioToC: id === "c" ? 1 : paired(us(row.id, id), us(row.id, "c"), (a, b) => a / b),
+        cpuRatioToC: id === "c" ? 1 : paired(cpu(row.id, id), cpu(row.id, "c"), (a, b) => a / b),
+        peakRssKiB: median(ok.map((r) => r.peakRssKiB)),
+        messagesPerTx: median(ok.map((r) => r.messagesPerTx)),
+        errors: cell.errors,
+      };
+    }
+    return { id: row.id, title: row.title, parallel: row.parallel, iterations: row.iterations, results };
+  });
+
+  const derived: Record<string, Record<string, number>> = {};
+  const perMessage = (id: ImplId) =>
+    paired(us("echo10", id), us("echo0", id), (ten, zero) => (ten - zero) / 10);
+  for (const id of sync) derived[id] = { perMessageUs: perMessage(id) };
+  for (const id of sync.slice(1)) {
+    derived[id].perMessageOverCUs = paired(
+      us("echo10", id).map((t, i) => t === undefined ? undefined : t - us("echo0", id)[i]!),
+      us("echo10", "c").map((t, i) => t === undefined ? undefined : t - us("echo0", "c")[i]!),
+      (a, b) => (a - b) / 10,
+    );
+  }
+  for (const [asyncId, syncId] of [["deno-async", "deno-sync"], ["bun-async", "bun-sync"]] as const) {
+    derived[asyncId] = {
+      sequentialVsSync: paired(us("oneshot-async-1", asyncId), us("oneshot-sync", syncId), (a, b) => a / b),
+      throughput4VsSequential: paired(us("oneshot-async-1", asyncId), us("oneshot-async-4", asyncId), (a, b) => a / b),
+      throughput4VsAuthenticatePam: paired(us("etc-4", "node"), us("etc-4", asyncId), (a, b) => a / b),
+    };
+  }
+  derived["c"].throughput4VsSequential = paired(us("oneshot-async-1", "c"), us("oneshot-async-4", "c"), (a, b) => a / b);
+
+  const ratio = (row: string, id: ImplId) =>
+    table.find((t) => t.id === row)?.results[id] as { ratioToC: number } | undefined;
+  const targets = [];
+  for (const id of ["deno-sync", "bun-sync"] as const) {
+    targets.push({ target: `${id}: full transaction on pam_permit ≤ 1.05× C`, value: ratio("permit", id)?.ratioToC, limit: 1.05, max: true });
+    targets.push({ target: `${id}: with a conversation ≤ 1.10× C`, value: ratio("conversation", id)?.ratioToC, limit: 1.10, max: true });
+    targets.push({ target: `${id}: conversation cost per message < 5 µs`, value: derived[id].perMessageUs, limit: 5, max: true });
+  }
+  for (const id of ["deno-async", "bun-async"] as const) {
+    targets.push({ target: `${id}: sequential authenticate() ≤ 1.15× the synchronous call`, value: derived[id].sequentialVsSync, limit: 1.15, max: true });
+    targets.push({ target: `${id}: 4 in flight ≥ 1.6× the sequential rate`, value: derived[id].throughput4VsSequential, limit: 1.6, max: false });
+    targets.push({ target: `${id}: 4 in flight ≥ 1.2× authenticate-pam's rate`, value: derived[id].throughput4VsAuthenticatePam, limit: 1.2, max: false });
+  }
+  return {
+    table,
+    derived,
+    targets: targets.map((t) => ({
+      ...t,
+      status: t.value === undefined || Number.isNaN(t.value)
+        ? "not measured"
+        : (t.max ? t.value <= t.limit : t.value >= t.limit)
+        ? "met"
+        : "missed",
+    })),
+  };
+}
+
+const fmt = (x: unknown, digits = 1) =>
+  typeof x === "number" && Number.isFinite(x) ? x.toFixed(digits) : "—";
+
+function printText(report: Report) {
+  const out: string[] = [];
+  for (const row of report.table) {
+    out.push("", `${row.title}  [${row.iterations} tx/process]`);
+    out.push(
+      `  ${"implementation".padEnd(40)} ${"µs/tx".padStart(9)} ${"×C".padStart(6)} ${"CPU µs/tx".padStart(10)} ${"CPU ×C".padStart(7)} ${"peak RSS".padStart(10)}`,
+    );
+    for (const r of Object.values(row.results) as Record<string, number & string[]>[]) {
+      const res = r as unknown as {
+        label: string;
+        usPerTx: number;
+        ratioToC: number;
+        cpuUsPerTx: number;
+        cpuRatioToC: number;
+        peakRssKiB: number;
+        errors: string[];
+        reps: number;
+      };
+      out.push(
+        `  ${res.label.padEnd(40)} ${fmt(res.usPerTx).padStart(9)} ${fmt(res.ratioToC, 2).padStart(6)} ${fmt(res.cpuUsPerTx).padStart(10)} ${fmt(res.cpuRatioToC, 2).padStart(7)} ${(fmt(res.peakRssKiB / 1024) + " MiB").padStart(10)}` +
+          (res.errors.length ? `  (${res.errors.length} failed: ${res.errors[0]})` : ""),
+      );
+    }
+  }
+  out.push("", "Derived (medians of per-repetition values):");
+  for (const [id, d] of Object.entries(report.derived)) {
+    out.push(`  ${id.padEnd(12)} ${Object.entries(d).map(([k, v]) => `${k}=${fmt(v, 2)}`).join("  ")}`);
+  }
+  out.push("", "Targets (issue 7):");
+  for (const t of report.targets) {
+    out.push(`  [${t.status.padEnd(12)}] ${t.target}: ${fmt(t.value, 2)}`);
+  }
+  console.log(out.join("\n"));
+}
+
+// ---------------------------------------------------------------- soak
+
+async function runSoak(impls: Map<ImplId, Impl>) {
+  const checkpoints = [Math.round(soakIterations / 10), soakIterations];
+  const conversation = rows.find((r) => r.id === "conversation")!;
+  const async4 = rows.find((r) => r.id === "oneshot-async-4")!;
+  const plan: [ImplId, Row][] = [
+    ["deno-sync", conversation],
+    ["bun-sync", conversation],
+    ["deno-async", async4],
+    ["bun-async", async4],
+  ];
+  const results = [];
+  for (const [id, row] of plan) {
+    const impl = impls.get(id)!;
+    if (impl.skip) continue;
+    log(`soak: ${impl.label}, ${row.id}, ${soakIterations} transactions ...`);
+    const r = await runOne(impl, row, soakIterations, checkpoints);
+    if (typeof r === "string") {
+      results.push({ impl: id, label: impl.label, workload: row.id, error: r });
+      continue;
+    }
+    const [a, b] = checkpoints.map((c) => r.rssAt?.[c] ?? NaN);
+    results.push({
+      impl: id,
+      label: impl.label,
+      workload: row.id,
+      [`rssKiBAfter${checkpoints[0]}`]: a,
+      [`rssKiBAfter${checkpoints[1]}`]: b,
+      growthMiB: (b - a) / 1024,
+      usPerTx: r.usPerTx,
+      status: b - a <= 16 * 1024 ? "met" : "missed",
+    });
+  }
+  return { checkpoints, results };
+}
+
+// ---------------------------------------------------------------- main
+
+async function machine() {
+  const dpkg = await versionOf(["dpkg-query", "-W", "-f=${Version}", "libpam0g"]);
+  return {
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    kernel: release(),
+    libpam: dpkg,
+    deno: Deno.version.deno,
+  };
+}
+
+try {
+  const impls = await setUp();
+  const info = await machine();
+  if (soak) {
+    const s = await runSoak(impls);
+    if (json) console.log(JSON.stringify({ machine: info, soak: s, notes }, null, 2));
+    else {
+      console.log(`\nMemory soak: RSS after ${s.checkpoints[0]} vs after ${s.checkpoints[1]} transactions (target: within 16 MiB)`);
+      for (const r of s.results as Record<string, unknown>[]) {
+        if (r.error) console.log(`  ${r.label}: ${r.error}`);
+        else {
+          const [a, b] = s.checkpoints.map((c) => r[`rssKiBAfter${c}`] as number);
+          console.log(
+            `  [${r.status}] ${String(r.label).padEnd(36)} ${r.workload}: ${fmt(a / 1024)} MiB → ${fmt(b / 1024)} MiB (${fmt(r.growthMiB as number)} MiB)`,
+          );
+        }
+      }
+      for (const n of notes) console.log(`note: ${n}`);
+    }
+  } else {
+    const { selected, cells } = await bench(impls);
+    const report = summarise(selected, cells);
+    if (json) {
+      console.log(JSON.stringify({ machine: info, reps, notes, ...report }, null, 2));
+    } else {
+      console.log(
+        `\nMachine: ${info.cpu} × ${info.cores}, Linux ${info.kernel}, libpam ${info.libpam ?? "?"}; ` +
+          `${reps} repetitions, medians; ×C = median of per-repetition ratios to the C run of the same repetition`,
+      );
+      printText(report);
+      for (const n of notes) console.log(`note: ${n}`);
+    }
+  }
+} finally {
+  cleanup();
+}
