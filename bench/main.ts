@@ -212,8 +212,11 @@ async function run(
 }
 
 async function which(name: string): Promise<string | undefined> {
-  const local = join(root, "node_modules", ".bin", name);
-  if (existsSync(local)) return local;
+  // Deno and Bun install into .tools/ (npm ci); then PATH.
+  for (const dir of [".tools/node_modules/.bin", "node_modules/.bin"]) {
+    const local = join(root, dir, name);
+    if (existsSync(local)) return local;
+  }
   const { code, stdout } = await run(["sh", "-c", `command -v ${name}`]);
   return code === 0 ? stdout.trim() : undefined;
 }
@@ -402,8 +405,12 @@ async function runOne(impl: Impl, row: Row, iterations: number, checkpoints?: nu
   if (out.code !== 0 || !last.startsWith("{")) {
     return `exit ${out.code}: ${(out.stderr.trim().split("\n").slice(-3).join(" ")).slice(0, 300)}`;
   }
-  const result = JSON.parse(last) as Result;
-  return result.skipped ?? result;
+  try {
+    const result = JSON.parse(last) as Result;
+    return result.skipped ?? result;
+  } catch {
+    return `exit ${out.code}: unreadable result ${last.slice(0, 200)}`;
+  }
 }
 
 // ---------------------------------------------------------------- bench

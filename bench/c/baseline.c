@@ -7,7 +7,7 @@
  *
  * KIND: full | auth | auth-silent | oneshot (see bench/workloads.ts).
  * PARALLEL > 1 runs KIND on that many threads, one handle per thread, each
- * thread doing ITERATIONS / PARALLEL transactions (the C model of "N in flight").
+ * thread doing its share of ITERATIONS transactions (the C model of "N in flight").
  * Prints one JSON line: {"n","seconds","usPerTx","cpuUsPerTx","messagesPerTx","peakRssKiB",
  * "rssKiB"}; wall-clock and CPU time (all threads) cover the timed loop only.
  */
@@ -137,10 +137,9 @@ int main(int argc, char **argv) {
 
   struct job *jobs = calloc((size_t)parallel, sizeof *jobs);
   pthread_t *threads = calloc((size_t)parallel, sizeof *threads);
-  long per = iterations / parallel;
   for (int t = 0; t < parallel; t++) {
     jobs[t] = base;
-    jobs[t].iterations = per;
+    jobs[t].iterations = iterations / parallel + (t < iterations % parallel);
     jobs[t].messages = 0;
   }
   double start = now(), cpu_start = cpu();
@@ -151,7 +150,7 @@ int main(int argc, char **argv) {
     for (int t = 0; t < parallel; t++) pthread_join(threads[t], NULL);
   }
   double seconds = now() - start, cpu_seconds = cpu() - cpu_start;
-  long n = per * parallel, messages = 0;
+  long n = iterations, messages = 0;
   for (int t = 0; t < parallel; t++) {
     if (jobs[t].failed) return 1;
     messages += jobs[t].messages;
