@@ -21,6 +21,8 @@ export interface RunArgs {
   parallel: number;
   /** Soak mode: transaction counts after which to record RSS. */
   checkpoints: number[];
+  /** The libpam to load: bench/c/stub_pam.c for the overhead rows (env SEED_PAM_BENCH_LIBRARY). */
+  library: string | undefined;
 }
 
 /** Parses `KIND ITERATIONS WARMUP CONFDIR SERVICE USER PASSWORD PARALLEL [CHECKPOINTS]`. */
@@ -41,6 +43,7 @@ export function parseArgs(argv: string[] = process.argv.slice(2)): RunArgs {
     password,
     parallel: Math.max(1, Number(parallel)),
     checkpoints: checkpoints ? checkpoints.split(",").map(Number) : [],
+    library: process.env.SEED_PAM_BENCH_LIBRARY || undefined,
   };
 }
 

@@ -18,6 +18,7 @@ const options = {
   user: args.user,
   confdir: args.confdir,
   conversation,
+  library: args.library,
 };
 
 const kinds: Record<string, () => void> = {
