@@ -32,6 +32,18 @@ const raw = (p: Pointer | null): Raw => p as unknown as Raw;
 const wrap = (p: number | bigint | null): Pointer | null =>
   p ? (Number(p) as unknown as Pointer) : null;
 
+// The DataView of the buffer last used, as the same struct or out-parameter buffer is
+// usually read or written several times in a row.
+let lastBuffer: Uint8Array | undefined;
+let lastView: DataView | undefined;
+function dataView(buffer: Uint8Array): DataView {
+  if (buffer !== lastBuffer) {
+    lastView = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    lastBuffer = buffer;
+  }
+  return lastView!;
+}
+
 /** The adapter for Bun. */
 export const adapter: NativeAdapter = {
   runtime: "bun",
@@ -102,14 +114,15 @@ export const adapter: NativeAdapter = {
     );
   },
   writePointerInto(buffer, offset, value) {
-    new DataView(buffer.buffer, buffer.byteOffset).setBigUint64(
-      offset,
-      BigInt(raw(value) ?? 0),
-      true,
-    );
+    const address = raw(value) ?? 0;
+    // Two 32-bit halves: no BigInt for an address that is a plain number anyway.
+    const view = dataView(buffer);
+    view.setUint32(offset, address % 0x1_0000_0000, true);
+    view.setUint32(offset + 4, Math.floor(address / 0x1_0000_0000), true);
   },
   readPointerFrom(buffer, offset) {
-    return wrap(new DataView(buffer.buffer, buffer.byteOffset).getBigUint64(offset, true));
+    const view = dataView(buffer);
+    return wrap(view.getUint32(offset, true) + view.getUint32(offset + 4, true) * 0x1_0000_0000);
   },
   fromAddress: (address) => wrap(address),
   addressOf: (pointer) => raw(pointer) ?? 0,

@@ -17,7 +17,7 @@ import {
 } from "./conversation.ts";
 import { PamError } from "./errors.ts";
 import { openLibc, openPam, type PamLibrary } from "./library.ts";
-import { cString, describe, optionalCString, optionsObject } from "./validate.ts";
+import { CStringCache, cString, describe, optionsObject } from "./validate.ts";
 
 /**
  * How a transaction starts.
@@ -131,6 +131,14 @@ const credFlags: Readonly<Record<CredAction, number>> = {
   refresh: Flag.REFRESH_CRED,
 };
 
+// pam_start's arguments, reused from one transaction to the next (see CStringCache).
+const serviceCache = new CStringCache();
+const userCache = new CStringCache();
+const confdirCache = new CStringCache();
+const libraryCache = new CStringCache();
+// pam_start's out-parameter, read right after the call.
+const handleOut = new Uint8Array(8);
+
 const XAUTHDATA_SIZE = 32; // struct pam_xauth_data { int namelen; char *name; int datalen; char *data; }
 const textDecoder = new TextDecoder();
 
@@ -209,13 +217,14 @@ export class PamTransaction {
    */
   static start(options: PamTransactionOptions): PamTransaction {
     const o = optionsObject<PamTransactionOptions>(options, "PamTransaction.start() options");
-    const service = cString(o.service, "service");
-    const user = optionalCString(o.user, "user");
-    const confdir = optionalCString(o.confdir, "confdir");
+    const service = serviceCache.get(o.service, "service");
+    if (service === null) throw new TypeError(`service must be a string, got ${describe(o.service)}`);
+    const user = userCache.get(o.user, "user");
+    const confdir = confdirCache.get(o.confdir, "confdir");
     if (o.conversation !== undefined && typeof o.conversation !== "function") {
       throw new TypeError(`conversation must be a function, got ${describe(o.conversation)}`);
     }
-    if (o.library !== undefined) cString(o.library, "library");
+    if (o.library !== undefined) libraryCache.get(o.library, "library");
     if (o.failDelay !== undefined && o.failDelay !== "native" && o.failDelay !== "report") {
       throw new TypeError(
         `failDelay must be "native" or "report", got ${JSON.stringify(o.failDelay)}`,
@@ -235,7 +244,7 @@ export class PamTransaction {
       failDelayUsec: undefined,
     };
     const slotId = registerSlot(slot);
-    const out = new Uint8Array(8);
+    const out = handleOut;
     const conv = conversationStruct(slotId);
     const status = confdir
       ? pam.pam_start_confdir!(service, user, conv, confdir, out)
