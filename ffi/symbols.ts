@@ -68,6 +68,9 @@ export const libcSymbols = {
   // Writes JavaScript bytes into C memory. Cheaper per write than a view of the C memory,
   // which costs both runtimes an ArrayBuffer with an external backing store each time.
   memcpy: { parameters: ["pointer", "buffer", "usize"], result: "pointer" },
+  // The terminal conversation turns echo off (and back on) the way libpam_misc's misc_conv does.
+  tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
+  tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   utmpxname: { parameters: ["buffer"], result: "i32" },
   setutxent: { parameters: [], result: "void" },
   getutxid: { parameters: ["buffer"], result: "pointer" },
@@ -75,6 +78,8 @@ export const libcSymbols = {
   endutxent: { parameters: [], result: "void" },
   updwtmpx: { parameters: ["buffer", "buffer"], result: "void" },
   __errno_location: { parameters: [], result: "pointer" },
+  // Turns the errno a failed utmpx call left into text for the error message.
+  strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /** The conversation function libpam calls: `int (*conv)(int, const struct pam_message **, struct pam_response **, void *)`. */
