@@ -23,7 +23,9 @@ if (typeof authenticate !== "function") {
   console.log(JSON.stringify({ skipped: "this checkout has no async authenticate() yet" }));
   process.exit(0);
 }
-if (args.kind !== "oneshot") throw new Error(`the async runner only runs "oneshot", not ${args.kind}`);
+if (args.kind !== "oneshot") {
+  throw new Error(`the async runner only runs "oneshot", not ${args.kind}`);
+}
 
 const options = {
   service: args.service,
