@@ -46,7 +46,15 @@ const log = (line: string) => console.error(line);
 
 // ---------------------------------------------------------------- what runs
 
-type ImplId = "c" | "deno-sync" | "bun-sync" | "deno-async" | "bun-async" | "node";
+type ImplId =
+  | "c"
+  | "deno-raw"
+  | "bun-raw"
+  | "deno-sync"
+  | "bun-sync"
+  | "deno-async"
+  | "bun-async"
+  | "node";
 
 interface Impl {
   id: ImplId;
@@ -76,6 +84,8 @@ const USER = "alice";
 const PASSWORD = "bench-secret";
 const PARALLEL = [1, 2, 4, 8, 64];
 const sync: ImplId[] = ["c", "deno-sync", "bun-sync"];
+// The runtimes' floor, on the rows that need no conversation.
+const withRaw: ImplId[] = ["c", "deno-raw", "bun-raw", "deno-sync", "bun-sync"];
 const asyncImpls: ImplId[] = ["c", "deno-async", "bun-async"];
 
 const stubIterations = baseIterations * 10;
@@ -87,7 +97,7 @@ const rows: Row[] = [
     service: "permit",
     kind: "full",
     parallel: 1,
-    impls: sync,
+    impls: withRaw,
     iterations: baseIterations,
   },
   {
@@ -114,7 +124,7 @@ const rows: Row[] = [
     service: "echo",
     kind: "auth-silent",
     parallel: 1,
-    impls: sync,
+    impls: withRaw,
     iterations: baseIterations,
   },
   {
@@ -132,7 +142,7 @@ const rows: Row[] = [
     service: "permit",
     kind: "full",
     parallel: 1,
-    impls: sync,
+    impls: withRaw,
     iterations: stubIterations,
     stub: true,
   },
@@ -162,7 +172,7 @@ const rows: Row[] = [
     service: "echo",
     kind: "auth-silent",
     parallel: 1,
-    impls: sync,
+    impls: withRaw,
     iterations: stubIterations,
     stub: true,
   },
@@ -449,6 +459,17 @@ async function setUp(): Promise<Map<ImplId, Impl>> {
     command: [...denoSync, ...gc, join(benchDir, "js", "sync.ts")],
   });
   const bunVersion = bun ? await versionOf([bun, "--version"]) : undefined;
+  impls.set("deno-raw", {
+    id: "deno-raw",
+    label: `Deno ${Deno.version.deno}, raw FFI (no binding)`,
+    command: [...denoSync, join(benchDir, "js", "raw.ts")],
+  });
+  impls.set("bun-raw", {
+    id: "bun-raw",
+    label: `Bun ${bunVersion ?? ""}, raw FFI (no binding)`,
+    command: bun ? [bun, join(benchDir, "js", "raw.ts")] : undefined,
+    skip: bun ? undefined : "bun not found (npm ci installs it)",
+  });
   impls.set("bun-sync", {
     id: "bun-sync",
     label: `Bun ${bunVersion ?? ""}, PamTransaction`,
