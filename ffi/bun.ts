@@ -30,7 +30,11 @@ type Raw = number | null;
 const raw = (p: Pointer | null): Raw => p as unknown as Raw;
 // Bun reports NULL as null from calls but as 0 from reads and callback arguments.
 const wrap = (p: number | bigint | null): Pointer | null =>
-  p ? (Number(p) as unknown as Pointer) : null;
+  typeof p === "number"
+    ? (p === 0 ? null : p as unknown as Pointer)
+    : p
+    ? Number(p) as unknown as Pointer
+    : null;
 
 // The DataView of the buffer last used, as the same struct or out-parameter buffer is
 // usually read or written several times in a row.
@@ -42,6 +46,29 @@ function dataView(buffer: Uint8Array): DataView {
     lastBuffer = buffer;
   }
   return lastView!;
+}
+
+/**
+ * `fn` behind a function that turns Bun's numeric pointer arguments (0 for
+ * NULL) into the neutral form. Fixed arities: a rest-argument wrapper costs
+ * an array and a spread on every call from C.
+ */
+function normaliseArguments(
+  definition: SymbolDefinition,
+  fn: unknown,
+): (...args: never[]) => unknown {
+  const call = fn as (...args: unknown[]) => unknown;
+  const p = definition.parameters.map((t) => t === "pointer");
+  const n = (i: number, v: unknown) => p[i] ? wrap(v as number) : v;
+  switch (p.length) {
+    case 3:
+      return (a: unknown, b: unknown, c: unknown) => call(n(0, a), n(1, b), n(2, c));
+    case 4:
+      return (a: unknown, b: unknown, c: unknown, d: unknown) =>
+        call(n(0, a), n(1, b), n(2, c), n(3, d));
+    default:
+      return (...args: unknown[]) => call(...args.map((v, i) => n(i, v)));
+  }
 }
 
 /** The adapter for Bun. */
@@ -82,16 +109,10 @@ export const adapter: NativeAdapter = {
   },
 
   callback<D extends SymbolDefinition>(definition: D, fn: FunctionOf<D>): NativeCallback {
-    const pointerArgs = definition.parameters.map((t) => t === "pointer");
-    const call = fn as unknown as (...args: unknown[]) => unknown;
-    // Normalise Bun's numeric pointer arguments (0 for NULL) to the neutral form.
-    const normalised = (...args: unknown[]) => {
-      for (let i = 0; i < args.length; i++) {
-        if (pointerArgs[i]) args[i] = wrap(args[i] as number);
-      }
-      return call(...args);
-    };
-    const cb = new JSCallback(normalised, { ...toBun(definition), threadsafe: false });
+    const cb = new JSCallback(normaliseArguments(definition, fn), {
+      ...toBun(definition),
+      threadsafe: false,
+    });
     return { pointer: wrap(cb.ptr as number) as Pointer, close: () => cb.close() };
   },
 

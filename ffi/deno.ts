@@ -63,8 +63,7 @@ function withBigIntSizes(definition: SymbolDefinition, fn: unknown): unknown {
           sizes[2] ? BigInt(c as number) : c,
         );
     default:
-      return (...args: unknown[]) =>
-        f(...args.map((a, i) => sizes[i] ? BigInt(a as number) : a));
+      return (...args: unknown[]) => f(...args.map((a, i) => sizes[i] ? BigInt(a as number) : a));
   }
 }
 
