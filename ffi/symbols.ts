@@ -84,7 +84,9 @@ export const libcSymbols = {
 
 /** The conversation function libpam calls: `int (*conv)(int, const struct pam_message **, struct pam_response **, void *)`. */
 export const conversationCallback = {
-  parameters: ["i32", "pointer", "pointer", "pointer"],
+  // appdata_ptr is only ever the integer id this package put there: taken as an integer, it
+  // costs no pointer object and no address conversion per call.
+  parameters: ["i32", "pointer", "pointer", "usize"],
   result: "i32",
 } as const satisfies SymbolDefinition;
 
