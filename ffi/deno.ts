@@ -67,6 +67,23 @@ function withBigIntSizes(definition: SymbolDefinition, fn: unknown): unknown {
   }
 }
 
+/** `fn` given numbers for its `usize` parameters, which Deno passes to callbacks as BigInts. */
+function numberSizes(definition: SymbolDefinition, fn: unknown): unknown {
+  const f = fn as (...args: unknown[]) => unknown;
+  const sizes = definition.parameters.map((t) => t === "usize");
+  if (!sizes.includes(true)) return f;
+  const n = (i: number, v: unknown) => sizes[i] ? Number(v) : v;
+  switch (sizes.length) {
+    case 3:
+      return (a: unknown, b: unknown, c: unknown) => f(n(0, a), n(1, b), n(2, c));
+    case 4:
+      return (a: unknown, b: unknown, c: unknown, d: unknown) =>
+        f(n(0, a), n(1, b), n(2, c), n(3, d));
+    default:
+      return (...args: unknown[]) => f(...args.map((v, i) => n(i, v)));
+  }
+}
+
 /** The adapter for Deno. */
 export const adapter: NativeAdapter = {
   runtime: "deno",
@@ -88,7 +105,7 @@ export const adapter: NativeAdapter = {
         parameters: definition.parameters.map(denoType),
         result: denoType(definition.result),
       } as Deno.UnsafeCallbackDefinition,
-      fn as unknown as Deno.UnsafeCallbackFunction,
+      numberSizes(definition, fn) as Deno.UnsafeCallbackFunction,
     );
     return { pointer: wrap(cb.pointer) as Pointer, close: () => cb.close() };
   },

@@ -294,13 +294,13 @@ function converse(
   count: number,
   messagesPtr: Pointer | null,
   resp: Pointer | null,
-  appdata: Pointer | null,
+  appdata: number,
 ): number {
   let slot: ConversationSlot | undefined;
   let answers: unknown;
   let buffer: ResponseBuffer | undefined;
   try {
-    slot = slots.get(native.addressOf(appdata));
+    slot = slots.get(appdata);
     if (!slot) return ReturnCode.CONV_ERR;
     if (resp) storePointer(resp, null);
     if (count <= 0 || count > MAX_NUM_MSG || !messagesPtr) {
