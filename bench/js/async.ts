@@ -14,6 +14,7 @@ type OneShot = (options: {
   user: string;
   password: string;
   confdir?: string;
+  library?: string;
 }) => Promise<unknown>;
 
 const args = parseArgs();
@@ -32,6 +33,7 @@ const options = {
   user: args.user,
   password: args.password,
   confdir: args.confdir,
+  library: args.library,
 };
 
 /** Runs `count` one-shots with `parallel` in flight; records RSS at the checkpoints. */
