@@ -102,6 +102,9 @@ const isPrompt = (style: number): boolean =>
 const RESPONSE_SIZE = 16; // struct pam_response { char *resp; int resp_retcode; }
 const encoder = new TextEncoder();
 
+// Where answers are encoded before they are copied into C memory (wiped after each copy).
+let scratch = new Uint8Array(256);
+
 // Pointer-sized cells for storePointer; the trampoline runs on one thread at a time.
 const cell = new Uint8Array(8);
 const nullCell = new Uint8Array(8);
@@ -149,19 +152,23 @@ class ResponseBuffer {
   /** Copies `answer` into a `malloc`'d C string for response `index`. */
   set(index: number, answer: string | Uint8Array): void {
     const libc = openLibc();
+    // Built in a JavaScript scratch buffer, copied into C memory with one memcpy and wiped
+    // at once: a view of the C memory would cost an ArrayBuffer over memory libpam frees.
+    const bytes = typeof answer === "string" ? answer.length * 3 + 1 : answer.byteLength + 1;
+    if (scratch.length < bytes) scratch = new Uint8Array(Math.max(bytes, scratch.length * 2));
+    let length: number;
     if (typeof answer === "string") {
-      // Encoded straight into C memory: no JavaScript copy of the secret to wipe.
-      const size = answer.length * 3 + 1;
-      const cString = this.#claim(index, libc.malloc(size), size);
-      const target = native.view(cString, size);
-      const { written } = encoder.encodeInto(answer, target.subarray(0, size - 1));
-      target[written] = 0;
+      length = encoder.encodeInto(answer, scratch.subarray(0, bytes - 1)).written;
     } else {
-      const size = answer.byteLength + 1;
-      const cString = this.#claim(index, libc.malloc(size), size);
-      const target = native.view(cString, size);
-      target.set(answer);
-      target[answer.byteLength] = 0;
+      scratch.set(answer);
+      length = answer.byteLength;
+    }
+    scratch[length] = 0;
+    try {
+      const cString = this.#claim(index, libc.malloc(length + 1), length + 1);
+      libc.memcpy(cString, scratch, length + 1);
+    } finally {
+      scratch.fill(0, 0, length + 1);
     }
   }
 

@@ -18,7 +18,7 @@ import {
 import { PamError } from "./errors.ts";
 import { openLibc, openPam, type PamLibrary } from "./library.ts";
 import { rawAccess } from "./raw_access.ts";
-import { CStringCache, cString, describe, optionsObject } from "./validate.ts";
+import { cString, CStringCache, describe, optionsObject } from "./validate.ts";
 
 /**
  * How a transaction starts.
@@ -238,7 +238,9 @@ export class PamTransaction {
   static start(options: PamTransactionOptions): PamTransaction {
     const o = optionsObject<PamTransactionOptions>(options, "PamTransaction.start() options");
     const service = serviceCache.get(o.service, "service");
-    if (service === null) throw new TypeError(`service must be a string, got ${describe(o.service)}`);
+    if (service === null) {
+      throw new TypeError(`service must be a string, got ${describe(o.service)}`);
+    }
     const user = userCache.get(o.user, "user");
     const confdir = confdirCache.get(o.confdir, "confdir");
     if (o.conversation !== undefined && typeof o.conversation !== "function") {

@@ -1,9 +1,10 @@
 /**
- * The floor for a runtime: the permit workloads through the runtime's own
- * FFI with no binding at all (no conversation, buffers made once, direct
- * calls), so the bench can tell what the binding adds from what running
- * libpam inside a JavaScript runtime's process costs. Deno and Bun; a
- * diagnostic, not an API: it names libpam's symbols itself.
+ * The floor for a runtime: the workloads through the runtime's own FFI with
+ * no binding at all (buffers made once, direct calls, a minimal C-like
+ * conversation callback that answers echo-off prompts and nothing else), so
+ * the bench can tell what the binding adds from what running libpam inside a
+ * JavaScript runtime's process costs. Deno and Bun; a diagnostic, not an
+ * API: it names libpam's and libc's symbols itself.
  *
  * @module
  */
@@ -32,7 +33,10 @@ if (args.kind !== "full" && args.kind !== "auth-silent") {
 const encoder = new TextEncoder();
 const z = (s: string) => encoder.encode(s + "\0");
 const service = z(args.service), user = z(args.user), confdir = z(args.confdir ?? "/etc/pam.d");
-const conv = new Uint8Array(16); // { conv: NULL, appdata_ptr: NULL }: these stacks never prompt
+// struct pam_conv: a minimal C-like conversation (calloc the responses, strdup the password
+// for each echo-off prompt), or NULL for stacks that never prompt.
+const conv = new Uint8Array(16);
+const password = z(args.password);
 const out = new Uint8Array(8);
 const outView = new DataView(out.buffer);
 
@@ -52,6 +56,26 @@ async function open(): Promise<Raw> {
       pam_close_session: flagged,
       pam_end: flagged,
     }).symbols;
+    const libc = g.Deno.dlopen("libc.so.6", {
+      calloc: { parameters: ["u64", "u64"], result: "pointer" },
+      strdup: { parameters: ["buffer"], result: "pointer" },
+    }).symbols;
+    const View = g.Deno.UnsafePointerView;
+    const P = g.Deno.UnsafePointer;
+    const cb = new g.Deno.UnsafeCallback(
+      { parameters: ["i32", "pointer", "pointer", "pointer"], result: "i32" } as const,
+      (n, msgs, resp) => {
+        const r = libc.calloc(BigInt(n), 16n)!;
+        const rv = new BigUint64Array(View.getArrayBuffer(r, 16 * n));
+        for (let i = 0; i < n; i++) {
+          const m = new View(msgs!).getPointer(i * 8)!;
+          if (new View(m).getInt32(0) === 1) rv[i * 2] = P.value(libc.strdup(password));
+        }
+        new BigUint64Array(View.getArrayBuffer(resp!, 8))[0] = P.value(r);
+        return 0;
+      },
+    );
+    new DataView(conv.buffer).setBigUint64(0, P.value(cb.pointer), true);
     return {
       start: lib.pam_start_confdir as Call,
       authenticate: lib.pam_authenticate as Call,
@@ -72,6 +96,24 @@ async function open(): Promise<Raw> {
     pam_close_session: flagged,
     pam_end: flagged,
   }).symbols;
+  const { JSCallback, read, toArrayBuffer } = await import("bun:ffi");
+  const libc = dlopen("libc.so.6", {
+    calloc: { args: [T.u64_fast, T.u64_fast], returns: T.ptr },
+    strdup: { args: [T.ptr], returns: T.ptr },
+  }).symbols;
+  const cb = new JSCallback((n: number, msgs: number, resp: number) => {
+    const r = libc.calloc(n, 16) as number;
+    const rv = new DataView(toArrayBuffer(r as never, 0, 16 * n));
+    for (let i = 0; i < n; i++) {
+      const m = read.ptr(msgs as never, i * 8);
+      if (read.i32(m as never, 0) === 1) {
+        rv.setBigUint64(i * 16, BigInt(libc.strdup(password) as number), true);
+      }
+    }
+    new DataView(toArrayBuffer(resp as never, 0, 8)).setBigUint64(0, BigInt(r), true);
+    return 0;
+  }, { args: [T.i32, T.ptr, T.ptr, T.ptr], returns: T.i32 });
+  new DataView(conv.buffer).setBigUint64(0, BigInt(cb.ptr as number), true);
   return {
     start: lib.pam_start_confdir as Call,
     authenticate: lib.pam_authenticate as Call,
