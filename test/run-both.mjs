@@ -1,6 +1,6 @@
 // Runs the one test suite under Deno and then Bun, and prints a closing
 // "N passed, N failed" line summing both. Plain Node.js, so it works before
-// either runtime is on the PATH (both come from node_modules/.bin).
+// either runtime is on the PATH (both come from .tools/node_modules/.bin).
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => {
-  const local = join(root, "node_modules", ".bin", name);
+  const local = join(root, ".tools", "node_modules", ".bin", name);
   return existsSync(local) ? local : name;
 };
 const filter = process.argv.slice(2);
