@@ -27,3 +27,21 @@ export {
   passwordConversation,
 } from "./src/conversation.ts";
 export * from "./src/transaction.ts";
+export {
+  type AsyncConversation,
+  AsyncPamTransaction,
+  type AsyncPamTransactionOptions,
+  authenticate,
+  type AuthenticateOptions,
+  type AuthenticateResult,
+} from "./src/async.ts";
+export { setWorkerPoolSize, type WorkerPoolStats, workerPoolStats } from "./src/pool.ts";
+export {
+  closeSession,
+  type CloseSessionOptions,
+  login,
+  type LoginOptions,
+  LoginSession,
+  type SessionRecord,
+  type UtmpOptions,
+} from "./src/session.ts";

@@ -72,6 +72,8 @@ export const libcSymbols = {
   endutxent: { parameters: [], result: "void" },
   updwtmpx: { parameters: ["buffer", "buffer"], result: "void" },
   __errno_location: { parameters: [], result: "pointer" },
+  // Turns the errno a failed utmpx call left into text for the error message.
+  strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /** The conversation function libpam calls: `int (*conv)(int, const struct pam_message **, struct pam_response **, void *)`. */

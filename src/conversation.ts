@@ -214,7 +214,11 @@ function readMessages(count: number, messages: Pointer): PamMessage[] {
   return out;
 }
 
-function checkAnswers(answers: unknown, messages: readonly PamMessage[]): PamAnswer[] {
+/**
+ * Checks a handler's answers: one per message, each a NUL-free string, bytes
+ * (NULs only for binary prompts), `null` or `undefined`; never a Promise.
+ */
+export function checkAnswers(answers: unknown, messages: readonly PamMessage[]): PamAnswer[] {
   if (answers instanceof Promise || typeof (answers as PromiseLike<unknown>)?.then === "function") {
     // Keep a late rejection from surfacing as an unhandled one.
     Promise.resolve(answers).catch(() => {});

@@ -1,0 +1,127 @@
+/**
+ * A small terminal login, the flow of `pam_open_session(3)` as runnable code:
+ * ask for the user and (echo off) the password, authenticate, check the
+ * account, open the session, write the utmp/wtmp entries, run a command with
+ * the PAM environment, then write the exit entries and close the session.
+ *
+ * It uses the stack in `examples/pam.d/login-example` (stock modules, no
+ * root; user "demo", password "correct horse") and utmp/wtmp files in a
+ * temporary directory, which `who` and `last` read at the end.
+ *
+ * Run:
+ *   deno run --allow-ffi --allow-read --allow-write --allow-env --allow-run examples/login.ts [--user NAME] [-- command...]
+ *   bun examples/login.ts [--user NAME] [-- command...]
+ *
+ * @module
+ */
+
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import process from "node:process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { type AsyncConversation, login, MessageStyle, PamError } from "../mod.ts";
+
+const examples = dirname(fileURLToPath(import.meta.url));
+// [--user NAME] [--] [command...]; Bun drops a "--" right after the script, Deno keeps it.
+let args = process.argv.slice(2);
+const userArg = args[0] === "--user" ? args[1] : undefined;
+if (userArg !== undefined) args = args.slice(2);
+if (args[0] === "--") args = args.slice(1);
+const command = args.length
+  ? args
+  : ["sh", "-c", 'echo "$DEMO_GREETING; PAM says you are $DEMO_USER"'];
+
+// One line reader over stdin. Without an `output`, readline does not echo:
+// the terminal does, and `stty -echo` turns that off for the password.
+const input = createInterface({ input: process.stdin });
+const lines = input[Symbol.asyncIterator]();
+const interactive = process.stdin.isTTY === true;
+
+async function ask(prompt: string, echo: boolean): Promise<string> {
+  process.stdout.write(prompt);
+  const quiet = !echo && interactive;
+  if (quiet) spawnSync("stty", ["-echo"], { stdio: ["inherit", "inherit", "inherit"] });
+  try {
+    const next = await lines.next();
+    if (next.done) throw new Error("end of input");
+    return next.value;
+  } finally {
+    if (quiet) spawnSync("stty", ["echo"], { stdio: ["inherit", "inherit", "inherit"] });
+    // The terminal echoed the Enter of a visible answer; nothing else ends the line.
+    if (quiet || !interactive) process.stdout.write("\n");
+  }
+}
+
+/** The terminal conversation: prompts go to the user, messages to the screen. */
+const conversation: AsyncConversation = async (messages) => {
+  const answers: (string | null)[] = [];
+  for (const m of messages) {
+    if (m.style === MessageStyle.PROMPT_ECHO_OFF) answers.push(await ask(m.text, false));
+    else if (m.style === MessageStyle.PROMPT_ECHO_ON) answers.push(await ask(m.text, true));
+    else {
+      (m.style === MessageStyle.ERROR_MSG ? console.error : console.log)(m.text);
+      answers.push(null);
+    }
+  }
+  return answers;
+};
+
+function terminal(): string | undefined {
+  if (!interactive) return undefined;
+  const tty = spawnSync("tty", [], { stdio: ["inherit", "pipe", "ignore"], encoding: "utf8" });
+  return tty.status === 0 ? tty.stdout.trim() : undefined;
+}
+
+const dir = mkdtempSync(join(tmpdir(), "seed-pam-login-"));
+const confdir = join(dir, "pam.d");
+const utmpFile = join(dir, "utmp");
+const wtmpFile = join(dir, "wtmp");
+let status = 0;
+try {
+  mkdirSync(confdir);
+  const template = readFileSync(join(examples, "pam.d", "login-example"), "utf8");
+  writeFileSync(join(confdir, "login-example"), template.replaceAll("{{examples}}", examples));
+
+  const user = userArg ?? await ask("login: ", true);
+  const tty = terminal();
+  try {
+    await using session = await login({
+      service: "login-example",
+      user,
+      confdir,
+      conversation,
+      tty: tty ?? "example",
+      utmp: { utmpFile, wtmpFile },
+    });
+    console.log(`Logged in as ${session.user} on ${session.record.line}.`);
+    console.log(`who ${utmpFile}:\n  ${who()}`);
+    // The user's command gets the PAM environment (plus a PATH to find it by).
+    const run = spawnSync(command[0], command.slice(1), {
+      stdio: "inherit",
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", USER: session.user, ...session.env },
+    });
+    status = run.status ?? 1;
+    console.log(`The command exited with ${status}; logging out.`);
+  } catch (error) {
+    if (!(error instanceof PamError)) throw error;
+    console.error(`Login incorrect (${error.codeName})`);
+    status = 1;
+  }
+  // `await using` closed the session: exit entries written, then pam_close_session.
+  console.log(`who ${utmpFile} after logout: ${who() || "(nobody)"}`);
+  // `last` calls a logout in the very second it runs "still running": let the clock tick.
+  await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 10));
+  const last = spawnSync("last", ["-f", wtmpFile], { encoding: "utf8" });
+  if (last.status === 0) console.log(`last -f ${wtmpFile}:\n${last.stdout.trimEnd()}`);
+} finally {
+  input.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+process.exit(status);
+
+function who(): string {
+  return spawnSync("who", [utmpFile], { encoding: "utf8" }).stdout?.trim() ?? "";
+}

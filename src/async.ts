@@ -1,0 +1,778 @@
+/**
+ * `AsyncPamTransaction` and the one-shot `authenticate()`: PAM for servers.
+ * Every libpam call of a transaction runs on one worker thread that owns the
+ * handle, so fail delays, network modules and slow conversations never block
+ * the event loop; conversation handlers may be async.
+ *
+ * @module
+ */
+
+import { type ItemName, itemTypes } from "./constants.ts";
+import {
+  checkAnswers,
+  type PamAnswer,
+  type PamMessage,
+  passwordConversation,
+} from "./conversation.ts";
+import { PamError } from "./errors.ts";
+import { acquireWorker, type Outcome, type PamWorker, releaseWorker } from "./pool.ts";
+import type {
+  AuthFlags,
+  ChauthtokFlags,
+  CredAction,
+  PamTransactionOptions,
+  SilentFlag,
+  XAuthData,
+} from "./transaction.ts";
+import { cString, describe, optionalCString, optionsObject } from "./validate.ts";
+import type { SerializedError, StartRequest } from "./async_channel.ts";
+
+/**
+ * Answers one batch of messages, one answer per message; may return a
+ * Promise (a synchronous {@linkcode Conversation} works too). Throwing,
+ * rejecting, or the wrong number or type of answers fails the PAM call with
+ * `PAM_CONV_ERR`; it never authenticates.
+ *
+ * @example
+ * ```ts
+ * import { type AsyncConversation, MessageStyle } from "@seed/pam";
+ * const askUser = async (text: string) => "123456"; // e.g. over a WebSocket
+ * const conversation: AsyncConversation = (messages) =>
+ *   Promise.all(messages.map((m) =>
+ *     m.style === MessageStyle.PROMPT_ECHO_OFF ? askUser(m.text) : null
+ *   ));
+ * ```
+ */
+export type AsyncConversation = (
+  messages: readonly PamMessage[],
+) => PamAnswer[] | Promise<PamAnswer[]>;
+
+/**
+ * How an {@linkcode AsyncPamTransaction} starts: the synchronous options,
+ * an async-capable conversation, and cancellation.
+ *
+ * @example
+ * ```ts
+ * import type { AsyncPamTransactionOptions } from "@seed/pam";
+ * const options: AsyncPamTransactionOptions = {
+ *   service: "login",
+ *   user: "alice",
+ *   conversation: async (messages) => messages.map(() => "secret"),
+ *   signal: AbortSignal.timeout(30_000),
+ *   conversationTimeoutMs: 10_000,
+ *   failDelay: "report",
+ * };
+ * ```
+ */
+export interface AsyncPamTransactionOptions extends Omit<PamTransactionOptions, "conversation"> {
+  /** Answers the modules' prompts, on the main thread; without one, prompts fail the call. */
+  conversation?: AsyncConversation;
+  /**
+   * Fails a pending conversation at once (the call rejects with `PamError`,
+   * `cause` = the signal's reason) and every later call except `end()`.
+   * Before the transaction has a thread, it rejects `start()` itself.
+   */
+  signal?: AbortSignal;
+  /** A prompt left unanswered this long fails the call (`cause`: a `TimeoutError`). */
+  conversationTimeoutMs?: number;
+}
+
+const silentOnly = ["silent"];
+const authFlagNames = ["silent", "disallowNullAuthtok"];
+const chauthtokFlagNames = ["silent", "changeExpiredAuthtok"];
+const credActions = ["establish", "delete", "reinitialize", "refresh"];
+
+function checkFlags(flags: unknown, what: string, allowed: readonly string[]): void {
+  const given = optionsObject<Record<string, unknown>>(flags, what);
+  for (const [key, value] of Object.entries(given)) {
+    if (!allowed.includes(key)) {
+      throw new TypeError(`${what} has no option "${key}" (known: ${allowed.join(", ")})`);
+    }
+    if (value !== undefined && typeof value !== "boolean") {
+      throw new TypeError(`${what}.${key} must be a boolean, got ${describe(value)}`);
+    }
+  }
+}
+
+function checkItemName(name: unknown): void {
+  if (typeof name !== "string" || !Object.hasOwn(itemTypes, name)) {
+    throw new TypeError(
+      `Unknown PAM item ${JSON.stringify(name) ?? describe(name)}; known items: ${
+        Object.keys(itemTypes).join(", ")
+      }`,
+    );
+  }
+}
+
+/** Validates a C string argument without keeping the encoded copy. */
+function checkCString(value: unknown, what: string): void {
+  cString(value, what).fill(0);
+}
+
+function checkStartOptions(
+  o: AsyncPamTransactionOptions,
+  what: string,
+): Omit<StartRequest, "conversation"> {
+  checkCString(o.service, "service");
+  optionalCString(o.user, "user")?.fill(0);
+  optionalCString(o.confdir, "confdir");
+  if (o.library !== undefined) checkCString(o.library, "library");
+  if (o.failDelay !== undefined && o.failDelay !== "native" && o.failDelay !== "report") {
+    throw new TypeError(
+      `failDelay must be "native" or "report", got ${JSON.stringify(o.failDelay)}`,
+    );
+  }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
+    throw new TypeError(`${what}.signal must be an AbortSignal, got ${describe(o.signal)}`);
+  }
+  const ms = o.conversationTimeoutMs;
+  if (ms !== undefined && (typeof ms !== "number" || !(ms > 0) || ms > 2 ** 31 - 1)) {
+    throw new TypeError(
+      `${what}.conversationTimeoutMs must be a positive number of milliseconds, got ${
+        typeof ms === "number" ? ms : describe(ms)
+      }`,
+    );
+  }
+  const options: StartRequest["options"] = { service: o.service };
+  if (o.user !== undefined && o.user !== null) options.user = o.user;
+  if (o.confdir !== undefined && o.confdir !== null) options.confdir = o.confdir;
+  if (o.library !== undefined) options.library = o.library;
+  if (o.failDelay !== undefined) options.failDelay = o.failDelay;
+  return { options, conversationTimeoutMs: ms };
+}
+
+/**
+ * The main side of one worker while a transaction (or one-shot) holds it:
+ * runs the handler for each conversation and turns the worker's outcomes
+ * back into values and errors.
+ */
+class Link {
+  readonly worker: PamWorker;
+  readonly #handler: AsyncConversation | undefined;
+  readonly #signal: AbortSignal | undefined;
+  readonly #timeoutMs: number | undefined;
+  /** Why this call's conversation failed on the main side: the cause of its PamError. */
+  #failure: { error: unknown } | undefined;
+
+  constructor(
+    worker: PamWorker,
+    handler: AsyncConversation | undefined,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+  ) {
+    this.worker = worker;
+    this.#handler = handler;
+    this.#signal = signal;
+    this.#timeoutMs = timeoutMs;
+    worker.onConverse = (seq, messages) => this.#converse(seq, messages);
+  }
+
+  async request(request: Parameters<PamWorker["request"]>[0]): Promise<unknown> {
+    this.#failure = undefined;
+    const outcome: Outcome = await this.worker.request(request);
+    if (outcome.ok) return outcome.value;
+    throw this.#rebuild(outcome.error);
+  }
+
+  #converse(seq: number, messages: readonly PamMessage[]): void {
+    const handler = this.#handler;
+    const signal = this.#signal;
+    let settled = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const onAbort = () => fail(signal!.reason);
+    const done = () => {
+      settled = true;
+      if (timer !== undefined) clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const fail = (error: unknown) => {
+      if (settled) return;
+      done();
+      this.#failure = { error };
+      this.worker.fail(seq);
+    };
+    const succeed = (answers: unknown) => {
+      if (settled) {
+        wipe(answers);
+        return;
+      }
+      done();
+      try {
+        this.worker.answer(seq, checkAnswers(answers, messages));
+      } catch (error) {
+        this.#failure = { error };
+        this.worker.fail(seq);
+      } finally {
+        wipe(answers);
+      }
+    };
+    if (!handler) return fail(new TypeError("the transaction has no conversation"));
+    if (signal?.aborted) return fail(signal.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (this.#timeoutMs !== undefined) {
+      const ms = this.#timeoutMs;
+      timer = setTimeout(
+        () =>
+          fail(
+            new DOMException(
+              `the conversation handler did not answer within ${ms} ms (conversationTimeoutMs)`,
+              "TimeoutError",
+            ),
+          ),
+        ms,
+      );
+    }
+    let result: unknown;
+    try {
+      result = handler(messages);
+    } catch (error) {
+      return fail(error);
+    }
+    if (typeof (result as PromiseLike<unknown>)?.then === "function") {
+      Promise.resolve(result).then(succeed, (error) => fail(error));
+    } else {
+      succeed(result);
+    }
+  }
+
+  #rebuild(s: SerializedError): Error {
+    if (s.pam) {
+      let cause: unknown;
+      if (s.cause === "main") {
+        cause = this.#failure ? this.#failure.error : new Error("the conversation failed");
+      } else if (s.cause) {
+        cause = plainError(s.cause);
+      }
+      const error = new PamError(s.pam.code, s.pam.operation, {
+        messages: s.pam.messages,
+        cause,
+        failDelayMs: s.pam.failDelayMs,
+      });
+      error.message = s.message;
+      return error;
+    }
+    return plainError(s);
+  }
+}
+
+function plainError(s: { name: string; message: string }): Error {
+  const Kind = s.name === "TypeError" ? TypeError : s.name === "RangeError" ? RangeError : Error;
+  const error = new Kind(s.message);
+  if (Kind === Error && s.name !== "Error") error.name = s.name;
+  return error;
+}
+
+function wipe(answers: unknown): void {
+  if (!Array.isArray(answers)) return;
+  for (const answer of answers) if (answer instanceof Uint8Array) answer.fill(0);
+}
+
+/**
+ * One PAM transaction whose libpam calls all run on one worker thread that
+ * owns the handle; every method returns a Promise, so neither a fail delay,
+ * nor a module blocking on the network, nor a user taking their time to
+ * answer a prompt holds up the event loop. Same methods, options and
+ * {@linkcode PamError}s as the synchronous `PamTransaction`.
+ *
+ * @example
+ * ```ts
+ * import { AsyncPamTransaction, PamError } from "@seed/pam";
+ *
+ * await using tx = await AsyncPamTransaction.start({
+ *   service: "login",
+ *   user: "alice",
+ *   conversation: async (messages) => messages.map(() => "secret"),
+ *   conversationTimeoutMs: 30_000,
+ * });
+ * try {
+ *   await tx.authenticate();
+ *   await tx.acctMgmt();
+ * } catch (error) {
+ *   if (error instanceof PamError) console.log(error.codeName);
+ * }
+ * ```
+ */
+export class AsyncPamTransaction {
+  readonly #link: Link;
+  readonly #signal: AbortSignal | undefined;
+  #tail: Promise<unknown> = Promise.resolve();
+  #ended = false;
+  #endPromise: Promise<void> | undefined;
+
+  private constructor(link: Link, signal: AbortSignal | undefined) {
+    this.#link = link;
+    this.#signal = signal;
+  }
+
+  /**
+   * Starts a transaction on a pooled worker thread (`pam_start`, or
+   * `pam_start_confdir` with `confdir`). Waits for a thread when all are
+   * busy (see `setWorkerPoolSize`).
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
+   * ```
+   */
+  static async start(options: AsyncPamTransactionOptions): Promise<AsyncPamTransaction> {
+    const what = "AsyncPamTransaction.start() options";
+    const o = optionsObject<AsyncPamTransactionOptions>(options, what);
+    if (o.conversation !== undefined && typeof o.conversation !== "function") {
+      throw new TypeError(`conversation must be a function, got ${describe(o.conversation)}`);
+    }
+    const start = checkStartOptions(o, what);
+    const signal = o.signal;
+    const worker = await acquireWorker(signal);
+    const link = new Link(worker, o.conversation, signal, start.conversationTimeoutMs);
+    try {
+      await link.request({ op: "start", ...start, conversation: o.conversation !== undefined });
+    } catch (error) {
+      // pam_start failed, so the worker owns no handle: it can serve the next transaction.
+      releaseWorker(worker);
+      throw error;
+    }
+    const tx = new AsyncPamTransaction(link, signal);
+    if (signal?.aborted) {
+      await tx.end();
+      throw signal.reason;
+    }
+    return tx;
+  }
+
+  /** `true` once {@linkcode AsyncPamTransaction.end} has been called. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /**
+   * Authenticates the user (`pam_authenticate`).
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction, passwordConversation } from "@seed/pam";
+   * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice", conversation: passwordConversation("pw") });
+   * await tx.authenticate({ disallowNullAuthtok: true });
+   * ```
+   */
+  authenticate(flags?: AuthFlags): Promise<void> {
+    return this.#call(
+      "authenticate",
+      [flags],
+      () => checkFlags(flags, "authenticate() flags", authFlagNames),
+    ) as Promise<void>;
+  }
+
+  /**
+   * Checks that the account may be used now (`pam_acct_mgmt`).
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
+   * await tx.acctMgmt();
+   * ```
+   */
+  acctMgmt(flags?: AuthFlags): Promise<void> {
+    return this.#call(
+      "acctMgmt",
+      [flags],
+      () => checkFlags(flags, "acctMgmt() flags", authFlagNames),
+    ) as Promise<void>;
+  }
+
+  /**
+   * Establishes, deletes, reinitialises or refreshes the user's credentials (`pam_setcred`).
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
+   * await tx.setCred("establish");
+   * ```
+   */
+  setCred(action: CredAction, flags?: SilentFlag): Promise<void> {
+    return this.#call("setCred", [action, flags], () => {
+      if (typeof action !== "string" || !credActions.includes(action)) {
+        throw new TypeError(
+          `setCred() takes "establish", "delete", "reinitialize" or "refresh", got ${
+            JSON.stringify(action) ?? describe(action)
+          }`,
+        );
+      }
+      checkFlags(flags, "setCred() flags", silentOnly);
+    }) as Promise<void>;
+  }
+
+  /**
+   * Changes the user's authentication token (`pam_chauthtok`).
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * await using tx = await AsyncPamTransaction.start({ service: "passwd", user: "alice" });
+   * await tx.chauthtok({ changeExpiredAuthtok: true });
+   * ```
+   */
+  chauthtok(flags?: ChauthtokFlags): Promise<void> {
+    return this.#call(
+      "chauthtok",
+      [flags],
+      () => checkFlags(flags, "chauthtok() flags", chauthtokFlagNames),
+    ) as Promise<void>;
+  }
+
+  /**
+   * Opens a session (`pam_open_session`).
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
+   * await tx.openSession();
+   * await tx.closeSession();
+   * ```
+   */
+  openSession(flags?: SilentFlag): Promise<void> {
+    return this.#call(
+      "openSession",
+      [flags],
+      () => checkFlags(flags, "openSession() flags", silentOnly),
+    ) as Promise<void>;
+  }
+
+  /**
+   * Closes the session (`pam_close_session`).
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
+   * await tx.openSession();
+   * await tx.closeSession({ silent: true });
+   * ```
+   */
+  closeSession(flags?: SilentFlag): Promise<void> {
+    return this.#call(
+      "closeSession",
+      [flags],
+      () => checkFlags(flags, "closeSession() flags", silentOnly),
+    ) as Promise<void>;
+  }
+
+  /**
+   * Reads a string item; `undefined` when it is unset.
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
+   * console.log(await tx.getItem("user")); // "alice"
+   * ```
+   */
+  getItem(name: ItemName): Promise<string | undefined> {
+    return this.#call("getItem", [name], () => checkItemName(name)) as Promise<
+      string | undefined
+    >;
+  }
+
+  /**
+   * Sets a string item. The value reaches the worker thread by structured
+   * clone; prefer the conversation for secrets.
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
+   * await tx.setItem("rhost", "203.0.113.7");
+   * ```
+   */
+  setItem(name: ItemName, value: string): Promise<void> {
+    return this.#call("setItem", [name, value], () => {
+      checkItemName(name);
+      checkCString(value, `the value of item "${name}"`);
+    }) as Promise<void>;
+  }
+
+  /**
+   * Reads `PAM_XAUTHDATA`; `undefined` when unset.
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
+   * console.log((await tx.getXAuthData())?.name);
+   * ```
+   */
+  getXAuthData(): Promise<XAuthData | undefined> {
+    return this.#call("getXAuthData", [], () => {}) as Promise<XAuthData | undefined>;
+  }
+
+  /**
+   * Sets `PAM_XAUTHDATA` (the worker's copy of the data is zeroed afterwards).
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
+   * await tx.setXAuthData({ name: "MIT-MAGIC-COOKIE-1", data: crypto.getRandomValues(new Uint8Array(16)) });
+   * ```
+   */
+  setXAuthData(xauth: XAuthData): Promise<void> {
+    return this.#call("setXAuthData", [xauth], () => {
+      const o = optionsObject<XAuthData>(xauth, "setXAuthData() argument");
+      checkCString(o.name, "XAuthData.name");
+      if (!(o.data instanceof Uint8Array)) {
+        throw new TypeError(`XAuthData.data must be a Uint8Array, got ${describe(o.data)}`);
+      }
+    }) as Promise<void>;
+  }
+
+  /**
+   * Reads one variable of the PAM environment (`pam_getenv`).
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
+   * await tx.putEnv("LANG=C.UTF-8");
+   * console.log(await tx.getEnv("LANG")); // "C.UTF-8"
+   * ```
+   */
+  getEnv(name: string): Promise<string | undefined> {
+    return this.#call(
+      "getEnv",
+      [name],
+      () => checkCString(name, "the environment variable name"),
+    ) as Promise<string | undefined>;
+  }
+
+  /**
+   * Sets (`"NAME=value"`), empties (`"NAME="`) or deletes (`"NAME"`) a
+   * variable of the PAM environment (`pam_putenv`).
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
+   * await tx.putEnv("EDITOR=vi");
+   * ```
+   */
+  putEnv(entry: string): Promise<void> {
+    return this.#call("putEnv", [entry], () => {
+      checkCString(entry, "the environment entry");
+      if (entry === "" || entry.startsWith("=")) {
+        throw new TypeError('putEnv() takes "NAME=value", "NAME=" or "NAME"; the name is missing');
+      }
+    }) as Promise<void>;
+  }
+
+  /**
+   * The whole PAM environment (`pam_getenvlist`).
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
+   * const env = await tx.getEnvList();
+   * ```
+   */
+  getEnvList(): Promise<Record<string, string>> {
+    return this.#call("getEnvList", [], () => {}) as Promise<Record<string, string>>;
+  }
+
+  /**
+   * Ends the transaction (`pam_end`, with the status of the last call) and
+   * returns the thread to the pool. Safe to call again; every other method
+   * rejects afterwards. Works after an abort, a timeout or a dead thread.
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * const tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
+   * try {
+   *   await tx.authenticate();
+   * } finally {
+   *   await tx.end();
+   * }
+   * ```
+   */
+  end(options?: SilentFlag): Promise<void> {
+    if (this.#endPromise) return this.#endPromise;
+    try {
+      checkFlags(options, "end() options", silentOnly);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#ended = true;
+    const worker = this.#link.worker;
+    const run = async () => {
+      try {
+        if (!worker.death) {
+          await this.#link.request({ op: "end", silent: options?.silent });
+        }
+      } catch (error) {
+        // A thread that died has taken the handle with it: nothing is left to end.
+        if (!worker.death) throw error;
+      } finally {
+        releaseWorker(worker);
+      }
+    };
+    this.#endPromise = this.#tail.then(run, run);
+    return this.#endPromise;
+  }
+
+  /**
+   * Ends the transaction, for `await using`.
+   *
+   * @example
+   * ```ts
+   * import { AsyncPamTransaction } from "@seed/pam";
+   * {
+   *   await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
+   * } // pam_end has run here
+   * ```
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.end();
+  }
+
+  #call(method: string, args: unknown[], validate: () => void): Promise<unknown> {
+    try {
+      if (this.#ended) {
+        throw new Error("This AsyncPamTransaction has ended (pam_end ran); start a new one");
+      }
+      validate();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // One call at a time, in order: the worker's conversation state belongs to one call.
+    const run = () => {
+      if (this.#signal?.aborted) throw this.#signal.reason;
+      return this.#link.request({ op: "call", method, args });
+    };
+    const result = this.#tail.then(run, run);
+    this.#tail = result.catch(() => {});
+    return result;
+  }
+}
+
+/**
+ * What {@linkcode authenticate} checks.
+ *
+ * @example
+ * ```ts
+ * import type { AuthenticateOptions } from "@seed/pam";
+ * const options: AuthenticateOptions = {
+ *   service: "webapp",
+ *   user: "alice",
+ *   password: "secret",
+ *   rhost: "203.0.113.7",
+ *   signal: AbortSignal.timeout(10_000),
+ * };
+ * ```
+ */
+export interface AuthenticateOptions {
+  /** The PAM service: the file name in the configuration directory. */
+  service: string;
+  /** The user name. */
+  user: string;
+  /** The password, given to every echo-off prompt (a `Uint8Array` is zeroed after use by the caller's copy only). */
+  password: string | Uint8Array;
+  /** Read service files from this directory instead of `/etc/pam.d`. */
+  confdir?: string;
+  /** The remote host (`PAM_RHOST`), for logging and modules such as pam_access. */
+  rhost?: string;
+  /** The terminal (`PAM_TTY`). */
+  tty?: string;
+  /** The remote user (`PAM_RUSER`). */
+  ruser?: string;
+  /** The libpam file to load (default `libpam.so.0`). */
+  library?: string;
+  /** `"native"` (default) sleeps the fail delay on the worker; `"report"` sets `PamError.failDelayMs` instead. */
+  failDelay?: "native" | "report";
+  /** `PAM_DISALLOW_NULL_AUTHTOK` for both calls. */
+  disallowNullAuthtok?: boolean;
+  /** Receives the modules' info and error messages. */
+  onMessage?: (message: PamMessage) => void;
+  /** Aborts the check (while queued for a thread, or at a pending prompt). */
+  signal?: AbortSignal;
+  /** A prompt this binding cannot answer within this long fails the check. */
+  conversationTimeoutMs?: number;
+}
+
+/**
+ * What a successful {@linkcode authenticate} returns.
+ *
+ * @example
+ * ```ts
+ * import type { AuthenticateResult } from "@seed/pam";
+ * const result: AuthenticateResult = { user: "alice" };
+ * ```
+ */
+export interface AuthenticateResult {
+  /** `PAM_USER` after the check: modules may map the name the user typed to another. */
+  user: string;
+}
+
+/**
+ * The check a login form needs, in one call: starts a transaction on a
+ * pooled worker thread, sets the items, authenticates with `password`,
+ * checks the account (`pam_acct_mgmt`) and ends. Rejects with
+ * {@linkcode PamError} on any failure (`codeName` tells which).
+ *
+ * @example
+ * ```ts
+ * import { authenticate, PamError } from "@seed/pam";
+ * try {
+ *   const { user } = await authenticate({ service: "login", user: "alice", password: "secret" });
+ *   console.log(`welcome, ${user}`);
+ * } catch (error) {
+ *   if (error instanceof PamError) console.log(`refused: ${error.codeName}`);
+ *   else throw error;
+ * }
+ * ```
+ */
+export async function authenticate(options: AuthenticateOptions): Promise<AuthenticateResult> {
+  const what = "authenticate() options";
+  const o = optionsObject<AuthenticateOptions>(options, what);
+  if (o === undefined || options === undefined) throw new TypeError(`${what} are required`);
+  checkCString(o.user, "user");
+  if (typeof o.password !== "string" && !(o.password instanceof Uint8Array)) {
+    throw new TypeError(`password must be a string or a Uint8Array, got ${describe(o.password)}`);
+  }
+  if (typeof o.password === "string" && o.password.includes("\0")) {
+    throw new TypeError("password contains a NUL byte, which C would silently truncate");
+  }
+  if (o.onMessage !== undefined && typeof o.onMessage !== "function") {
+    throw new TypeError(`onMessage must be a function, got ${describe(o.onMessage)}`);
+  }
+  if (o.disallowNullAuthtok !== undefined && typeof o.disallowNullAuthtok !== "boolean") {
+    throw new TypeError(
+      `disallowNullAuthtok must be a boolean, got ${describe(o.disallowNullAuthtok)}`,
+    );
+  }
+  const start = checkStartOptions(o, what);
+  const items: Record<string, string> = {};
+  for (const name of ["rhost", "tty", "ruser"] as const) {
+    const value = o[name];
+    if (value === undefined) continue;
+    checkCString(value, name);
+    items[name] = value;
+  }
+  const conversation = passwordConversation(o.password, { onMessage: o.onMessage });
+  const worker = await acquireWorker(o.signal);
+  try {
+    const link = new Link(worker, conversation, o.signal, start.conversationTimeoutMs);
+    const user = await link.request({
+      op: "oneShot",
+      ...start,
+      conversation: true,
+      items,
+      flags: o.disallowNullAuthtok ? { disallowNullAuthtok: true } : {},
+    });
+    return { user: typeof user === "string" ? user : o.user };
+  } finally {
+    releaseWorker(worker);
+  }
+}

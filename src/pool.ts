@@ -1,0 +1,302 @@
+/**
+ * The pool of PAM worker threads behind `AsyncPamTransaction` and
+ * `authenticate()`: bounded, queued, reused, and never keeping the process
+ * alive while idle.
+ *
+ * @module
+ */
+
+import { Worker } from "node:worker_threads";
+import {
+  ANSWERED,
+  CHANNEL_BYTES,
+  FAILED,
+  STATE,
+  stateWord,
+  WAITING,
+  wipeChannel,
+  type WorkerReply,
+  type WorkerRequest,
+  writeAnswers,
+  WRITING,
+} from "./async_channel.ts";
+import type { PamMessage } from "./conversation.ts";
+
+/** A worker's reply to one request: its value, or the error flattened for the trip. */
+export type Outcome =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly error: Extract<WorkerReply, { type: "error" }>["error"] };
+
+type Pending = { resolve(outcome: Outcome): void; reject(error: Error): void };
+
+// Distributive, so each member of the union keeps its own fields.
+type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
+
+/**
+ * One worker thread, its shared answer buffer, and the requests in flight.
+ * The thread is referenced (keeps the process alive) only while a request is
+ * in flight.
+ */
+export class PamWorker {
+  readonly #worker: Worker;
+  readonly #channel: SharedArrayBuffer = new SharedArrayBuffer(CHANNEL_BYTES);
+  readonly #state: Int32Array = new Int32Array(this.#channel, 0, 1);
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #death: Error | undefined;
+  /** Called with each batch of messages the worker's conversation sends. */
+  onConverse: ((seq: number, messages: readonly PamMessage[]) => void) | undefined;
+  /** Called once when the thread dies. */
+  onDeath: ((worker: PamWorker) => void) | undefined;
+
+  constructor(url: URL) {
+    this.#worker = new Worker(workerEntry(url), { workerData: { channel: this.#channel } });
+    this.#worker.unref();
+    this.#worker.on("message", (reply: WorkerReply) => this.#receive(reply));
+    this.#worker.on("error", (error: Error) => this.#die(`${error.name}: ${error.message}`, error));
+    this.#worker.on("exit", (code: number) => this.#die(`exit code ${code}`));
+  }
+
+  /** Why the thread died, once it has. */
+  get death(): Error | undefined {
+    return this.#death;
+  }
+
+  /** Sends one request; resolves with the worker's outcome, rejects if the thread dies. */
+  request(request: WithoutId<WorkerRequest>): Promise<Outcome> {
+    if (this.#death) return Promise.reject(this.#death);
+    const id = this.#nextId++;
+    return new Promise<Outcome>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      if (this.#pending.size === 1) this.#worker.ref();
+      this.#worker.postMessage({ ...request, id } as WorkerRequest);
+    });
+  }
+
+  /**
+   * Delivers answers to conversation `seq`. Returns `false` when that
+   * conversation is no longer waiting (the worker gave up or moved on).
+   * Throws (and fails the conversation) when the answers do not fit.
+   */
+  answer(seq: number, answers: readonly (string | Uint8Array | null | undefined)[]): boolean {
+    if (this.#death || !this.#claim(seq)) return false;
+    try {
+      writeAnswers(this.#channel, answers);
+    } catch (error) {
+      this.#settle(seq, FAILED);
+      throw error;
+    }
+    this.#settle(seq, ANSWERED);
+    return true;
+  }
+
+  /** Fails conversation `seq` (the handler threw, rejected, timed out or was aborted). */
+  fail(seq: number): void {
+    if (!this.#death && this.#claim(seq)) this.#settle(seq, FAILED);
+  }
+
+  /** Stops the thread (pool shrink, tests). Pending requests reject at once. */
+  terminate(): void {
+    this.#die("terminated");
+  }
+
+  #claim(seq: number): boolean {
+    const waiting = stateWord(seq, WAITING);
+    return Atomics.compareExchange(this.#state, STATE, waiting, stateWord(seq, WRITING)) ===
+      waiting;
+  }
+
+  #settle(seq: number, phase: number): void {
+    Atomics.store(this.#state, STATE, stateWord(seq, phase));
+    Atomics.notify(this.#state, STATE);
+  }
+
+  #receive(reply: WorkerReply): void {
+    if (reply.type === "converse") {
+      if (this.onConverse) this.onConverse(reply.seq, reply.messages);
+      else this.fail(reply.seq);
+      return;
+    }
+    const pending = this.#pending.get(reply.id);
+    if (!pending) return;
+    this.#pending.delete(reply.id);
+    if (this.#pending.size === 0) this.#worker.unref();
+    pending.resolve(
+      reply.type === "result"
+        ? { ok: true, value: reply.value }
+        : { ok: false, error: reply.error },
+    );
+  }
+
+  #die(reason: string, error?: Error): void {
+    if (this.#death) return;
+    this.#death = new Error(`The PAM worker thread died (${reason}); its transaction is lost`, {
+      cause: error,
+    });
+    wipeChannel(this.#channel);
+    for (const pending of this.#pending.values()) pending.reject(this.#death);
+    this.#pending.clear();
+    this.#worker.unref();
+    // Make sure the thread is gone (after an 'error' or on request); a no-op after 'exit'.
+    this.#worker.terminate();
+    this.onDeath?.(this);
+  }
+}
+
+/**
+ * The URL to start a worker from. Deno's `node:worker_threads` takes only
+ * `file:` and `data:` URLs, but from JSR this module is an `https:` one: a
+ * one-line `data:` module then imports the real entry (Deno's module cache
+ * and `--allow-import` rules apply to it as to any import).
+ */
+function workerEntry(url: URL): URL {
+  if (url.protocol === "file:") return url;
+  return new URL(`data:text/javascript,import ${encodeURIComponent(JSON.stringify(url.href))};`);
+}
+
+/**
+ * How busy the pool is.
+ *
+ * @example
+ * ```ts
+ * import { workerPoolStats } from "@seed/pam";
+ * const { workers, busy, queued } = workerPoolStats();
+ * console.log(`${busy}/${workers} PAM threads busy, ${queued} waiting`);
+ * ```
+ */
+export interface WorkerPoolStats {
+  /** The most threads the pool starts. */
+  readonly size: number;
+  /** Threads alive now. */
+  readonly workers: number;
+  /** Threads holding a transaction. */
+  readonly busy: number;
+  /** Transactions waiting for a thread. */
+  readonly queued: number;
+  /** Threads started since the process began (a measure of reuse). */
+  readonly started: number;
+}
+
+type Waiter = {
+  resolve(worker: PamWorker): void;
+  reject(error: unknown): void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+};
+
+const workerUrl = new URL("./worker.ts", import.meta.url);
+let size = 4;
+let started = 0;
+const all = new Set<PamWorker>();
+const idle: PamWorker[] = [];
+const waiters: Waiter[] = [];
+
+function spawn(): PamWorker {
+  const worker = new PamWorker(workerUrl);
+  started++;
+  all.add(worker);
+  worker.onDeath = (dead) => {
+    all.delete(dead);
+    const at = idle.indexOf(dead);
+    if (at >= 0) idle.splice(at, 1);
+    pump();
+  };
+  return worker;
+}
+
+/** Hands free capacity to waiting transactions, replacing dead threads as needed. */
+function pump(): void {
+  while (waiters.length > 0) {
+    const worker = idle.pop() ?? (all.size < size ? spawn() : undefined);
+    if (!worker) return;
+    const waiter = waiters.shift()!;
+    if (waiter.onAbort) waiter.signal!.removeEventListener("abort", waiter.onAbort);
+    waiter.resolve(worker);
+  }
+}
+
+/** A thread for one transaction: idle, new (below the bound), or the next to be released. */
+export function acquireWorker(signal?: AbortSignal): Promise<PamWorker> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  const worker = idle.pop() ?? (all.size < size ? spawn() : undefined);
+  if (worker) return Promise.resolve(worker);
+  return new Promise<PamWorker>((resolve, reject) => {
+    const waiter: Waiter = { resolve, reject, signal };
+    if (signal) {
+      waiter.onAbort = () => {
+        const at = waiters.indexOf(waiter);
+        if (at >= 0) waiters.splice(at, 1);
+        reject(signal.reason);
+      };
+      signal.addEventListener("abort", waiter.onAbort, { once: true });
+    }
+    waiters.push(waiter);
+  });
+}
+
+/** Returns a thread to the pool once its transaction has ended. */
+export function releaseWorker(worker: PamWorker): void {
+  worker.onConverse = undefined;
+  if (worker.death) return;
+  if (all.size > size) {
+    all.delete(worker);
+    worker.onDeath = undefined;
+    worker.terminate();
+  } else {
+    idle.push(worker);
+  }
+  pump();
+}
+
+/**
+ * Sets how many PAM worker threads may run at once (default 4). Each
+ * transaction holds one thread from start to end; more transactions wait
+ * in a queue. Raise it when modules block on the network or when many
+ * failures each sleep out a fail delay (`failDelay: "native"`).
+ *
+ * @example
+ * ```ts
+ * import { setWorkerPoolSize } from "@seed/pam";
+ * setWorkerPoolSize(16);
+ * ```
+ */
+export function setWorkerPoolSize(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
+    throw new TypeError(`setWorkerPoolSize() takes an integer from 1 to 1024, got ${threads}`);
+  }
+  size = threads;
+  while (all.size > size && idle.length > 0) {
+    const worker = idle.pop()!;
+    all.delete(worker);
+    worker.onDeath = undefined;
+    worker.terminate();
+  }
+  pump();
+}
+
+/**
+ * The pool's bound and current use.
+ *
+ * @example
+ * ```ts
+ * import { workerPoolStats } from "@seed/pam";
+ * console.log(workerPoolStats().size); // 4
+ * ```
+ */
+export function workerPoolStats(): WorkerPoolStats {
+  return {
+    size,
+    workers: all.size,
+    busy: all.size - idle.length,
+    queued: waiters.length,
+    started,
+  };
+}
+
+/**
+ * Terminates every worker thread, busy or idle (for tests of thread death;
+ * not exported from `mod.ts`). Their transactions' pending calls reject.
+ */
+export function terminateAllWorkers(): void {
+  for (const worker of [...all]) worker.terminate();
+}

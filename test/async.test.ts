@@ -1,0 +1,723 @@
+// AsyncPamTransaction and authenticate(): libpam on pooled worker threads,
+// conversations answered on the main thread, the event loop never blocked.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  type AsyncConversation,
+  AsyncPamTransaction,
+  authenticate,
+  MessageStyle,
+  type PamAnswer,
+  PamError,
+  type PamMessage,
+  PamTransaction,
+  passwordConversation,
+  ReturnCode,
+  setWorkerPoolSize,
+  workerPoolStats,
+} from "../mod.ts";
+import { terminateAllWorkers } from "../src/pool.ts";
+import { createTestStack, wrapperModule } from "../src/testing.ts";
+
+const noMatrix = wrapperModule("pam_matrix")
+  ? false
+  : "pam_matrix (libpam-wrapper) is not installed";
+const isDeno = "Deno" in globalThis;
+
+// A matrix stack: alice/secret, bob/hunter2 (bob may use only "web").
+const matrix = [
+  "auth required {{pam_matrix}} passdb={{passdb}}",
+  "account required {{pam_matrix}} passdb={{passdb}}",
+  "",
+].join("\n");
+
+function matrixStack(extra: Record<string, string> = {}) {
+  return createTestStack({
+    services: { web: matrix, ...extra },
+    users: { alice: "secret", bob: { password: "hunter2", service: "web" } },
+  });
+}
+
+const permitAll = "auth required pam_permit.so\naccount required pam_permit.so\n";
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves with the error a promise rejects with; fails if it resolves. */
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail("expected a rejection");
+}
+
+test("authenticate() resolves { user } for the right password", { skip: noMatrix }, async () => {
+  await using stack = matrixStack();
+  const result = await authenticate({
+    service: "web",
+    user: "alice",
+    password: "secret",
+    confdir: stack.confdir,
+    rhost: "203.0.113.7",
+    tty: "web",
+  });
+  assert.deepEqual(result, { user: "alice" });
+});
+
+test("authenticate() rejects with PamError for a wrong password, never leaking it", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  const error = await rejection(
+    authenticate({ service: "web", user: "alice", password: "wrong-pw-x", confdir: stack.confdir }),
+  );
+  assert.ok(error instanceof PamError);
+  assert.equal(error.code, ReturnCode.AUTH_ERR);
+  assert.equal(error.codeName, "PAM_AUTH_ERR");
+  assert.equal(error.operation, "pam_authenticate");
+  assert.match(error.message, /pam_authenticate failed: .*\(PAM_AUTH_ERR\)/);
+  assert.doesNotMatch(JSON.stringify(error) + error.message + error.stack, /wrong-pw-x/);
+});
+
+test("authenticate() runs account management too", async () => {
+  await using stack = createTestStack({
+    services: {
+      acct: "auth required pam_permit.so\naccount required pam_debug.so acct=acct_expired\n",
+    },
+  });
+  const error = await rejection(
+    authenticate({ service: "acct", user: "carol", password: "x", confdir: stack.confdir }),
+  );
+  assert.ok(error instanceof PamError);
+  assert.equal(error.codeName, "PAM_ACCT_EXPIRED");
+  assert.equal(error.operation, "pam_acct_mgmt");
+});
+
+test("bad input is a TypeError before any thread is involved", async () => {
+  const before = workerPoolStats().started;
+  const bad: unknown[] = [
+    undefined,
+    { service: "web", user: "a\0b", password: "x" },
+    { service: 5, user: "alice", password: "x" },
+    { service: "web", user: "alice", password: 5 },
+    { service: "web", user: "alice", password: "a\0" },
+    { service: "web", user: "alice", password: "x", rhost: "h\0" },
+    { service: "web", user: "alice", password: "x", failDelay: "sometimes" },
+    { service: "web", user: "alice", password: "x", conversationTimeoutMs: -1 },
+    { service: "web", user: "alice", password: "x", signal: "no" },
+  ];
+  for (const options of bad) {
+    const error = await rejection(authenticate(options as never));
+    assert.ok(error instanceof TypeError, `${JSON.stringify(options)}: ${error}`);
+  }
+  for (
+    const options of [
+      { service: "a\0" },
+      { service: "web", conversation: "no" },
+      { service: "web", conversationTimeoutMs: "5" },
+    ]
+  ) {
+    const error = await rejection(AsyncPamTransaction.start(options as never));
+    assert.ok(error instanceof TypeError);
+  }
+  assert.equal(workerPoolStats().started, before);
+});
+
+test("method arguments are checked on the main thread", async () => {
+  await using stack = createTestStack({ services: { ok: permitAll } });
+  await using tx = await AsyncPamTransaction.start({
+    service: "ok",
+    user: "u",
+    confdir: stack.confdir,
+  });
+  await assert.rejects(tx.authenticate({ quiet: true } as never), TypeError);
+  await assert.rejects(tx.setCred("grant" as never), TypeError);
+  await assert.rejects(tx.getItem("nope" as never), TypeError);
+  await assert.rejects(tx.setItem("rhost", "a\0b"), TypeError);
+  await assert.rejects(tx.putEnv("=x"), TypeError);
+  await assert.rejects(tx.setXAuthData({ name: "x", data: "no" } as never), TypeError);
+  await tx.authenticate(); // still usable
+});
+
+test("every method works through the worker", async () => {
+  await using stack = createTestStack({
+    services: {
+      all: [
+        "auth required pam_permit.so",
+        "account required pam_permit.so",
+        "session required pam_permit.so",
+        "password required pam_permit.so",
+        "",
+      ].join("\n"),
+    },
+  });
+  const tx = await AsyncPamTransaction.start({
+    service: "all",
+    user: "dave",
+    confdir: stack.confdir,
+  });
+  await tx.authenticate({ silent: true });
+  await tx.acctMgmt({ disallowNullAuthtok: true });
+  await tx.setCred("establish");
+  await tx.chauthtok({ changeExpiredAuthtok: false });
+  await tx.openSession();
+  await tx.setItem("rhost", "198.51.100.1");
+  assert.equal(await tx.getItem("rhost"), "198.51.100.1");
+  assert.equal(await tx.getItem("user"), "dave");
+  assert.equal(await tx.getItem("service"), "all");
+  assert.equal(await tx.getItem("tty"), undefined);
+  const data = new Uint8Array([1, 2, 3, 0, 4]);
+  await tx.setXAuthData({ name: "MIT-MAGIC-COOKIE-1", data });
+  assert.deepEqual(data, new Uint8Array([1, 2, 3, 0, 4]), "the caller's copy is the caller's");
+  const xauth = await tx.getXAuthData();
+  assert.equal(xauth?.name, "MIT-MAGIC-COOKIE-1");
+  assert.deepEqual(xauth?.data, new Uint8Array([1, 2, 3, 0, 4]));
+  await tx.putEnv("LANG=C.UTF-8");
+  await tx.putEnv("EMPTY=");
+  assert.equal(await tx.getEnv("LANG"), "C.UTF-8");
+  assert.equal(await tx.getEnv("NOPE"), undefined);
+  assert.deepEqual(await tx.getEnvList(), { LANG: "C.UTF-8", EMPTY: "" });
+  await tx.closeSession();
+  await tx.setCred("delete");
+  assert.equal(tx.ended, false);
+  await tx.end();
+  assert.equal(tx.ended, true);
+  await tx.end(); // idempotent
+  await tx[Symbol.asyncDispose]();
+  await assert.rejects(tx.authenticate(), /has ended/);
+});
+
+test("calls issued together run in order on the one thread", async () => {
+  await using stack = createTestStack({ services: { ok: permitAll } });
+  await using tx = await AsyncPamTransaction.start({
+    service: "ok",
+    user: "u",
+    confdir: stack.confdir,
+  });
+  const results = await Promise.all([
+    tx.putEnv("A=1"),
+    tx.getEnv("A"),
+    tx.putEnv("A=2"),
+    tx.getEnv("A"),
+    tx.putEnv("A"),
+    tx.getEnv("A"),
+  ]);
+  assert.deepEqual(results, [undefined, "1", undefined, "2", undefined, undefined]);
+});
+
+test("an async handler that answers after a timer", { skip: noMatrix }, async () => {
+  await using stack = matrixStack();
+  let asked: readonly PamMessage[] = [];
+  const conversation: AsyncConversation = async (messages) => {
+    asked = messages;
+    await sleep(50);
+    return messages.map((m) => (m.style === MessageStyle.PROMPT_ECHO_OFF ? "secret" : null));
+  };
+  await using tx = await AsyncPamTransaction.start({
+    service: "web",
+    user: "alice",
+    confdir: stack.confdir,
+    conversation,
+  });
+  const started = performance.now();
+  await tx.authenticate();
+  assert.ok(performance.now() - started >= 45);
+  await tx.acctMgmt();
+  assert.equal(asked.length, 1);
+  assert.equal(asked[0].style, MessageStyle.PROMPT_ECHO_OFF);
+
+  // A wrong late answer is still just wrong.
+  await using tx2 = await AsyncPamTransaction.start({
+    service: "web",
+    user: "alice",
+    confdir: stack.confdir,
+    conversation: async (messages) => {
+      await sleep(20);
+      return messages.map(() => "nope");
+    },
+  });
+  const error = await rejection(tx2.authenticate());
+  assert.ok(error instanceof PamError);
+  assert.equal(error.code, ReturnCode.AUTH_ERR);
+});
+
+test("a handler that never answers: abort fails the call, the transaction still ends", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  const controller = new AbortController();
+  const tx = await AsyncPamTransaction.start({
+    service: "web",
+    user: "alice",
+    confdir: stack.confdir,
+    conversation: () => new Promise<PamAnswer[]>(() => {}),
+    signal: controller.signal,
+  });
+  setTimeout(() => controller.abort(), 100);
+  const started = performance.now();
+  const error = await rejection(tx.authenticate());
+  assert.ok(performance.now() - started < 5000);
+  assert.ok(error instanceof PamError, String(error));
+  assert.notEqual(error.code, ReturnCode.SUCCESS);
+  assert.equal(error.cause, controller.signal.reason, "cause is the abort reason itself");
+  // Aborted: later calls refuse, but end() still works and frees the thread.
+  assert.equal(await rejection(tx.getItem("user")), controller.signal.reason);
+  await tx.end();
+  assert.equal(tx.ended, true);
+});
+
+test("an aborted signal rejects start() and queued one-shots without a thread", async () => {
+  const before = workerPoolStats().started;
+  const reason = new Error("gone");
+  const error = await rejection(
+    AsyncPamTransaction.start({ service: "x", signal: AbortSignal.abort(reason) }),
+  );
+  assert.equal(error, reason);
+  const error2 = await rejection(
+    authenticate({ service: "x", user: "u", password: "p", signal: AbortSignal.abort(reason) }),
+  );
+  assert.equal(error2, reason);
+  assert.equal(workerPoolStats().started, before);
+});
+
+test("a handler that never answers: conversationTimeoutMs fails the call", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  await using tx = await AsyncPamTransaction.start({
+    service: "web",
+    user: "alice",
+    confdir: stack.confdir,
+    conversation: () => new Promise<PamAnswer[]>(() => {}),
+    conversationTimeoutMs: 100,
+  });
+  const started = performance.now();
+  const error = await rejection(tx.authenticate());
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed >= 90 && elapsed < 5000, `took ${elapsed} ms`);
+  assert.ok(error instanceof PamError);
+  assert.ok(error.cause instanceof Error);
+  assert.equal(error.cause.name, "TimeoutError");
+  assert.match(error.cause.message, /100 ms/);
+  // The transaction is still usable (and endable) after a timed-out prompt.
+  assert.equal(await tx.getItem("user"), "alice");
+});
+
+test("a handler that rejects or throws: PamError with that very object as cause", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  const boom = new RangeError("handler failed");
+  const handlers: AsyncConversation[] = [
+    () => Promise.reject(boom),
+    async () => {
+      await sleep(10);
+      throw boom;
+    },
+    () => {
+      throw boom;
+    },
+  ];
+  for (const conversation of handlers) {
+    await using tx = await AsyncPamTransaction.start({
+      service: "web",
+      user: "alice",
+      confdir: stack.confdir,
+      conversation,
+    });
+    const error = await rejection(tx.authenticate());
+    assert.ok(error instanceof PamError);
+    assert.notEqual(error.code, ReturnCode.SUCCESS);
+    assert.equal(error.cause, boom);
+  }
+});
+
+test("wrong answers (count, type, NUL) fail the call with a TypeError cause", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  const wrong: AsyncConversation[] = [
+    () => [],
+    (m) => Promise.resolve([...m.map(() => "secret"), "extra"]),
+    () => [42 as never],
+    () => Promise.resolve(["sec\0ret"]),
+    () => "secret" as never,
+  ];
+  for (const conversation of wrong) {
+    await using tx = await AsyncPamTransaction.start({
+      service: "web",
+      user: "alice",
+      confdir: stack.confdir,
+      conversation,
+    });
+    const error = await rejection(tx.authenticate());
+    assert.ok(error instanceof PamError, String(error));
+    assert.ok(error.cause instanceof TypeError, String(error.cause));
+  }
+});
+
+test("no conversation: a prompt fails the call in the worker, info messages pass", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack({
+    echo: "auth optional pam_echo.so hello from echo\nauth required pam_permit.so\n",
+  });
+  await using quiet = await AsyncPamTransaction.start({
+    service: "echo",
+    user: "u",
+    confdir: stack.confdir,
+  });
+  await quiet.authenticate();
+  await using prompted = await AsyncPamTransaction.start({
+    service: "web",
+    user: "alice",
+    confdir: stack.confdir,
+  });
+  const error = await rejection(prompted.authenticate());
+  assert.ok(error instanceof PamError);
+  assert.ok(error.cause instanceof TypeError);
+  assert.match(error.cause.message, /no conversation/);
+  // With a handler, info messages reach it (and the PamError's messages on failure).
+  const seen: PamMessage[] = [];
+  await using told = await AsyncPamTransaction.start({
+    service: "echo",
+    user: "u",
+    confdir: stack.confdir,
+    conversation: (messages) => {
+      seen.push(...messages);
+      return messages.map(() => null);
+    },
+  });
+  await told.authenticate();
+  assert.deepEqual(seen, [{ style: MessageStyle.TEXT_INFO, text: "hello from echo" }]);
+});
+
+test("hundreds of concurrent one-shots, half with wrong passwords, every result right", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  const n = 200;
+  const outcomes = await Promise.all(
+    Array.from({ length: n }, (_, i) => {
+      const user = i % 4 < 2 ? "alice" : "bob";
+      const good = i % 2 === 0;
+      const password = good ? (user === "alice" ? "secret" : "hunter2") : `wrong${i}`;
+      return authenticate({ service: "web", user, password, confdir: stack.confdir }).then(
+        (r) => ({ i, ok: true, user: r.user }),
+        (e) => ({ i, ok: false, code: e instanceof PamError ? e.codeName : String(e) }),
+      );
+    }),
+  );
+  for (const o of outcomes) {
+    if (o.i % 2 === 0) {
+      assert.deepEqual(o, { i: o.i, ok: true, user: o.i % 4 < 2 ? "alice" : "bob" });
+    } else {
+      assert.deepEqual(o, { i: o.i, ok: false, code: "PAM_AUTH_ERR" });
+    }
+  }
+  const stats = workerPoolStats();
+  assert.ok(stats.workers <= stats.size, "the pool stays within its bound");
+  assert.equal(stats.queued, 0);
+});
+
+test("threads are reused across transactions", async () => {
+  await using stack = createTestStack({ services: { ok: permitAll } });
+  await authenticate({ service: "ok", user: "u", password: "p", confdir: stack.confdir });
+  const before = workerPoolStats().started;
+  for (let i = 0; i < 20; i++) {
+    await authenticate({ service: "ok", user: "u", password: "p", confdir: stack.confdir });
+  }
+  assert.equal(workerPoolStats().started, before);
+});
+
+test("sync and async APIs give identical results on the same stacks", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = createTestStack({
+    services: {
+      web: matrix,
+      permit: "auth required pam_permit.so\naccount required pam_permit.so\n",
+      deny: "auth required pam_deny.so\naccount required pam_deny.so\n",
+      perm:
+        "auth required pam_debug.so auth=perm_denied\naccount required pam_debug.so acct=new_authtok_reqd\n",
+      unknown: "auth required pam_debug.so auth=user_unknown\naccount required pam_permit.so\n",
+      echo: [
+        "auth optional pam_echo.so first message",
+        "auth required {{pam_matrix}} passdb={{passdb}}",
+        "account required pam_echo.so account message",
+        "account required pam_permit.so",
+        "",
+      ].join("\n"),
+    },
+    users: { alice: "secret" },
+  });
+  const cases: [string, string, string][] = [];
+  for (const service of ["web", "permit", "deny", "perm", "unknown", "echo"]) {
+    for (const [user, password] of [["alice", "secret"], ["alice", "bad"], ["nobody", "x"]]) {
+      cases.push([service, user, password]);
+    }
+  }
+  const describeError = (e: unknown) =>
+    e instanceof PamError
+      ? {
+        code: e.code,
+        codeName: e.codeName,
+        operation: e.operation,
+        message: e.message,
+        messages: e.messages.map((m) => ({ ...m })),
+      }
+      : { other: String(e) };
+  for (const [service, user, password] of cases) {
+    const sync: unknown[] = [];
+    const syncMessages: PamMessage[] = [];
+    {
+      using tx = PamTransaction.start({
+        service,
+        user,
+        confdir: stack.confdir,
+        conversation: passwordConversation(password, { onMessage: (m) => syncMessages.push(m) }),
+      });
+      for (const step of [() => tx.authenticate(), () => tx.acctMgmt()]) {
+        try {
+          step();
+          sync.push("ok");
+        } catch (e) {
+          sync.push(describeError(e));
+        }
+      }
+      sync.push(tx.getItem("user"));
+    }
+    const async: unknown[] = [];
+    const asyncMessages: PamMessage[] = [];
+    {
+      const conversation = passwordConversation(password, {
+        onMessage: (m) => asyncMessages.push(m),
+      });
+      await using tx = await AsyncPamTransaction.start({
+        service,
+        user,
+        confdir: stack.confdir,
+        conversation: async (messages) => {
+          await sleep(1);
+          return conversation(messages);
+        },
+      });
+      for (const step of [() => tx.authenticate(), () => tx.acctMgmt()]) {
+        try {
+          await step();
+          async.push("ok");
+        } catch (e) {
+          async.push(describeError(e));
+        }
+      }
+      async.push(await tx.getItem("user"));
+    }
+    assert.deepEqual(async, sync, `${service} ${user}`);
+    assert.deepEqual(asyncMessages, syncMessages, `${service} ${user} messages`);
+  }
+});
+
+test('failDelay: "report" fails at once and reports the delay', async () => {
+  await using stack = createTestStack({
+    services: {
+      slow: "auth optional pam_faildelay.so delay=2000000\nauth required pam_deny.so\n" +
+        "account required pam_permit.so\n",
+    },
+  });
+  const started = performance.now();
+  const error = await rejection(
+    authenticate({
+      service: "slow",
+      user: "u",
+      password: "p",
+      confdir: stack.confdir,
+      failDelay: "report",
+    }),
+  );
+  assert.ok(performance.now() - started < 1500, "no two-second sleep");
+  assert.ok(error instanceof PamError);
+  assert.equal(error.codeName, "PAM_AUTH_ERR");
+  // libpam randomises the delay it reports around what the modules asked for.
+  assert.ok(error.failDelayMs! >= 1000 && error.failDelayMs! <= 3000, `${error.failDelayMs}`);
+
+  await using tx = await AsyncPamTransaction.start({
+    service: "slow",
+    user: "u",
+    confdir: stack.confdir,
+    failDelay: "report",
+  });
+  const error2 = await rejection(tx.authenticate());
+  assert.ok(error2 instanceof PamError);
+  assert.ok(error2.failDelayMs! >= 1000 && error2.failDelayMs! <= 3000);
+});
+
+test("the event loop stays live while ten failures each sleep out a 1 s fail delay", async () => {
+  await using stack = createTestStack({
+    services: {
+      slow: "auth optional pam_faildelay.so delay=1000000\nauth required pam_deny.so\n" +
+        "account required pam_permit.so\n",
+      ok: permitAll,
+    },
+  });
+  setWorkerPoolSize(10);
+  try {
+    // Warm the pool first: thread start-up is a one-time cost, not what this measures.
+    await Promise.all(
+      Array.from(
+        { length: 10 },
+        () => authenticate({ service: "ok", user: "u", password: "p", confdir: stack.confdir }),
+      ),
+    );
+    let last = performance.now();
+    let maxLag = 0;
+    let ticks = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      maxLag = Math.max(maxLag, now - last - 10);
+      last = now;
+      ticks++;
+    }, 10);
+    const started = performance.now();
+    const results = await Promise.all(
+      Array.from(
+        { length: 10 },
+        () =>
+          rejection(
+            authenticate({ service: "slow", user: "u", password: "p", confdir: stack.confdir }),
+          ),
+      ),
+    );
+    const elapsed = performance.now() - started;
+    clearInterval(timer);
+    for (const error of results) {
+      assert.ok(error instanceof PamError);
+      assert.equal(error.codeName, "PAM_AUTH_ERR");
+      assert.equal(error.failDelayMs, undefined, "native mode sleeps; nothing to report");
+    }
+    // libpam randomises the delay by up to ±50% (at least 500 ms each), and ten of them
+    // ran side by side rather than one after another (≥ 5 s).
+    assert.ok(elapsed >= 450 && elapsed < 4000, `ten 1 s delays took ${elapsed} ms`);
+    assert.ok(ticks >= elapsed / 10 / 3, `only ${ticks} ticks in ${elapsed} ms`);
+    assert.ok(maxLag < 200, `a 10 ms timer lagged ${maxLag} ms`);
+  } finally {
+    setWorkerPoolSize(4);
+  }
+});
+
+test("the pool queues beyond its bound", async () => {
+  await using stack = createTestStack({ services: { ok: permitAll } });
+  setWorkerPoolSize(2);
+  try {
+    const held = await Promise.all([
+      AsyncPamTransaction.start({ service: "ok", user: "u", confdir: stack.confdir }),
+      AsyncPamTransaction.start({ service: "ok", user: "u", confdir: stack.confdir }),
+    ]);
+    let third: AsyncPamTransaction | undefined;
+    const pending = AsyncPamTransaction.start({ service: "ok", user: "u", confdir: stack.confdir })
+      .then(
+        (tx) => (third = tx),
+      );
+    await sleep(50);
+    assert.equal(third, undefined, "the third waits for a thread");
+    assert.equal(workerPoolStats().queued, 1);
+    await held[0].end();
+    const got = await pending;
+    assert.equal(third, got);
+    await got.authenticate();
+    await got.end();
+    await held[1].end();
+    assert.ok(workerPoolStats().workers <= 2);
+  } finally {
+    setWorkerPoolSize(4);
+  }
+});
+
+test("a worker thread that dies rejects its calls; the pool replaces it", async () => {
+  await using stack = createTestStack({
+    services: { ok: permitAll, echo: "auth required pam_echo.so hi\n" },
+  });
+  const tx = await AsyncPamTransaction.start({
+    service: "echo",
+    confdir: stack.confdir,
+    conversation: () => {
+      terminateAllWorkers();
+      return new Promise<PamAnswer[]>(() => {});
+    },
+  });
+  const error = await rejection(tx.authenticate());
+  assert.ok(error instanceof Error);
+  assert.match(error.message, /worker thread died/);
+  await tx.end(); // nothing left to end, and no hang
+  assert.equal(tx.ended, true);
+  const result = await authenticate({
+    service: "ok",
+    user: "u",
+    password: "p",
+    confdir: stack.confdir,
+  });
+  assert.deepEqual(result, { user: "u" });
+});
+
+test("a script that calls authenticate() once exits by itself", async () => {
+  await using stack = createTestStack({ services: { ok: permitAll } });
+  const script = join(stack.dir, "once.ts");
+  const mod = new URL("../mod.ts", import.meta.url).href;
+  writeFileSync(
+    script,
+    `import { authenticate } from ${JSON.stringify(mod)};\n` +
+      `const r = await authenticate({ service: "ok", user: "eve", password: "p", confdir: ${
+        JSON.stringify(stack.confdir)
+      } });\n` +
+      `console.log("user=" + r.user);\n`,
+  );
+  // The exact permissions docs/async.md tells Deno users to grant.
+  const args = isDeno ? ["run", "--allow-ffi", "--allow-read", script] : [script];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  const started = performance.now();
+  const code = await new Promise<number | null>((resolve) => {
+    const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    child.on("exit", (c) => {
+      clearTimeout(killer);
+      resolve(c);
+    });
+  });
+  const elapsed = performance.now() - started;
+  assert.equal(code, 0, out);
+  assert.match(out, /user=eve/);
+  assert.ok(elapsed < 10_000, `took ${elapsed} ms to exit`);
+});
+
+test("pam_exec forks and reaps its child from a worker thread", async () => {
+  await using stack = createTestStack({ services: { placeholder: permitAll } });
+  const script = join(stack.dir, "check.sh");
+  writeFileSync(
+    script,
+    '#!/bin/sh\nIFS= read -r password || true\n[ "$PAM_USER" = frank ] && [ "$password" = "s3cret pass" ]\n',
+    { mode: 0o755 },
+  );
+  writeFileSync(
+    join(stack.confdir, "exec"),
+    `auth [success=1 default=ignore] pam_exec.so quiet expose_authtok ${script}\n` +
+      "auth requisite pam_deny.so\nauth required pam_permit.so\naccount required pam_permit.so\n",
+  );
+  const check = (user: string, password: string) =>
+    authenticate({ service: "exec", user, password, confdir: stack.confdir }).then(
+      (r) => r.user,
+      (e) => (e instanceof PamError ? e.codeName : String(e)),
+    );
+  assert.deepEqual(
+    await Promise.all([
+      check("frank", "s3cret pass"),
+      check("frank", "wrong"),
+      check("grace", "s3cret pass"),
+      check("frank", "s3cret pass"),
+    ]),
+    ["frank", "PAM_AUTH_ERR", "PAM_AUTH_ERR", "frank"],
+  );
+});

@@ -1,0 +1,48 @@
+// examples/login.ts is the man page's flow as runnable code: keep it working on both runtimes.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const isDeno = "Deno" in globalThis;
+
+function runExample(input: string, args: string[] = []) {
+  const cmd = isDeno
+    ? ["run", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env", "--allow-run"]
+    : [];
+  return spawnSync(process.execPath, [...cmd, "examples/login.ts", ...args], {
+    cwd: root,
+    input,
+    encoding: "utf8",
+  });
+}
+
+test("the login example authenticates, runs the command in the session and logs out", () => {
+  const run = runExample("demo\ncorrect horse\n", [
+    "--",
+    "sh",
+    "-c",
+    'echo "in session: $DEMO_USER"; exit 3',
+  ]);
+  assert.equal(run.status, 3, run.stdout + run.stderr);
+  const out = run.stdout;
+  assert.match(out, /^login: $/m);
+  assert.match(out, /^Password: $/m);
+  assert.match(out, /Welcome, demo, on example\./);
+  assert.match(out, /Logged in as demo on example\./);
+  assert.match(out, /who .*utmp:\n\s+demo\s+example\s/);
+  assert.match(out, /in session: demo/);
+  assert.match(out, /after logout: \(nobody\)/);
+  assert.match(out, /^demo\s+example\s.*\d\d:\d\d - \d\d:\d\d\s+\(00:00\)/m);
+  assert.doesNotMatch(out + run.stderr, /correct horse/);
+});
+
+test("the login example refuses a wrong password and writes no entries", () => {
+  const run = runExample("wrong\n", ["--user", "demo"]);
+  assert.equal(run.status, 1);
+  assert.match(run.stderr, /Login incorrect \(PAM_AUTH_ERR\)/);
+  assert.doesNotMatch(run.stdout, /Logged in/);
+  assert.doesNotMatch(run.stdout, /^demo\s+example/m);
+});

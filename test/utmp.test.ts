@@ -1,0 +1,192 @@
+// utmp/wtmp records: the struct layout against glibc's header, and entries the system's own
+// tools (who, last) read back.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import {
+  addressOfHost,
+  appendWtmpx,
+  clearUtmpx,
+  decodeUtmpx,
+  encodeUtmpx,
+  ensureWritable,
+  idOfLine,
+  lineOfTty,
+  putUtmpx,
+  readUtmpxFile,
+  UtmpType,
+  utmpxLayout,
+} from "../src/utmp.ts";
+
+const hasCc = spawnSync("cc", ["--version"]).status === 0;
+
+function tempDir(): { dir: string; [Symbol.dispose](): void } {
+  const dir = mkdtempSync(join(tmpdir(), "seed-pam-utmp-"));
+  return { dir, [Symbol.dispose]: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+function run(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  assert.equal(r.status, 0, `${cmd} ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+test(
+  "struct utmpx layout matches glibc's <utmpx.h>",
+  { skip: hasCc ? false : "no C compiler (cc) to read <utmpx.h> with" },
+  () => {
+    using tmp = tempDir();
+    const fields = ["ut_type", "ut_pid", "ut_line", "ut_id", "ut_user", "ut_host", "ut_exit"]
+      .concat(["ut_session", "ut_tv.tv_sec", "ut_tv.tv_usec", "ut_addr_v6"]);
+    const c = `#include <utmpx.h>
+#include <stdio.h>
+#include <stddef.h>
+int main(void) {
+  struct utmpx u;
+  printf("size %zu 0\\n", sizeof u);
+${
+      fields.map((f) => `  printf("${f} %zu %zu\\n", offsetof(struct utmpx, ${f}), sizeof u.${f});`)
+        .join("\n")
+    }
+  printf("USER_PROCESS %d 0\\nDEAD_PROCESS %d 0\\n", USER_PROCESS, DEAD_PROCESS);
+  return 0;
+}
+`;
+    writeFileSync(join(tmp.dir, "layout.c"), c);
+    run("cc", ["-o", join(tmp.dir, "layout"), join(tmp.dir, "layout.c")]);
+    const measured = Object.fromEntries(
+      run(join(tmp.dir, "layout"), []).trim().split("\n").map((line) => {
+        const [name, a, b] = line.split(" ");
+        return [name, [Number(a), Number(b)]];
+      }),
+    );
+    const L = utmpxLayout;
+    const ours: Record<string, [number, number]> = {
+      size: [L.size, 0],
+      ut_type: [L.type.offset, L.type.size],
+      ut_pid: [L.pid.offset, L.pid.size],
+      ut_line: [L.line.offset, L.line.size],
+      ut_id: [L.id.offset, L.id.size],
+      ut_user: [L.user.offset, L.user.size],
+      ut_host: [L.host.offset, L.host.size],
+      ut_exit: [L.exit.offset, L.exit.size],
+      ut_session: [L.session.offset, L.session.size],
+      "ut_tv.tv_sec": [L.tvSec.offset, L.tvSec.size],
+      "ut_tv.tv_usec": [L.tvUsec.offset, L.tvUsec.size],
+      ut_addr_v6: [L.addrV6.offset, L.addrV6.size],
+      USER_PROCESS: [UtmpType.USER_PROCESS, 0],
+      DEAD_PROCESS: [UtmpType.DEAD_PROCESS, 0],
+    };
+    assert.deepEqual(measured, ours);
+  },
+);
+
+test("utmpx entries encode and decode, strings cut only between characters", () => {
+  const entry = {
+    type: UtmpType.USER_PROCESS,
+    pid: 4242,
+    line: "pts/7",
+    id: "ts/7",
+    user: "ünïcødé-user-with-a-very-long-name",
+    host: "203.0.113.9",
+    timeMs: 1_700_000_000_123.456,
+    address: addressOfHost("203.0.113.9"),
+    session: 99,
+  };
+  const bytes = encodeUtmpx(entry);
+  assert.equal(bytes.length, 384);
+  const back = decodeUtmpx(bytes);
+  assert.equal(back.type, UtmpType.USER_PROCESS);
+  assert.equal(back.pid, 4242);
+  assert.equal(back.line, "pts/7");
+  assert.equal(back.id, "ts/7");
+  assert.equal(back.host, "203.0.113.9");
+  assert.equal(back.session, 99);
+  assert.equal(Math.round(back.timeMs), 1_700_000_000_123);
+  // 32 bytes at most, and no half character at the cut.
+  assert.ok(new TextEncoder().encode(back.user).length <= 32);
+  assert.ok(entry.user.startsWith(back.user));
+  assert.ok(!back.user.includes("\uFFFD"));
+  assert.deepEqual([...back.address!.subarray(0, 4)], [203, 0, 113, 9]);
+});
+
+test("line, id and address follow login(1)'s conventions", () => {
+  assert.equal(lineOfTty("/dev/pts/3"), "pts/3");
+  assert.equal(lineOfTty("/dev/tty1"), "tty1");
+  assert.equal(lineOfTty(":0"), ":0");
+  assert.equal(idOfLine("pts/3"), "ts/3");
+  assert.equal(idOfLine("tty1"), "tty1");
+  assert.equal(idOfLine("3"), "3");
+  assert.equal(addressOfHost("example.org"), undefined);
+  assert.equal(addressOfHost("256.1.1.1"), undefined);
+  const v6 = addressOfHost("2001:db8::1")!;
+  assert.deepEqual([...v6], [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+  const mapped = addressOfHost("::ffff:192.0.2.1")!;
+  assert.deepEqual([...mapped.subarray(10)], [0xff, 0xff, 192, 0, 2, 1]);
+  assert.equal(addressOfHost("1:2:3"), undefined);
+});
+
+test("who lists a utmp entry until it is cleared; last shows login and logout", async () => {
+  using tmp = tempDir();
+  const utmp = join(tmp.dir, "utmp");
+  const wtmp = join(tmp.dir, "wtmp");
+  ensureWritable(utmp, "utmp file", true);
+  ensureWritable(wtmp, "wtmp file", true);
+  const entry = {
+    type: UtmpType.USER_PROCESS,
+    pid: process.pid,
+    line: "pts/91",
+    id: "s/91",
+    user: "carol",
+    host: "192.0.2.44",
+    timeMs: Date.now() - 65_000,
+  };
+  putUtmpx(utmp, entry);
+  appendWtmpx(wtmp, entry);
+  // Another session on another line, from a process that is also alive (ours).
+  putUtmpx(utmp, { ...entry, line: "pts/92", id: "s/92", user: "dave" });
+  assert.match(run("who", [utmp]), /^carol\s+pts\/91\s.*\(192\.0\.2\.44\)$/m);
+
+  // A clear for a different pid must leave the entry alone.
+  assert.equal(clearUtmpx(utmp, { ...entry, pid: process.pid + 1, timeMs: Date.now() }), false);
+  assert.match(run("who", [utmp]), /^carol\s/m);
+
+  // In the past: `last` says "still running" for a logout in the very second it runs.
+  const logout = {
+    ...entry,
+    type: UtmpType.DEAD_PROCESS,
+    user: "",
+    host: "",
+    timeMs: Date.now() - 2000,
+  };
+  assert.equal(clearUtmpx(utmp, logout), true);
+  appendWtmpx(wtmp, logout);
+  const who = run("who", [utmp]);
+  assert.doesNotMatch(who, /carol/);
+  assert.match(who, /^dave\s+pts\/92/m);
+  const records = readUtmpxFile(readFileSync(utmp));
+  assert.equal(records.length, 2);
+  assert.equal(records[0].type, UtmpType.DEAD_PROCESS);
+  assert.equal(records[0].user, "");
+
+  const last = run("last", ["-f", wtmp, "--time-format", "iso"]);
+  // Login at least a minute before logout, so `last` prints a duration, not "still".
+  assert.match(last, /^carol\s+pts\/91\s+192\.0\.2\.44\s+\S+\s+-\s+\S+\s+\(00:01\)/m);
+});
+
+test("ensureWritable names the file and the way out", () => {
+  using tmp = tempDir();
+  assert.throws(
+    () => ensureWritable(join(tmp.dir, "missing-dir", "utmp"), "utmp file", true),
+    /Cannot write the utmp file ".*missing-dir\/utmp": it does not exist\. .*utmp: false/,
+  );
+  assert.throws(
+    () => ensureWritable(join(tmp.dir, "nope"), "wtmp file", false),
+    /Cannot write the wtmp file/,
+  );
+  assert.throws(() => ensureWritable("", "utmp file", true), TypeError);
+});
