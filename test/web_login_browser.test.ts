@@ -279,7 +279,9 @@ for (const runtime of ["deno", "bun"] as const) {
 
       // pam_stress: acct_mgmt says NEW_AUTHTOK_REQD, chauthtok asks in one batch.
       await page.locator("input[type=password]").first().waitFor();
-      assert.match(await page.locator("body").innerText(), /Changing STRESS password for bob\./);
+      const changing = await page.locator("body").innerText();
+      assert.match(changing, /Your password has expired/);
+      assert.match(changing, /Changing STRESS password for bob\./);
       assert.equal(await page.locator("input[type=password]").count(), 2);
       await shot(page, runtime, "06-expired-password");
       await answer(page, "new-secret", "new-secret");
