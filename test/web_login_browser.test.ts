@@ -168,7 +168,7 @@ async function result(page: Page): Promise<{ kind: string | null; text: string }
   return { kind: await element.getAttribute("data-pam-result"), text: await element.innerText() };
 }
 
-async function logLines(log: string): Promise<string[]> {
+function logLines(log: string): string[] {
   if (!existsSync(log)) return [];
   // pam_exec's log: a "*** date" header, then printenv's PAM_TYPE and PAM_USER lines.
   return readFileSync(log, "utf8").split("\n").filter((l) => l && !l.startsWith("***"));
@@ -302,13 +302,13 @@ for (const runtime of ["deno", "bun"] as const) {
       const { page, close } = await newPage();
       try {
         const server = await serverOn(runtime);
-        const before = (await logLines(server.stack.log)).length;
+        const before = logLines(server.stack.log).length;
         await page.goto(server.base);
         await enterUser(page, "alice");
         await answer(page, "wonderland");
         await answer(page, "424242");
         assert.equal((await result(page)).kind, "success");
-        assert.deepEqual((await logLines(server.stack.log)).slice(before), [
+        assert.deepEqual(logLines(server.stack.log).slice(before), [
           "open_session",
           "alice",
         ]);
@@ -319,7 +319,7 @@ for (const runtime of ["deno", "bun"] as const) {
           await page.locator("body").innerText(),
           /alice logged out: the PAM session is closed/,
         );
-        assert.deepEqual((await logLines(server.stack.log)).slice(before), [
+        assert.deepEqual(logLines(server.stack.log).slice(before), [
           "open_session",
           "alice",
           "close_session",

@@ -210,10 +210,18 @@ export class LoginFlow {
     } catch (error) {
       this.#pending = undefined;
       if (error instanceof PamError) {
+        // The module decides the code (pam_matrix turns any conversation failure into
+        // PAM_AUTHINFO_UNAVAIL); the cause says when it was the clock or a cancel.
+        const cause = error.cause instanceof Error ? error.cause : undefined;
+        const why = cause?.name === "TimeoutError"
+          ? " The prompt was not answered in time."
+          : this.cancelled
+          ? " The login was cancelled."
+          : "";
         step = {
           kind: "failure",
           messages: error.messages,
-          description: error.message,
+          description: error.message + why,
           failDelayMs: error.failDelayMs,
         };
       } else {

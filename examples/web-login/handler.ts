@@ -250,6 +250,7 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
       if (client.flow !== flow || !clients.has(client.id)) {
         // Replaced or forgotten meanwhile: nobody will log out of this session.
         if (step.kind === "success") return closeQuietly(step.session, "its login was abandoned");
+        log(`login abandoned for ${JSON.stringify(flow.user)}: ${step.description}`);
         return;
       }
       client.flow = undefined;
@@ -317,7 +318,7 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     switch (url.pathname) {
       case "/login": {
         const user = (form.get("user") ?? "").trim();
-        if (!user || user.length > MAX_USER || /[\x00-\x1f\x7f]/.test(user)) {
+        if (!user || user.length > MAX_USER || /\p{Cc}/u.test(user)) {
           client.notice = "Enter a user name (printable characters, at most 256).";
           return redirect();
         }
