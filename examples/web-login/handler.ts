@@ -14,7 +14,7 @@
 
 import { setInterval } from "node:timers";
 import type { LoginSession, PamMessage } from "../../mod.ts";
-import { LoginFlow } from "./flow.ts";
+import { type FailureStep, LoginFlow, type SuccessStep } from "./flow.ts";
 import {
   errorPage,
   failurePage,
@@ -181,7 +181,7 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     flow?.cancel();
     const session = client.session;
     client.session = undefined;
-    // A cancelled flow settles soon; watch() closes a session it opens anyway.
+    // A cancelled flow settles soon; settle() closes a session it opens anyway.
     return Promise.all([flow?.settled, session && closeQuietly(session, why)]).then(() => {});
   };
 
@@ -209,12 +209,50 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     return { client, created: true };
   };
 
-  const cookie = (client: Client): Record<string, string> => ({
-    "set-cookie": `${COOKIE}=${client.id}; Path=/; HttpOnly; SameSite=Strict`,
+  const cookie = (client: Client, url: URL): Record<string, string> => ({
+    "set-cookie": `${COOKIE}=${client.id}; Path=/; HttpOnly; SameSite=Strict${
+      url.protocol === "https:" ? "; Secure" : ""
+    }`,
   });
 
-  const render = (client: Client): string => {
+  // Flows whose outcome has been moved onto their client (by render() or when settled).
+  const applied = new WeakSet<LoginFlow>();
+
+  // Moves a settled flow's outcome onto its client, once.
+  const settle = (
+    client: Client,
+    flow: LoginFlow,
+    step: SuccessStep | FailureStep,
+    key: string,
+  ): Promise<void> | void => {
+    if (applied.has(flow)) return;
+    applied.add(flow);
+    if (client.flow !== flow || !clients.has(client.id)) {
+      // Replaced or forgotten meanwhile: nobody will log out of this session.
+      if (step.kind === "success") return closeQuietly(step.session, "its login was abandoned");
+      log(`login abandoned for ${JSON.stringify(flow.user)}: ${step.description}`);
+      return;
+    }
+    client.flow = undefined;
+    if (step.kind === "success") {
+      client.session = step.session;
+      client.sessionNotices = step.notices;
+      log(`login succeeded for ${JSON.stringify(step.session.user)}`);
+      return;
+    }
+    client.failure = { user: flow.user, messages: step.messages, description: step.description };
+    log(`login failed for ${JSON.stringify(flow.user)}: ${step.description}`);
+    if (step.failDelayMs) {
+      // pam_fail_delay(3) in an event-driven server: this client's next attempt waits.
+      notBefore.set(key, Math.max(notBefore.get(key) ?? 0, Date.now() + step.failDelayMs));
+    }
+  };
+
+  const render = (client: Client, key: string): string => {
     const { csrf } = client;
+    const flow = client.flow;
+    const step = flow?.current;
+    if (flow && step && step.kind !== "prompt") settle(client, flow, step, key);
     if (client.session) {
       return successPage({
         csrf,
@@ -223,54 +261,22 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
         messages: client.sessionNotices ?? [],
       });
     }
-    const flow = client.flow;
-    if (flow) {
-      const step = flow.current;
+    if (client.flow) {
       if (step?.kind === "prompt") {
         return promptPage({
           csrf,
-          user: flow.user,
+          user: client.flow.user,
           step: step.step,
           notices: step.notices,
           messages: step.messages,
         });
       }
-      // Settled steps move to the client in watch(); anything else is work in progress.
-      return workingPage({ user: flow.user });
+      return workingPage({ user: client.flow.user });
     }
     if (client.failure) return failurePage({ csrf, ...client.failure });
     const notice = client.notice;
     client.notice = undefined;
     return loginPage({ csrf, notice });
-  };
-
-  // Moves the flow's outcome onto the client once PAM settles, whether or not a request waits.
-  const watch = (client: Client, flow: LoginFlow, key: string): void => {
-    flow.settled.then((step): Promise<void> | void => {
-      if (client.flow !== flow || !clients.has(client.id)) {
-        // Replaced or forgotten meanwhile: nobody will log out of this session.
-        if (step.kind === "success") return closeQuietly(step.session, "its login was abandoned");
-        log(`login abandoned for ${JSON.stringify(flow.user)}: ${step.description}`);
-        return;
-      }
-      client.flow = undefined;
-      if (step.kind === "success") {
-        client.session = step.session;
-        client.sessionNotices = step.notices;
-        log(`login succeeded for ${JSON.stringify(step.session.user)}`);
-      } else {
-        client.failure = {
-          user: flow.user,
-          messages: step.messages,
-          description: step.description,
-        };
-        log(`login failed for ${JSON.stringify(flow.user)}: ${step.description}`);
-        if (step.failDelayMs) {
-          // pam_fail_delay(3) in an event-driven server: this client's next attempt waits.
-          notBefore.set(key, Math.max(notBefore.get(key) ?? 0, Date.now() + step.failDelayMs));
-        }
-      }
-    });
   };
 
   const readForm = async (request: Request): Promise<URLSearchParams | Response> => {
@@ -290,7 +296,8 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     if (request.method === "GET" || request.method === "HEAD") {
       if (url.pathname !== "/") return html(errorPage("Not found"), 404);
       const { client, created } = clientFor(request);
-      return html(render(client), 200, created ? cookie(client) : {});
+      const page = render(client, clientAddress ?? client.id);
+      return html(page, 200, created ? cookie(client, url) : {});
     }
     if (request.method !== "POST") {
       return html(errorPage("Method not allowed"), 405, { allow: "GET, HEAD, POST" });
@@ -346,9 +353,9 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
             clientAddress ? ` from ${clientAddress}` : ""
           }`,
         );
-        watch(client, flow, key);
+        // The outcome lands on the client even if no request is waiting for it.
+        flow.settled.then((step) => settle(client, flow, step, key));
         await flow.next(request.signal);
-        await Promise.resolve();
         return redirect();
       }
       case "/answer": {
@@ -369,8 +376,6 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
         }
         flow.answer(step.step, values);
         await flow.next(request.signal);
-        // Let watch() move a settled outcome onto the client before the browser's GET.
-        await Promise.resolve();
         return redirect();
       }
       case "/cancel": {
