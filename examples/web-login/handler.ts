@@ -124,16 +124,8 @@ function redirect(headers: Record<string, string> = {}): Response {
   });
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-  });
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function cookieValue(request: Request, name: string): string | undefined {
@@ -336,8 +328,7 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
         const wait = (notBefore.get(key) ?? 0) - Date.now();
         if (wait > 0) {
           // The fail delay of this client's last failure: only this request waits.
-          await sleep(wait, request.signal);
-          if (request.signal.aborted) return redirect();
+          await sleep(wait);
         }
         const flow = LoginFlow.start({
           service: options.service,
@@ -355,7 +346,7 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
         );
         // The outcome lands on the client even if no request is waiting for it.
         flow.settled.then((step) => settle(client, flow, step, key));
-        await flow.next(request.signal);
+        await flow.next();
         return redirect();
       }
       case "/answer": {
@@ -375,7 +366,7 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
           values.push(value);
         }
         flow.answer(step.step, values);
-        await flow.next(request.signal);
+        await flow.next();
         return redirect();
       }
       case "/cancel": {

@@ -93,11 +93,17 @@ let stopping = false;
 async function shutdown(): Promise<void> {
   if (stopping) return;
   stopping = true;
-  // Close the users' PAM sessions (pam_close_session) before the process goes.
+  // Close the users' PAM sessions (pam_close_session) before the process goes,
+  // but never hang on the way out.
+  const giveUp = setTimeout(() => {
+    console.error("Shutdown took over 10 s; exiting without waiting further");
+    process.exit(1);
+  }, 10_000);
   await web.close();
   // Open keep-alive connections must not hold the exit up for long.
   await Promise.race([server.stop(), new Promise((resolve) => setTimeout(resolve, 2000))]);
   demo?.remove();
+  clearTimeout(giveUp);
   process.exit(0);
 }
 process.on("SIGINT", shutdown);
