@@ -92,8 +92,11 @@ export const adapter: NativeAdapter = {
   readPointer: (base, offset) => wrap(read.ptr(raw(base)!, offset)),
   readI32: (base, offset) => read.i32(raw(base)!, offset),
   readCString: (base, offset = 0) => String(new CString(raw(base)! as never, offset)),
+  // toArrayBuffer refuses a length of 0 (an empty answer is a 1-byte C string, NUL only).
   view: (base, byteLength, offset = 0) =>
-    new Uint8Array(toArrayBuffer(raw(base)! as never, offset, byteLength)),
+    byteLength === 0
+      ? new Uint8Array(0)
+      : new Uint8Array(toArrayBuffer(raw(base)! as never, offset, byteLength)),
   writePointer(base, offset, value) {
     new DataView(toArrayBuffer(raw(base)! as never, offset, 8)).setBigUint64(
       0,

@@ -65,6 +65,9 @@ export const libcSymbols = {
   // Unlike memset, the compiler may not drop it, so secrets really are wiped.
   explicit_bzero: { parameters: ["pointer", "usize"], result: "void" },
   strlen: { parameters: ["pointer"], result: "usize" },
+  // The terminal conversation turns echo off (and back on) the way libpam_misc's misc_conv does.
+  tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
+  tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   utmpxname: { parameters: ["buffer"], result: "i32" },
   setutxent: { parameters: [], result: "void" },
   getutxid: { parameters: ["buffer"], result: "pointer" },

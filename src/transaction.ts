@@ -17,6 +17,7 @@ import {
 } from "./conversation.ts";
 import { PamError } from "./errors.ts";
 import { openLibc, openPam, type PamLibrary } from "./library.ts";
+import { rawAccess } from "./raw_access.ts";
 import { cString, describe, optionalCString, optionsObject } from "./validate.ts";
 
 /**
@@ -183,6 +184,25 @@ export class PamTransaction {
   readonly #slotId: number;
   readonly #reportFailDelay: boolean;
   #lastStatus: number = ReturnCode.SUCCESS;
+  /** The PAM call in progress, while its modules converse. */
+  #inCall: string | undefined;
+
+  static {
+    // The CLI's bit-exact calls (src/raw_access.ts); kept off the public API.
+    rawAccess.call = (tx, operation, flags) => {
+      if (!Number.isInteger(flags) || flags !== (flags | 0)) {
+        throw new TypeError(`flags must be a 32-bit integer, got ${describe(flags)}`);
+      }
+      tx.#call(operation, tx.#pam[operation], flags);
+    };
+    rawAccess.setItem = (tx, name, value) => {
+      if (value !== null) return tx.setItem(name, value);
+      const type = itemType(name);
+      // libpam dereferences a NULL service name (pamtester -I service crashes there).
+      if (type === ItemType.SERVICE) throw new TypeError("The service item cannot be unset");
+      tx.#check(tx.#pam.pam_set_item(tx.#live(), type, null), "pam_set_item");
+    };
+  }
 
   private constructor(
     handle: Pointer,
@@ -421,6 +441,8 @@ export class PamTransaction {
     if (!struct) return undefined;
     const nameLength = native.readI32(struct, 0);
     const name = native.readPointer(struct, 8);
+    // Linux-PAM returns its embedded, zeroed struct when nothing was set: never NULL.
+    if (!name) return undefined;
     const dataLength = native.readI32(struct, 16);
     const data = native.readPointer(struct, 24);
     return {
@@ -542,7 +564,8 @@ export class PamTransaction {
 
   /**
    * Ends the transaction (`pam_end`) with the status of the last call. Safe
-   * to call again; every other method throws afterwards.
+   * to call again; every other method throws afterwards. Throws if called
+   * from inside the conversation of a call in progress.
    *
    * @example
    * ```ts
@@ -559,6 +582,14 @@ export class PamTransaction {
     const f = flagsOf(options, "end() options", { silent: Flag.DATA_SILENT });
     const handle = this.#handle;
     if (!handle) return;
+    if (this.#inCall) {
+      // libpam refuses pam_end from inside a module (PAM_SYSTEM_ERR): the handle would leak
+      // and the call in progress would go on as if nothing happened.
+      throw new Error(
+        `end() was called from inside the conversation of ${this.#inCall}: throw from the ` +
+          "handler to abort that call, and end the transaction once it has returned",
+      );
+    }
     this.#handle = null;
     try {
       this.#pam.pam_end(handle, this.#lastStatus | f);
@@ -597,11 +628,26 @@ export class PamTransaction {
 
   #call(operation: string, fn: (handle: Pointer, flags: number) => number, flags: number): void {
     const handle = this.#live();
+    if (this.#inCall) {
+      // libpam would refuse it (PAM_SYSTEM_ERR), but resetting the slot here would already
+      // have wiped the messages and cause of the call in progress.
+      throw new Error(
+        `${operation} was called from inside the conversation of ${this.#inCall}; ` +
+          "PAM calls on one transaction cannot nest",
+      );
+    }
     const slot = this.#slot;
     slot.messages = [];
     slot.cause = undefined;
     slot.failDelayUsec = undefined;
-    this.#check(fn(handle, flags), operation);
+    let status: number;
+    this.#inCall = operation;
+    try {
+      status = fn(handle, flags);
+    } finally {
+      this.#inCall = undefined;
+    }
+    this.#check(status, operation);
   }
 
   #check(status: number, operation: string): void {

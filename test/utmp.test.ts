@@ -130,7 +130,7 @@ test("line, id and address follow login(1)'s conventions", () => {
   assert.equal(addressOfHost("1:2:3"), undefined);
 });
 
-test("who lists a utmp entry until it is cleared; last shows login and logout", async () => {
+test("who lists a utmp entry until it is cleared; last shows login and logout", () => {
   using tmp = tempDir();
   const utmp = join(tmp.dir, "utmp");
   const wtmp = join(tmp.dir, "wtmp");

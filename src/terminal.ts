@@ -1,0 +1,389 @@
+/**
+ * A conversation for programs run in a terminal, behaving like Linux-PAM's
+ * `misc_conv` (libpam_misc), which `pamtester`, `su` and friends use:
+ * prompts on stderr, echo really off for passwords on a TTY, info messages on
+ * stdout and error messages on stderr, and, when stdin is not a TTY, one line
+ * of stdin per prompt, read a byte at a time so nothing past the line is
+ * consumed.
+ *
+ * @module
+ */
+
+import { readSync, writeSync } from "node:fs";
+import { isatty } from "node:tty";
+import { MessageStyle } from "./constants.ts";
+import type { PamAnswer, PamMessage } from "./conversation.ts";
+import { openLibc } from "./library.ts";
+
+/**
+ * Options for {@linkcode terminalConversation}.
+ *
+ * @example
+ * ```ts
+ * import type { TerminalConversationOptions } from "@seed/pam/cli";
+ * const options: TerminalConversationOptions = { infoOutput: 2 };
+ * ```
+ */
+export interface TerminalConversationOptions {
+  /** The file descriptor answers are read from (default 0, standard input). */
+  input?: number;
+  /** Where info messages go (default 1, standard output, as `misc_conv`). */
+  infoOutput?: number;
+  /** Where prompts and error messages go (default 2, standard error). */
+  errorOutput?: number;
+  /** Told about every info and error message, after it was written. */
+  onMessage?: (message: PamMessage) => void;
+}
+
+/**
+ * A conversation function that also reports whether the user interrupted it.
+ *
+ * @example
+ * ```ts
+ * import { terminalConversation, type TerminalConversation } from "@seed/pam/cli";
+ * const conversation: TerminalConversation = terminalConversation();
+ * console.log(conversation.interrupted); // false
+ * ```
+ */
+export interface TerminalConversation {
+  /** Answers one batch of messages (a {@linkcode Conversation}). */
+  (messages: readonly PamMessage[]): PamAnswer[];
+  /**
+   * `true` once the user pressed Ctrl-C (or Ctrl-\) at an echo-off prompt;
+   * from then on every call fails without prompting.
+   */
+  readonly interrupted: boolean;
+}
+
+/**
+ * Thrown (and so turned into `PAM_CONV_ERR`) when the user interrupts an
+ * echo-off prompt with Ctrl-C.
+ *
+ * @example
+ * ```ts
+ * import { PamError } from "@seed/pam";
+ * import { TerminalInterrupt } from "@seed/pam/cli";
+ * function wasInterrupted(error: unknown): boolean {
+ *   return error instanceof PamError && error.cause instanceof TerminalInterrupt;
+ * }
+ * ```
+ */
+export class TerminalInterrupt extends Error {
+  /** Builds the error. */
+  constructor() {
+    super("Interrupted at the terminal");
+    this.name = "TerminalInterrupt";
+  }
+}
+
+// misc_conv reads at most PAM_MISC_CONV_BUFSIZE - 1 bytes (Debian: 4096 - 1).
+const INPUT_MAX = 4095;
+
+// glibc's struct termios (Linux, x86_64 and aarch64): 60 bytes, c_lflag at
+// 12, c_cc[32] at 17; the flag and index values are <bits/termios*.h>'s.
+const TERMIOS_SIZE = 64;
+const LFLAG = 12;
+const CC = 17;
+const ISIG = 0o1;
+const ICANON = 0o2;
+const ECHO = 0o10;
+const VINTR = 0;
+const VQUIT = 1;
+const VERASE = 2;
+const VKILL = 3;
+const VEOF = 4;
+const VTIME = 5;
+const VMIN = 6;
+const VSUSP = 10;
+const VWERASE = 14;
+const VLNEXT = 15;
+const TCSADRAIN = 1;
+const TCSAFLUSH = 2;
+
+const encoder = new TextEncoder();
+
+function write(fd: number, text: string): void {
+  const bytes = encoder.encode(text);
+  let done = 0;
+  while (done < bytes.length) {
+    try {
+      done += writeSync(fd, bytes, done, bytes.length - done);
+    } catch (error) {
+      if ((error as { code?: string }).code === "EAGAIN") {
+        pause();
+        continue;
+      }
+      throw error;
+    }
+  }
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+function pause(): void {
+  Atomics.wait(sleeper, 0, 0, 10);
+}
+
+/** One `read(2)` of up to `into.length` bytes: the count, 0 at end of input, -1 on error. */
+function readInto(fd: number, into: Uint8Array): number {
+  for (;;) {
+    try {
+      return readSync(fd, into, 0, into.length, null);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === "EOF") return 0;
+      // A non-blocking descriptor (shared with another process) or a signal: try again.
+      if (code === "EAGAIN" || code === "EINTR") {
+        pause();
+        continue;
+      }
+      return -1;
+    }
+  }
+}
+
+/** What reading one answer produced. */
+interface Line {
+  /** The bytes read (the line, with its newline when there was one); `undefined` on error. */
+  bytes: Uint8Array | undefined;
+  interrupted?: boolean;
+}
+
+/** Not a TTY: one line, one byte at a time, as misc_conv does, so the rest stays in stdin. */
+function readPlainLine(fd: number): Line {
+  const line = new Uint8Array(INPUT_MAX);
+  const one = new Uint8Array(1);
+  let n = 0;
+  while (n < INPUT_MAX && (n === 0 || line[n - 1] !== 0x0a)) {
+    const got = readInto(fd, one);
+    if (got < 0) {
+      line.fill(0);
+      return { bytes: undefined };
+    }
+    if (got === 0) break;
+    line[n++] = one[0];
+  }
+  one.fill(0);
+  return { bytes: line.subarray(0, n) };
+}
+
+/** A TTY in canonical mode (echo-on prompts): one read returns one line, as in misc_conv. */
+function readTerminalLine(fd: number): Line {
+  const line = new Uint8Array(INPUT_MAX);
+  const got = readInto(fd, line);
+  if (got < 0) {
+    line.fill(0);
+    return { bytes: undefined };
+  }
+  return { bytes: line.subarray(0, got) };
+}
+
+/**
+ * A TTY with echo, canonical mode and signals off (echo-off prompts): the
+ * line editing the terminal would do, done here, so that Ctrl-C arrives as
+ * a byte and the terminal is restored before anything else happens.
+ */
+function readSecretLine(fd: number, cc: Uint8Array): Line {
+  const line = new Uint8Array(INPUT_MAX);
+  const one = new Uint8Array(1);
+  let n = 0;
+  let literal = false;
+  try {
+    while (n < INPUT_MAX) {
+      const got = readInto(fd, one);
+      if (got < 0) {
+        line.fill(0);
+        return { bytes: undefined };
+      }
+      if (got === 0) break;
+      const c = one[0];
+      const is = (index: number) => cc[index] !== 0 && c === cc[index];
+      if (literal) {
+        literal = false;
+      } else if (is(VINTR) || is(VQUIT)) {
+        line.fill(0);
+        return { bytes: undefined, interrupted: true };
+      } else if (is(VEOF)) {
+        // Like the terminal's own ^D: ends the line without a newline; on an empty line, input.
+        break;
+      } else if (is(VERASE) || c === 0x08 || c === 0x7f) {
+        // Drop one character: its UTF-8 continuation bytes, then its lead byte.
+        while (n > 0 && (line[n - 1] & 0xc0) === 0x80) line[--n] = 0;
+        if (n > 0) line[--n] = 0;
+        continue;
+      } else if (is(VKILL)) {
+        line.fill(0, 0, n);
+        n = 0;
+        continue;
+      } else if (is(VWERASE)) {
+        while (n > 0 && (line[n - 1] === 0x20 || line[n - 1] === 0x09)) line[--n] = 0;
+        while (n > 0 && line[n - 1] !== 0x20 && line[n - 1] !== 0x09) line[--n] = 0;
+        continue;
+      } else if (is(VLNEXT)) {
+        literal = true;
+        continue;
+      } else if (is(VSUSP)) {
+        // misc_conv blocks SIGTSTP while it reads.
+        continue;
+      }
+      line[n++] = c;
+      if (c === 0x0a) break;
+    }
+    return { bytes: line.subarray(0, n) };
+  } finally {
+    one.fill(0);
+  }
+}
+
+interface Terminal {
+  fd: number;
+  before: Uint8Array;
+}
+
+function tcgetattr(fd: number): Uint8Array | undefined {
+  const attributes = new Uint8Array(TERMIOS_SIZE);
+  return openLibc().tcgetattr(fd, attributes) === 0 ? attributes : undefined;
+}
+
+function tcsetattr(fd: number, when: number, attributes: Uint8Array): void {
+  openLibc().tcsetattr(fd, when, attributes);
+}
+
+function setFlags(attributes: Uint8Array, clear: number): Uint8Array {
+  const copy = attributes.slice();
+  const view = new DataView(copy.buffer);
+  view.setUint32(LFLAG, view.getUint32(LFLAG, true) & ~clear, true);
+  if (clear & ICANON) {
+    copy[CC + VMIN] = 1;
+    copy[CC + VTIME] = 0;
+  }
+  return copy;
+}
+
+/**
+ * A conversation for a program run in a terminal, with the behaviour of
+ * Linux-PAM's `misc_conv` (what `pamtester` uses):
+ *
+ * - Prompts go to stderr. On a TTY, echo-off prompts (passwords) are read
+ *   with echo really off and a newline is printed after them; the terminal
+ *   is restored before the answer is used, and Ctrl-C there restores it,
+ *   marks the conversation {@linkcode TerminalConversation.interrupted} and
+ *   fails the PAM call. Pending type-ahead is dropped before each prompt.
+ * - When stdin is not a TTY, each prompt takes one line of stdin (without
+ *   its newline; at most 4095 bytes), read a byte at a time so that the rest
+ *   stays for the next prompt. At end of input the answer is NULL.
+ * - Info messages go to stdout, error messages to stderr, each with a
+ *   newline; binary prompts and unknown styles fail the conversation.
+ *
+ * Answers are handed to libpam as bytes and wiped once copied.
+ *
+ * @example
+ * ```ts
+ * import { PamTransaction } from "@seed/pam";
+ * import { terminalConversation } from "@seed/pam/cli";
+ *
+ * using tx = PamTransaction.start({
+ *   service: "login",
+ *   user: "alice",
+ *   conversation: terminalConversation(),
+ * });
+ * tx.authenticate();
+ * ```
+ */
+export function terminalConversation(
+  options: TerminalConversationOptions = {},
+): TerminalConversation {
+  const input = options.input ?? 0;
+  const info = options.infoOutput ?? 1;
+  const errors = options.errorOutput ?? 2;
+  const onMessage = options.onMessage;
+  let interrupted = false;
+
+  const readAnswer = (echo: boolean, prompt: string): Uint8Array | null => {
+    let terminal: Terminal | undefined;
+    if (isatty(input)) {
+      const before = tcgetattr(input);
+      if (!before) throw new Error("Cannot read the terminal's settings (tcgetattr failed)");
+      terminal = { fd: input, before };
+    }
+    let line: Line;
+    if (!terminal) {
+      write(errors, prompt);
+      line = readPlainLine(input);
+    } else {
+      const { before } = terminal;
+      // Echo-on prompts keep the terminal as it is; flushing drops type-ahead, as misc_conv does.
+      const during = echo ? before : setFlags(before, ECHO | ICANON | ISIG);
+      tcsetattr(input, TCSAFLUSH, during);
+      try {
+        write(errors, prompt);
+        line = echo ? readTerminalLine(input) : readSecretLine(input, before.subarray(CC));
+      } finally {
+        tcsetattr(input, TCSADRAIN, before);
+        if (!echo) write(errors, "\n");
+        tcsetattr(input, TCSAFLUSH, before);
+      }
+    }
+    if (line.interrupted) {
+      interrupted = true;
+      throw new TerminalInterrupt();
+    }
+    const bytes = line.bytes;
+    if (bytes === undefined) {
+      if (echo) write(errors, "\n");
+      throw new Error("Cannot read the answer from standard input");
+    }
+    if (bytes.length === 0) {
+      // End of input: misc_conv answers NULL.
+      if (echo) write(errors, "\n");
+      return null;
+    }
+    let end = bytes.length;
+    if (bytes[end - 1] === 0x0a) end--;
+    else if (echo) write(errors, "\n");
+    // misc_conv strdup()s the line, so it ends at the first NUL.
+    const nul = bytes.subarray(0, end).indexOf(0);
+    if (nul !== -1) end = nul;
+    const answer = bytes.slice(0, end);
+    bytes.fill(0);
+    return answer;
+  };
+
+  const conversation = (messages: readonly PamMessage[]): PamAnswer[] => {
+    if (interrupted) throw new TerminalInterrupt();
+    const answers: PamAnswer[] = [];
+    try {
+      for (const message of messages) {
+        switch (message.style) {
+          case MessageStyle.PROMPT_ECHO_OFF:
+            answers.push(readAnswer(false, message.text));
+            break;
+          case MessageStyle.PROMPT_ECHO_ON:
+            answers.push(readAnswer(true, message.text));
+            break;
+          case MessageStyle.ERROR_MSG:
+            write(errors, `${message.text}\n`);
+            onMessage?.(message);
+            answers.push(null);
+            break;
+          case MessageStyle.TEXT_INFO:
+            write(info, `${message.text}\n`);
+            onMessage?.(message);
+            answers.push(null);
+            break;
+          case MessageStyle.BINARY_PROMPT:
+            throw new TypeError("The terminal conversation cannot answer binary prompts");
+          default:
+            write(errors, `erroneous conversation (${message.style})\n`);
+            throw new TypeError(`Unknown conversation message style ${message.style}`);
+        }
+      }
+    } catch (error) {
+      // The answers collected so far are never handed over.
+      for (const answer of answers) if (answer instanceof Uint8Array) answer.fill(0);
+      throw error;
+    }
+    return answers;
+  };
+  Object.defineProperty(conversation, "interrupted", { get: () => interrupted });
+  return conversation as TerminalConversation;
+}
