@@ -153,6 +153,8 @@ class Link {
   readonly #timeoutMs: number | undefined;
   /** Why this call's conversation failed on the main side: the cause of its PamError. */
   #failure: { error: unknown } | undefined;
+  /** Fails the conversation waiting for the handler, if one is. */
+  #cancelPending: ((reason: unknown) => void) | undefined;
 
   constructor(
     worker: PamWorker,
@@ -182,6 +184,7 @@ class Link {
     const onAbort = () => fail(signal!.reason);
     const done = () => {
       settled = true;
+      this.#cancelPending = undefined;
       if (timer !== undefined) clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
     };
@@ -207,6 +210,7 @@ class Link {
       }
     };
     if (!handler) return fail(new TypeError("the transaction has no conversation"));
+    this.#cancelPending = fail;
     if (signal?.aborted) return fail(signal.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
     if (this.#timeoutMs !== undefined) {
@@ -233,6 +237,11 @@ class Link {
     } else {
       succeed(result);
     }
+  }
+
+  /** Fails the pending conversation, if any, with `reason` as the call's cause. */
+  cancel(reason: unknown): void {
+    this.#cancelPending?.(reason);
   }
 
   #rebuild(s: SerializedError): Error {
@@ -583,8 +592,10 @@ export class AsyncPamTransaction {
 
   /**
    * Ends the transaction (`pam_end`, with the status of the last call) and
-   * returns the thread to the pool. Safe to call again; every other method
-   * rejects afterwards. Works after an abort, a timeout or a dead thread.
+   * returns the thread to the pool, after the calls already made. A prompt
+   * still waiting for the handler fails (that call rejects). Safe to call
+   * again; every other method rejects afterwards. Works after an abort, a
+   * timeout or a dead thread.
    *
    * @example
    * ```ts
@@ -605,6 +616,10 @@ export class AsyncPamTransaction {
       return Promise.reject(error);
     }
     this.#ended = true;
+    // Giving up on the transaction gives up on a prompt still waiting for an answer.
+    this.#link.cancel(
+      new Error("end() was called while the conversation was waiting for an answer"),
+    );
     const worker = this.#link.worker;
     const run = async () => {
       try {
@@ -677,7 +692,7 @@ export interface AuthenticateOptions {
   service: string;
   /** The user name. */
   user: string;
-  /** The password, given to every echo-off prompt (a `Uint8Array` is zeroed after use by the caller's copy only). */
+  /** The password, given to every echo-off prompt. A `Uint8Array` is copied, not zeroed: wipe yours when done. */
   password: string | Uint8Array;
   /** Read service files from this directory instead of `/etc/pam.d`. */
   confdir?: string;
@@ -741,7 +756,7 @@ export async function authenticate(options: AuthenticateOptions): Promise<Authen
   if (typeof o.password !== "string" && !(o.password instanceof Uint8Array)) {
     throw new TypeError(`password must be a string or a Uint8Array, got ${describe(o.password)}`);
   }
-  if (typeof o.password === "string" && o.password.includes("\0")) {
+  if (typeof o.password === "string" ? o.password.includes("\0") : o.password.includes(0)) {
     throw new TypeError("password contains a NUL byte, which C would silently truncate");
   }
   if (o.onMessage !== undefined && typeof o.onMessage !== "function") {
@@ -760,14 +775,29 @@ export async function authenticate(options: AuthenticateOptions): Promise<Authen
     checkCString(value, name);
     items[name] = value;
   }
-  const conversation = passwordConversation(o.password, { onMessage: o.onMessage });
+  // Without onMessage nothing needs the main thread during the check: the password goes
+  // into the worker's shared buffer up front (never through structured clone) and the
+  // worker answers the prompts itself, saving a round trip per prompt.
+  const preload = o.onMessage === undefined;
+  const conversation = preload
+    ? undefined
+    : passwordConversation(o.password, { onMessage: o.onMessage });
   const worker = await acquireWorker(o.signal);
   try {
     const link = new Link(worker, conversation, o.signal, start.conversationTimeoutMs);
+    if (preload) {
+      const password = typeof o.password === "string" ? o.password : o.password.slice();
+      try {
+        worker.preload([password]);
+      } finally {
+        if (typeof password !== "string") password.fill(0);
+      }
+    }
     const user = await link.request({
       op: "oneShot",
       ...start,
-      conversation: true,
+      conversation: !preload,
+      preloadedPassword: preload,
       items,
       flags: o.disallowNullAuthtok ? { disallowNullAuthtok: true } : {},
     });

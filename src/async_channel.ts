@@ -34,6 +34,11 @@ export type WorkerRequest =
     readonly op: "oneShot";
     readonly items: Readonly<Record<string, string>>;
     readonly flags: { disallowNullAuthtok?: boolean };
+    /**
+     * The password is already in the shared buffer: the worker answers
+     * echo-off prompts itself instead of asking the main thread each time.
+     */
+    readonly preloadedPassword: boolean;
   } & StartRequest)
   | { readonly id: number; readonly op: "end"; readonly silent?: boolean };
 

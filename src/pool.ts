@@ -90,6 +90,15 @@ export class PamWorker {
     return true;
   }
 
+  /**
+   * Puts answers in the shared buffer ahead of a request that reads them
+   * (the one-shot's password). Only while no request is in flight.
+   */
+  preload(answers: readonly (string | Uint8Array)[]): void {
+    if (this.#pending.size > 0) throw new Error("preload() while the worker is busy");
+    writeAnswers(this.#channel, answers);
+  }
+
   /** Fails conversation `seq` (the handler threw, rejected, timed out or was aborted). */
   fail(seq: number): void {
     if (!this.#death && this.#claim(seq)) this.#settle(seq, FAILED);
@@ -184,7 +193,11 @@ type Waiter = {
   onAbort?: () => void;
 };
 
-const workerUrl = new URL("./worker.ts", import.meta.url);
+// JSR's npm build (how Bun and Node users install from JSR) transpiles .ts files to .js
+// but cannot rewrite a URL string, so follow this module's own extension.
+const workerUrl = import.meta.url.endsWith(".js")
+  ? new URL("./worker.js", import.meta.url)
+  : new URL("./worker.ts", import.meta.url);
 let size = 4;
 let started = 0;
 const all = new Set<PamWorker>();

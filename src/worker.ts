@@ -22,7 +22,12 @@ import {
   type WorkerReply,
   type WorkerRequest,
 } from "./async_channel.ts";
-import type { PamAnswer, PamMessage } from "./conversation.ts";
+import {
+  type Conversation,
+  type PamAnswer,
+  type PamMessage,
+  passwordConversation,
+} from "./conversation.ts";
 import { PamError } from "./errors.ts";
 import { PamTransaction } from "./transaction.ts";
 
@@ -75,14 +80,14 @@ function converse(messages: readonly PamMessage[]): PamAnswer[] {
   }
 }
 
-function start(request: StartRequest): PamTransaction {
+function start(request: StartRequest, conversation?: Conversation): PamTransaction {
   if (transaction && !transaction.ended) {
     throw new Error("this PAM worker already owns a transaction");
   }
   timeoutMs = request.conversationTimeoutMs;
   return PamTransaction.start({
     ...request.options,
-    conversation: request.conversation ? converse : undefined,
+    conversation: conversation ?? (request.conversation ? converse : undefined),
   });
 }
 
@@ -124,7 +129,15 @@ function handle(request: WorkerRequest): unknown {
       }
     }
     case "oneShot": {
-      const tx = start(request);
+      // The password the main thread put in the shared buffer (wiped there as it is read).
+      const password = request.preloadedPassword ? readAnswers(channel)[0] : null;
+      let tx: PamTransaction;
+      try {
+        tx = start(request, password ? passwordConversation(password) : undefined);
+      } catch (error) {
+        password?.fill(0);
+        throw error;
+      }
       try {
         for (const [name, value] of Object.entries(request.items)) {
           tx.setItem(name as never, value);
@@ -134,6 +147,7 @@ function handle(request: WorkerRequest): unknown {
         return tx.getItem("user");
       } finally {
         tx.end();
+        password?.fill(0);
       }
     }
     case "end":

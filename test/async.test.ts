@@ -675,7 +675,11 @@ test("a script that calls authenticate() once exits by itself", async () => {
   );
   // The exact permissions docs/async.md tells Deno users to grant.
   const args = isDeno ? ["run", "--allow-ffi", "--allow-read", script] : [script];
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  // Run from elsewhere: the worker's URL must not depend on the working directory.
+  const child = spawn(process.execPath, args, {
+    cwd: stack.dir,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
@@ -720,4 +724,134 @@ test("pam_exec forks and reaps its child from a worker thread", async () => {
     ]),
     ["frank", "PAM_AUTH_ERR", "PAM_AUTH_ERR", "frank"],
   );
+});
+
+test("authenticate() with onMessage: info messages arrive, a Uint8Array password works", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack({
+    told: "auth optional pam_echo.so welcome %u\n" + matrix,
+  });
+  const seen: PamMessage[] = [];
+  const password = new TextEncoder().encode("secret");
+  const result = await authenticate({
+    service: "told",
+    user: "alice",
+    password,
+    confdir: stack.confdir,
+    onMessage: (m) => seen.push(m),
+  });
+  assert.deepEqual(result, { user: "alice" });
+  assert.deepEqual(seen, [{ style: MessageStyle.TEXT_INFO, text: "welcome alice" }]);
+  assert.deepEqual(password, new TextEncoder().encode("secret"), "the caller's bytes are theirs");
+  // Without onMessage (the password preloaded into the worker), bytes work as well.
+  assert.deepEqual(
+    await authenticate({ service: "web", user: "alice", password, confdir: stack.confdir }),
+    { user: "alice" },
+  );
+  await assert.rejects(
+    authenticate({
+      service: "web",
+      user: "alice",
+      password: new Uint8Array([115, 0, 1]),
+      confdir: stack.confdir,
+    }),
+    TypeError,
+  );
+});
+
+test("failing conversations never succeed, also after thousands of warm calls on one thread", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  setWorkerPoolSize(1);
+  try {
+    const broken: AsyncConversation[] = [
+      () => [],
+      () => Promise.reject(new Error("no")),
+      () => [7 as never],
+    ];
+    let succeeded = 0;
+    let failed = 0;
+    const lane = async (offset: number) => {
+      for (let i = offset; i < 1500; i += 10) {
+        await using tx = await AsyncPamTransaction.start({
+          service: "web",
+          user: "alice",
+          confdir: stack.confdir,
+          conversation: broken[i % broken.length],
+        });
+        try {
+          await tx.authenticate();
+          succeeded++;
+        } catch (error) {
+          assert.ok(error instanceof PamError);
+          failed++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 10 }, (_, i) => lane(i)));
+    assert.equal(succeeded, 0);
+    assert.equal(failed, 1500);
+    // And the thread still authenticates the right password afterwards.
+    assert.deepEqual(
+      await authenticate({
+        service: "web",
+        user: "alice",
+        password: "secret",
+        confdir: stack.confdir,
+      }),
+      { user: "alice" },
+    );
+  } finally {
+    setWorkerPoolSize(4);
+  }
+});
+
+test("end() while a prompt waits fails that call and ends without hanging", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  let asked!: () => void;
+  const prompted = new Promise<void>((resolve) => (asked = resolve));
+  const tx = await AsyncPamTransaction.start({
+    service: "web",
+    user: "alice",
+    confdir: stack.confdir,
+    conversation: () => {
+      asked();
+      return new Promise<PamAnswer[]>(() => {});
+    },
+  });
+  const pending = rejection(tx.authenticate());
+  await prompted;
+  await tx.end();
+  const error = await pending;
+  assert.ok(error instanceof PamError);
+  assert.match(String((error.cause as Error).message), /end\(\) was called/);
+  assert.equal(tx.ended, true);
+});
+
+test("the worker gives up by itself when the main thread cannot answer in time", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  let calls = 0;
+  await using tx = await AsyncPamTransaction.start({
+    service: "web",
+    user: "alice",
+    confdir: stack.confdir,
+    conversationTimeoutMs: 100,
+    conversation: (messages) => {
+      // The first time, block the event loop itself, so the main side's timer cannot fire.
+      if (calls++ === 0) { for (const end = performance.now() + 1600; performance.now() < end;); }
+      return messages.map(() => "secret");
+    },
+  });
+  const error = await rejection(tx.authenticate());
+  assert.ok(error instanceof PamError);
+  assert.match(String((error.cause as Error).message), /did not answer .* within 100 ms/);
+  // The late answer was dropped, not delivered to the next prompt; the next one works.
+  await tx.authenticate();
+  assert.equal(calls, 2);
 });
