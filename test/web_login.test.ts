@@ -246,6 +246,29 @@ test("web login handler: a failure's fail delay holds that client's next attempt
   assert.match(await guesser.get(), /type="password"/);
 });
 
+test(
+  "web login handler: a second login opened side by side cannot guess faster than the fail delay",
+  {
+    skip,
+  },
+  async () => {
+    await using s = setup();
+    const first = new Client(s.web, "192.0.2.66");
+    const second = new Client(s.web, "192.0.2.66");
+    for (const c of [first, second]) {
+      await c.get();
+      await c.post("/login", { user: "alice" });
+      assert.match(await c.get(), /type="password"/);
+    }
+    assert.equal(result(await first.login("alice", ["wrong"])), "failure");
+    const t0 = Date.now();
+    await second.post("/answer", { step: "1", "answer-0": "also-wrong" });
+    const took = Date.now() - t0;
+    assert.ok(took >= 900, `the second guess was checked after ${took} ms`);
+    assert.equal(result(await second.get()), "failure");
+  },
+);
+
 test("web login handler: close() closes the open sessions", { skip }, async () => {
   const s = setup();
   try {

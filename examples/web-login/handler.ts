@@ -235,7 +235,6 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     client.failure = { user: flow.user, messages: step.messages, description: step.description };
     log(`login failed for ${JSON.stringify(flow.user)}: ${step.description}`);
     if (step.failDelayMs) {
-      // pam_fail_delay(3) in an event-driven server: this client's next attempt waits.
       notBefore.set(key, Math.max(notBefore.get(key) ?? 0, Date.now() + step.failDelayMs));
     }
   };
@@ -269,6 +268,13 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     const notice = client.notice;
     client.notice = undefined;
     return loginPage({ csrf, notice });
+  };
+
+  // pam_fail_delay(3) for an event-driven server: after a failure, this client's
+  // next attempt waits out the delay the modules asked for; nobody else does.
+  const failDelay = async (key: string): Promise<void> => {
+    const wait = (notBefore.get(key) ?? 0) - Date.now();
+    if (wait > 0) await sleep(wait);
   };
 
   const readForm = async (request: Request): Promise<URLSearchParams | Response> => {
@@ -325,11 +331,10 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
         client.flow?.cancel();
         client.flow = undefined;
         client.failure = undefined;
-        const wait = (notBefore.get(key) ?? 0) - Date.now();
-        if (wait > 0) {
-          // The fail delay of this client's last failure: only this request waits.
-          await sleep(wait);
-        }
+        await failDelay(key);
+        // Another post may have started a login while this one waited (TypeScript
+        // narrowed client.flow to undefined before the await; it can change meanwhile).
+        (client.flow as LoginFlow | undefined)?.cancel();
         const flow = LoginFlow.start({
           service: options.service,
           confdir: options.confdir,
@@ -365,6 +370,9 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
           }
           values.push(value);
         }
+        // Answers wait out the fail delay too, so logins opened side by side cannot
+        // have their guesses checked faster than one per delay.
+        await failDelay(key);
         flow.answer(step.step, values);
         await flow.next();
         return redirect();
