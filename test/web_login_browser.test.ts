@@ -4,10 +4,10 @@
 // of the shipped demo stack. Each step's screenshot goes to
 // examples/web-login/screenshots/.
 //
-// These tests run under `bun test`. Under `deno test` they are skipped:
-// playwright-core reads /proc/sys at load time, which Deno allows only with
-// --allow-all, and test/run-both.mjs grants single permissions. The Deno
-// server is still tested, started from here with `deno task web`'s flags.
+// Under Deno this file needs --allow-all (playwright-core reads /proc/sys at
+// load time, which Deno grants only to --allow-all), so test/run-both.mjs runs
+// it in a Deno run of its own; the servers themselves get `deno task web`'s
+// exact flags.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -25,9 +25,7 @@ const screenshots = join(example, "screenshots");
 const chromiumPath = "/usr/bin/chromium";
 const timeout = 60_000;
 
-const skip = "Deno" in globalThis
-  ? "runs under bun test: playwright-core needs --allow-all under Deno"
-  : !existsSync(chromiumPath)
+const skip = !existsSync(chromiumPath)
   ? "needs Debian's chromium (/usr/bin/chromium)"
   : !wrapperModule("pam_matrix")
   ? "needs Debian's libpam-wrapper (pam_matrix)"
