@@ -6,7 +6,7 @@
  */
 
 import { native, type Pointer } from "../ffi/mod.ts";
-import { Flag, type ItemName, ItemType, itemTypes, ReturnCode } from "./constants.ts";
+import { type ItemName, ItemType, ReturnCode } from "./constants.ts";
 import {
   type Conversation,
   type ConversationSlot,
@@ -16,6 +16,15 @@ import {
   releaseSlot,
 } from "./conversation.ts";
 import { PamError } from "./errors.ts";
+import {
+  authFlags,
+  chauthtokFlags,
+  credFlag,
+  endFlags,
+  flagsOf,
+  itemType,
+  silentFlags,
+} from "./flags.ts";
 import { openLibc, openPam, type PamLibrary } from "./library.ts";
 import { rawAccess } from "./raw_access.ts";
 import { cString, CStringCache, describe, optionsObject } from "./validate.ts";
@@ -125,13 +134,6 @@ export interface XAuthData {
   data: Uint8Array;
 }
 
-const credFlags: Readonly<Record<CredAction, number>> = {
-  establish: Flag.ESTABLISH_CRED,
-  delete: Flag.DELETE_CRED,
-  reinitialize: Flag.REINITIALIZE_CRED,
-  refresh: Flag.REFRESH_CRED,
-};
-
 // pam_start's arguments, reused from one transaction to the next (see CStringCache).
 const serviceCache = new CStringCache();
 const userCache = new CStringCache();
@@ -142,27 +144,6 @@ const handleOut = new Uint8Array(8);
 
 const XAUTHDATA_SIZE = 32; // struct pam_xauth_data { int namelen; char *name; int datalen; char *data; }
 const textDecoder = new TextDecoder();
-
-function flagsOf(options: unknown, what: string, allowed: Record<string, number>): number {
-  const given = optionsObject<Record<string, unknown>>(options, what);
-  let flags = 0;
-  for (const [key, value] of Object.entries(given)) {
-    if (!(key in allowed)) {
-      throw new TypeError(
-        `${what} has no option "${key}" (known: ${Object.keys(allowed).join(", ")})`,
-      );
-    }
-    if (value !== undefined && typeof value !== "boolean") {
-      throw new TypeError(`${what}.${key} must be a boolean, got ${describe(value)}`);
-    }
-    if (value) flags |= allowed[key];
-  }
-  return flags;
-}
-
-const silentOnly = { silent: Flag.SILENT };
-const authFlags = { silent: Flag.SILENT, disallowNullAuthtok: Flag.DISALLOW_NULL_AUTHTOK };
-const chauthtokFlags = { silent: Flag.SILENT, changeExpiredAuthtok: Flag.CHANGE_EXPIRED_AUTHTOK };
 
 /**
  * One PAM transaction: owns a `pam_handle_t` from `pam_start` to `pam_end`.
@@ -337,15 +318,9 @@ export class PamTransaction {
    * ```
    */
   setCred(action: CredAction, flags?: SilentFlag): void {
-    if (typeof action !== "string" || !Object.hasOwn(credFlags, action)) {
-      throw new TypeError(
-        `setCred() takes "establish", "delete", "reinitialize" or "refresh", got ${
-          JSON.stringify(action) ?? describe(action)
-        }`,
-      );
-    }
-    const f = flagsOf(flags, "setCred() flags", silentOnly);
-    this.#call("pam_setcred", this.#pam.pam_setcred, f | credFlags[action]);
+    const cred = credFlag(action);
+    const f = flagsOf(flags, "setCred() flags", silentFlags);
+    this.#call("pam_setcred", this.#pam.pam_setcred, f | cred);
   }
 
   /**
@@ -377,7 +352,7 @@ export class PamTransaction {
    * ```
    */
   openSession(flags?: SilentFlag): void {
-    const f = flagsOf(flags, "openSession() flags", silentOnly);
+    const f = flagsOf(flags, "openSession() flags", silentFlags);
     this.#call("pam_open_session", this.#pam.pam_open_session, f);
   }
 
@@ -393,7 +368,7 @@ export class PamTransaction {
    * ```
    */
   closeSession(flags?: SilentFlag): void {
-    const f = flagsOf(flags, "closeSession() flags", silentOnly);
+    const f = flagsOf(flags, "closeSession() flags", silentFlags);
     this.#call("pam_close_session", this.#pam.pam_close_session, f);
   }
 
@@ -590,7 +565,7 @@ export class PamTransaction {
    * ```
    */
   end(options?: SilentFlag): void {
-    const f = flagsOf(options, "end() options", { silent: Flag.DATA_SILENT });
+    const f = flagsOf(options, "end() options", endFlags);
     const handle = this.#handle;
     if (!handle) return;
     if (this.#inCall) {
@@ -675,17 +650,6 @@ export class PamTransaction {
         : undefined,
     });
   }
-}
-
-function itemType(name: unknown): number {
-  if (typeof name !== "string" || !Object.hasOwn(itemTypes, name)) {
-    throw new TypeError(
-      `Unknown PAM item ${JSON.stringify(name) ?? describe(name)}; known items: ${
-        Object.keys(itemTypes).join(", ")
-      }`,
-    );
-  }
-  return itemTypes[name as ItemName];
 }
 
 function describeStart(status: number, service: string): string {
