@@ -7,6 +7,7 @@
  */
 
 import { CFunction, CString, dlopen, FFIType, JSCallback, read, toArrayBuffer } from "bun:ffi";
+import { convertArguments } from "./arguments.ts";
 import type { NativeType, SymbolDefinition } from "./symbols.ts";
 import type { Bound, FunctionOf, NativeAdapter, NativeCallback, Pointer } from "./types.ts";
 
@@ -57,18 +58,10 @@ function normaliseArguments(
   definition: SymbolDefinition,
   fn: unknown,
 ): (...args: never[]) => unknown {
-  const call = fn as (...args: unknown[]) => unknown;
-  const p = definition.parameters.map((t) => t === "pointer");
-  const n = (i: number, v: unknown) => p[i] ? wrap(v as number) : v;
-  switch (p.length) {
-    case 3:
-      return (a: unknown, b: unknown, c: unknown) => call(n(0, a), n(1, b), n(2, c));
-    case 4:
-      return (a: unknown, b: unknown, c: unknown, d: unknown) =>
-        call(n(0, a), n(1, b), n(2, c), n(3, d));
-    default:
-      return (...args: unknown[]) => call(...args.map((v, i) => n(i, v)));
-  }
+  const pointers = definition.parameters.map((t) => t === "pointer");
+  return convertArguments(fn, pointers, (v) => wrap(v as number)) as (
+    ...args: never[]
+  ) => unknown;
 }
 
 /** The adapter for Bun. */

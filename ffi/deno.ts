@@ -6,6 +6,7 @@
  * @module
  */
 
+import { convertArguments } from "./arguments.ts";
 import type { NativeType, SymbolDefinition } from "./symbols.ts";
 import type { Bound, FunctionOf, NativeAdapter, NativeCallback, Pointer } from "./types.ts";
 
@@ -45,43 +46,14 @@ function dataView(buffer: Uint8Array): DataView {
  * such as `malloc(n)` costs about ten times as much.
  */
 function withBigIntSizes(definition: SymbolDefinition, fn: unknown): unknown {
-  const f = fn as (...args: unknown[]) => unknown;
   const sizes = definition.parameters.map((t) => t === "usize");
-  if (!f || !sizes.includes(true)) return f;
-  // Fixed arities keep the wrapper free of rest-argument arrays.
-  switch (sizes.length) {
-    case 1:
-      return (a: unknown) => f(BigInt(a as number));
-    case 2:
-      return (a: unknown, b: unknown) =>
-        f(sizes[0] ? BigInt(a as number) : a, sizes[1] ? BigInt(b as number) : b);
-    case 3:
-      return (a: unknown, b: unknown, c: unknown) =>
-        f(
-          sizes[0] ? BigInt(a as number) : a,
-          sizes[1] ? BigInt(b as number) : b,
-          sizes[2] ? BigInt(c as number) : c,
-        );
-    default:
-      return (...args: unknown[]) => f(...args.map((a, i) => sizes[i] ? BigInt(a as number) : a));
-  }
+  return convertArguments(fn, sizes, (v) => BigInt(v as number));
 }
 
 /** `fn` given numbers for its `usize` parameters, which Deno passes to callbacks as BigInts. */
 function numberSizes(definition: SymbolDefinition, fn: unknown): unknown {
-  const f = fn as (...args: unknown[]) => unknown;
   const sizes = definition.parameters.map((t) => t === "usize");
-  if (!sizes.includes(true)) return f;
-  const n = (i: number, v: unknown) => sizes[i] ? Number(v) : v;
-  switch (sizes.length) {
-    case 3:
-      return (a: unknown, b: unknown, c: unknown) => f(n(0, a), n(1, b), n(2, c));
-    case 4:
-      return (a: unknown, b: unknown, c: unknown, d: unknown) =>
-        f(n(0, a), n(1, b), n(2, c), n(3, d));
-    default:
-      return (...args: unknown[]) => f(...args.map((v, i) => n(i, v)));
-  }
+  return convertArguments(fn, sizes, Number);
 }
 
 /** The adapter for Deno. */
