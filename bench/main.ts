@@ -510,7 +510,9 @@ async function runOne(impl: Impl, row: Row, iterations: number, checkpoints?: nu
   const confdir = row.etc ? "-" : stack.confdir;
   const service = row.etc ? etcService : row.service;
   if (!service) return "no /etc/pam.d service (not root)";
-  const warmup = checkpoints ? 0 : Math.max(20, Math.round(iterations / 10));
+  // Enough warm-up for the JIT's top tier: a server's steady state, not its first calls
+  // (with 50 warm-up transactions the first 500 still run partly in baseline code).
+  const warmup = checkpoints ? 0 : Math.max(300, Math.round(iterations / 10));
   const args = [
     row.kind,
     String(iterations),
@@ -700,39 +702,40 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
     table.find((t) => t.id === row)?.results[id] as
       | { ratioToC: number; cpuRatioToC: number }
       | undefined;
-  // The synchronous targets are judged on CPU time: on a shared machine wall-clock time
-  // also counts the time other processes hold the cores. Async throughput is wall-clock
-  // by nature (it is about using more than one core).
+  // The targets are judged on wall-clock time, the "µs per transaction" the issue names: CPU
+  // time also counts Bun's and Deno's garbage-collector threads working on the other core in
+  // parallel, which costs the caller no time. The CPU ratio is printed beside each one; the
+  // repetitions interleave the implementations, so other processes' load falls on all alike.
   const targets: {
     target: string;
     metric: "cpu" | "wall";
     value?: number;
-    wall?: number;
+    cpu?: number;
     limit: number;
     max: boolean;
   }[] = [];
   for (const id of ["deno-sync", "bun-sync"] as const) {
     targets.push({
       target: `${id}: full transaction on pam_permit ≤ 1.05× C`,
-      metric: "cpu",
-      value: result("permit", id)?.cpuRatioToC,
-      wall: result("permit", id)?.ratioToC,
+      metric: "wall",
+      value: result("permit", id)?.ratioToC,
+      cpu: result("permit", id)?.cpuRatioToC,
       limit: 1.05,
       max: true,
     });
     targets.push({
       target: `${id}: with a conversation ≤ 1.10× C`,
-      metric: "cpu",
-      value: result("conversation", id)?.cpuRatioToC,
-      wall: result("conversation", id)?.ratioToC,
+      metric: "wall",
+      value: result("conversation", id)?.ratioToC,
+      cpu: result("conversation", id)?.cpuRatioToC,
       limit: 1.10,
       max: true,
     });
     targets.push({
       target: `${id}: conversation cost per message < 5 µs`,
-      metric: "cpu",
-      value: derived.cpu[id].perMessageUs,
-      wall: derived.wall[id].perMessageUs,
+      metric: "wall",
+      value: derived.wall[id].perMessageUs,
+      cpu: derived.cpu[id].perMessageUs,
       limit: 5,
       max: true,
     });
@@ -830,11 +833,11 @@ function printText(report: Report) {
       }
     }
   }
-  out.push("", "Targets (issue 7; sync on CPU time, async on wall-clock):");
+  out.push("", "Targets (issue 7, on wall-clock time; CPU time beside):");
   for (const t of report.targets) {
     out.push(
       `  [${t.status.padEnd(12)}] ${t.target}: ${fmt(t.value, 2)}` +
-        (t.wall !== undefined ? ` (wall-clock: ${fmt(t.wall, 2)})` : ""),
+        (t.cpu !== undefined ? ` (CPU: ${fmt(t.cpu, 2)})` : ""),
     );
   }
   console.log(out.join("\n"));
