@@ -7,6 +7,7 @@
  */
 
 import { CFunction, CString, dlopen, FFIType, JSCallback, read, toArrayBuffer } from "bun:ffi";
+import { convertArguments } from "./arguments.ts";
 import type { NativeType, SymbolDefinition } from "./symbols.ts";
 import type { Bound, FunctionOf, NativeAdapter, NativeCallback, Pointer } from "./types.ts";
 
@@ -30,7 +31,38 @@ type Raw = number | null;
 const raw = (p: Pointer | null): Raw => p as unknown as Raw;
 // Bun reports NULL as null from calls but as 0 from reads and callback arguments.
 const wrap = (p: number | bigint | null): Pointer | null =>
-  p ? (Number(p) as unknown as Pointer) : null;
+  typeof p === "number"
+    ? (p === 0 ? null : p as unknown as Pointer)
+    : p
+    ? Number(p) as unknown as Pointer
+    : null;
+
+// The DataView of the buffer last used, as the same struct or out-parameter buffer is
+// usually read or written several times in a row.
+let lastBuffer: Uint8Array | undefined;
+let lastView: DataView | undefined;
+function dataView(buffer: Uint8Array): DataView {
+  if (buffer !== lastBuffer) {
+    lastView = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    lastBuffer = buffer;
+  }
+  return lastView!;
+}
+
+/**
+ * `fn` behind a function that turns Bun's numeric pointer arguments (0 for
+ * NULL) into the neutral form. Fixed arities: a rest-argument wrapper costs
+ * an array and a spread on every call from C.
+ */
+function normaliseArguments(
+  definition: SymbolDefinition,
+  fn: unknown,
+): (...args: never[]) => unknown {
+  const pointers = definition.parameters.map((t) => t === "pointer");
+  return convertArguments(fn, pointers, (v) => wrap(v as number)) as (
+    ...args: never[]
+  ) => unknown;
+}
 
 /** The adapter for Bun. */
 export const adapter: NativeAdapter = {
@@ -70,16 +102,10 @@ export const adapter: NativeAdapter = {
   },
 
   callback<D extends SymbolDefinition>(definition: D, fn: FunctionOf<D>): NativeCallback {
-    const pointerArgs = definition.parameters.map((t) => t === "pointer");
-    const call = fn as unknown as (...args: unknown[]) => unknown;
-    // Normalise Bun's numeric pointer arguments (0 for NULL) to the neutral form.
-    const normalised = (...args: unknown[]) => {
-      for (let i = 0; i < args.length; i++) {
-        if (pointerArgs[i]) args[i] = wrap(args[i] as number);
-      }
-      return call(...args);
-    };
-    const cb = new JSCallback(normalised, { ...toBun(definition), threadsafe: false });
+    const cb = new JSCallback(normaliseArguments(definition, fn), {
+      ...toBun(definition),
+      threadsafe: false,
+    });
     return { pointer: wrap(cb.ptr as number) as Pointer, close: () => cb.close() };
   },
 
@@ -105,14 +131,15 @@ export const adapter: NativeAdapter = {
     );
   },
   writePointerInto(buffer, offset, value) {
-    new DataView(buffer.buffer, buffer.byteOffset).setBigUint64(
-      offset,
-      BigInt(raw(value) ?? 0),
-      true,
-    );
+    const address = raw(value) ?? 0;
+    // Two 32-bit halves: no BigInt for an address that is a plain number anyway.
+    const view = dataView(buffer);
+    view.setUint32(offset, address % 0x1_0000_0000, true);
+    view.setUint32(offset + 4, Math.floor(address / 0x1_0000_0000), true);
   },
   readPointerFrom(buffer, offset) {
-    return wrap(new DataView(buffer.buffer, buffer.byteOffset).getBigUint64(offset, true));
+    const view = dataView(buffer);
+    return wrap(view.getUint32(offset, true) + view.getUint32(offset + 4, true) * 0x1_0000_0000);
   },
   fromAddress: (address) => wrap(address),
   addressOf: (pointer) => raw(pointer) ?? 0,

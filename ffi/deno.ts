@@ -6,6 +6,7 @@
  * @module
  */
 
+import { convertArguments } from "./arguments.ts";
 import type { NativeType, SymbolDefinition } from "./symbols.ts";
 import type { Bound, FunctionOf, NativeAdapter, NativeCallback, Pointer } from "./types.ts";
 
@@ -27,6 +28,34 @@ type Raw = Deno.PointerValue;
 const raw = (p: Pointer | null): Raw => p as unknown as Raw;
 const wrap = (p: Raw): Pointer | null => p as unknown as Pointer | null;
 
+// The DataView of the buffer last used, as the same struct or out-parameter buffer is
+// usually read or written several times in a row.
+let lastBuffer: Uint8Array | undefined;
+let lastView: DataView | undefined;
+function dataView(buffer: Uint8Array): DataView {
+  if (buffer !== lastBuffer) {
+    lastView = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    lastBuffer = buffer;
+  }
+  return lastView!;
+}
+
+/**
+ * `fn` taking numbers for its `usize` parameters. Deno accepts a number there,
+ * but only a BigInt keeps the call on V8's fast path: with a number, a call
+ * such as `malloc(n)` costs about ten times as much.
+ */
+function withBigIntSizes(definition: SymbolDefinition, fn: unknown): unknown {
+  const sizes = definition.parameters.map((t) => t === "usize");
+  return convertArguments(fn, sizes, (v) => BigInt(v as number));
+}
+
+/** `fn` given numbers for its `usize` parameters, which Deno passes to callbacks as BigInts. */
+function numberSizes(definition: SymbolDefinition, fn: unknown): unknown {
+  const sizes = definition.parameters.map((t) => t === "usize");
+  return convertArguments(fn, sizes, Number);
+}
+
 /** The adapter for Deno. */
 export const adapter: NativeAdapter = {
   runtime: "deno",
@@ -36,7 +65,9 @@ export const adapter: NativeAdapter = {
     for (const [name, def] of Object.entries(symbols)) defs[name] = toDeno(def);
     const lib = Deno.dlopen(path, defs);
     const bound: Record<string, unknown> = { close: () => lib.close() };
-    for (const name of Object.keys(symbols)) bound[name] = lib.symbols[name] ?? null;
+    for (const [name, def] of Object.entries(symbols)) {
+      bound[name] = withBigIntSizes(def, lib.symbols[name] ?? null);
+    }
     return bound as Bound<S> & { close(): void };
   },
 
@@ -46,7 +77,7 @@ export const adapter: NativeAdapter = {
         parameters: definition.parameters.map(denoType),
         result: denoType(definition.result),
       } as Deno.UnsafeCallbackDefinition,
-      fn as unknown as Deno.UnsafeCallbackFunction,
+      numberSizes(definition, fn) as Deno.UnsafeCallbackFunction,
     );
     return { pointer: wrap(cb.pointer) as Pointer, close: () => cb.close() };
   },
@@ -56,7 +87,10 @@ export const adapter: NativeAdapter = {
       raw(pointer) as Deno.PointerObject<never>,
       toDeno(definition),
     );
-    return ((...args: unknown[]) => fp.call(...(args as never[]))) as unknown as FunctionOf<D>;
+    return withBigIntSizes(
+      definition,
+      (...args: unknown[]) => fp.call(...(args as never[])),
+    ) as FunctionOf<D>;
   },
 
   readPointer: (base, offset) => wrap(new View(raw(base)!).getPointer(offset)),
@@ -69,15 +103,10 @@ export const adapter: NativeAdapter = {
     cell[0] = BigInt(P.value(raw(value)));
   },
   writePointerInto(buffer, offset, value) {
-    new DataView(buffer.buffer, buffer.byteOffset).setBigUint64(
-      offset,
-      BigInt(P.value(raw(value))),
-      true,
-    );
+    dataView(buffer).setBigUint64(offset, P.value(raw(value)), true);
   },
   readPointerFrom(buffer, offset) {
-    const address = new DataView(buffer.buffer, buffer.byteOffset).getBigUint64(offset, true);
-    return wrap(P.create(address));
+    return wrap(P.create(dataView(buffer).getBigUint64(offset, true)));
   },
   fromAddress: (address) => wrap(P.create(BigInt(address))),
   addressOf: (pointer) => Number(P.value(raw(pointer))),

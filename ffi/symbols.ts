@@ -65,6 +65,9 @@ export const libcSymbols = {
   // Unlike memset, the compiler may not drop it, so secrets really are wiped.
   explicit_bzero: { parameters: ["pointer", "usize"], result: "void" },
   strlen: { parameters: ["pointer"], result: "usize" },
+  // Writes JavaScript bytes into C memory. Cheaper per write than a view of the C memory,
+  // which costs both runtimes an ArrayBuffer with an external backing store each time.
+  memcpy: { parameters: ["pointer", "buffer", "usize"], result: "pointer" },
   // The terminal conversation turns echo off (and back on) the way libpam_misc's misc_conv does.
   tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
   tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
@@ -81,7 +84,9 @@ export const libcSymbols = {
 
 /** The conversation function libpam calls: `int (*conv)(int, const struct pam_message **, struct pam_response **, void *)`. */
 export const conversationCallback = {
-  parameters: ["i32", "pointer", "pointer", "pointer"],
+  // appdata_ptr is only ever the integer id this package put there: taken as an integer, it
+  // costs no pointer object and no address conversion per call.
+  parameters: ["i32", "pointer", "pointer", "usize"],
   result: "i32",
 } as const satisfies SymbolDefinition;
 

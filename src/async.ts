@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type ItemName, itemTypes } from "./constants.ts";
+import type { ItemName } from "./constants.ts";
 import {
   checkAnswers,
   type PamAnswer,
@@ -15,6 +15,15 @@ import {
   passwordConversation,
 } from "./conversation.ts";
 import { PamError } from "./errors.ts";
+import {
+  authFlags,
+  chauthtokFlags,
+  credFlag,
+  endFlags,
+  flagsOf,
+  itemType,
+  silentFlags,
+} from "./flags.ts";
 import { acquireWorker, type Outcome, type PamWorker, releaseWorker } from "./pool.ts";
 import type {
   AuthFlags,
@@ -75,33 +84,6 @@ export interface AsyncPamTransactionOptions extends Omit<PamTransactionOptions, 
   signal?: AbortSignal;
   /** A prompt left unanswered this long fails the call (`cause`: a `TimeoutError`). */
   conversationTimeoutMs?: number;
-}
-
-const silentOnly = ["silent"];
-const authFlagNames = ["silent", "disallowNullAuthtok"];
-const chauthtokFlagNames = ["silent", "changeExpiredAuthtok"];
-const credActions = ["establish", "delete", "reinitialize", "refresh"];
-
-function checkFlags(flags: unknown, what: string, allowed: readonly string[]): void {
-  const given = optionsObject<Record<string, unknown>>(flags, what);
-  for (const [key, value] of Object.entries(given)) {
-    if (!allowed.includes(key)) {
-      throw new TypeError(`${what} has no option "${key}" (known: ${allowed.join(", ")})`);
-    }
-    if (value !== undefined && typeof value !== "boolean") {
-      throw new TypeError(`${what}.${key} must be a boolean, got ${describe(value)}`);
-    }
-  }
-}
-
-function checkItemName(name: unknown): void {
-  if (typeof name !== "string" || !Object.hasOwn(itemTypes, name)) {
-    throw new TypeError(
-      `Unknown PAM item ${JSON.stringify(name) ?? describe(name)}; known items: ${
-        Object.keys(itemTypes).join(", ")
-      }`,
-    );
-  }
 }
 
 function checkStartOptions(
@@ -363,7 +345,7 @@ export class AsyncPamTransaction {
     return this.#call(
       "authenticate",
       [flags],
-      () => checkFlags(flags, "authenticate() flags", authFlagNames),
+      () => flagsOf(flags, "authenticate() flags", authFlags),
     ) as Promise<void>;
   }
 
@@ -381,7 +363,7 @@ export class AsyncPamTransaction {
     return this.#call(
       "acctMgmt",
       [flags],
-      () => checkFlags(flags, "acctMgmt() flags", authFlagNames),
+      () => flagsOf(flags, "acctMgmt() flags", authFlags),
     ) as Promise<void>;
   }
 
@@ -397,14 +379,8 @@ export class AsyncPamTransaction {
    */
   setCred(action: CredAction, flags?: SilentFlag): Promise<void> {
     return this.#call("setCred", [action, flags], () => {
-      if (typeof action !== "string" || !credActions.includes(action)) {
-        throw new TypeError(
-          `setCred() takes "establish", "delete", "reinitialize" or "refresh", got ${
-            JSON.stringify(action) ?? describe(action)
-          }`,
-        );
-      }
-      checkFlags(flags, "setCred() flags", silentOnly);
+      credFlag(action);
+      flagsOf(flags, "setCred() flags", silentFlags);
     }) as Promise<void>;
   }
 
@@ -422,7 +398,7 @@ export class AsyncPamTransaction {
     return this.#call(
       "chauthtok",
       [flags],
-      () => checkFlags(flags, "chauthtok() flags", chauthtokFlagNames),
+      () => flagsOf(flags, "chauthtok() flags", chauthtokFlags),
     ) as Promise<void>;
   }
 
@@ -441,7 +417,7 @@ export class AsyncPamTransaction {
     return this.#call(
       "openSession",
       [flags],
-      () => checkFlags(flags, "openSession() flags", silentOnly),
+      () => flagsOf(flags, "openSession() flags", silentFlags),
     ) as Promise<void>;
   }
 
@@ -460,7 +436,7 @@ export class AsyncPamTransaction {
     return this.#call(
       "closeSession",
       [flags],
-      () => checkFlags(flags, "closeSession() flags", silentOnly),
+      () => flagsOf(flags, "closeSession() flags", silentFlags),
     ) as Promise<void>;
   }
 
@@ -475,7 +451,7 @@ export class AsyncPamTransaction {
    * ```
    */
   getItem(name: ItemName): Promise<string | undefined> {
-    return this.#call("getItem", [name], () => checkItemName(name)) as Promise<
+    return this.#call("getItem", [name], () => itemType(name)) as Promise<
       string | undefined
     >;
   }
@@ -493,7 +469,7 @@ export class AsyncPamTransaction {
    */
   setItem(name: ItemName, value: string): Promise<void> {
     return this.#call("setItem", [name, value], () => {
-      checkItemName(name);
+      itemType(name);
       checkCString(value, `the value of item "${name}"`);
     }) as Promise<void>;
   }
@@ -606,7 +582,7 @@ export class AsyncPamTransaction {
   end(options?: SilentFlag): Promise<void> {
     if (this.#endPromise) return this.#endPromise;
     try {
-      checkFlags(options, "end() options", silentOnly);
+      flagsOf(options, "end() options", endFlags);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -102,21 +102,44 @@ const isPrompt = (style: number): boolean =>
 const RESPONSE_SIZE = 16; // struct pam_response { char *resp; int resp_retcode; }
 const encoder = new TextEncoder();
 
+// Where answers are encoded before they are copied into C memory (wiped after each copy).
+let scratch = new Uint8Array(256);
+
+// Pointer-sized cells for storePointer; the trampoline runs on one thread at a time.
+const cell = new Uint8Array(8);
+const nullCell = new Uint8Array(8);
+
+/**
+ * Stores `value` in the pointer at `target` (C memory) with one `memcpy`
+ * call: a view of `target` would cost an ArrayBuffer per write.
+ */
+function storePointer(target: Pointer, value: Pointer | null): void {
+  if (value === null) {
+    openLibc().memcpy(target, nullCell, 8);
+    return;
+  }
+  native.writePointerInto(cell, 0, value);
+  openLibc().memcpy(target, cell, 8);
+}
+
 /**
  * The `struct pam_response` array of one conversation call. It owns its C
  * memory until {@linkcode ResponseBuffer.transferTo} hands it to libpam
  * (which frees it); until then {@linkcode ResponseBuffer.wipeAndFree} must
- * release it.
+ * release it. The answers' pointers are gathered in JavaScript memory and
+ * copied into the C array once, at transfer.
  */
 class ResponseBuffer {
   #array: Pointer | null;
-  readonly #sizes: number[] = [];
-  readonly #strings: (Pointer | null)[] = [];
+  readonly #count: number;
+  // Created on the first answer: info and error messages need none.
+  #struct: Uint8Array | undefined;
+  #sizes: number[] | undefined;
+  #strings: (Pointer | null)[] | undefined;
 
   private constructor(array: Pointer, count: number) {
     this.#array = array;
-    this.#sizes.length = count;
-    this.#strings.length = count;
+    this.#count = count;
   }
 
   /** A zeroed array of `count` responses, from libc's `calloc` as libpam expects. */
@@ -129,32 +152,42 @@ class ResponseBuffer {
   /** Copies `answer` into a `malloc`'d C string for response `index`. */
   set(index: number, answer: string | Uint8Array): void {
     const libc = openLibc();
+    // Built in a JavaScript scratch buffer, copied into C memory with one memcpy and wiped
+    // at once: a view of the C memory would cost an ArrayBuffer over memory libpam frees.
+    const bytes = typeof answer === "string" ? answer.length * 3 + 1 : answer.byteLength + 1;
+    if (scratch.length < bytes) scratch = new Uint8Array(Math.max(bytes, scratch.length * 2));
+    let length: number;
     if (typeof answer === "string") {
-      // Encoded straight into C memory: no JavaScript copy of the secret to wipe.
-      const size = answer.length * 3 + 1;
-      const cString = this.#claim(index, libc.malloc(size), size);
-      const { written } = encoder.encodeInto(answer, native.view(cString, size - 1));
-      native.view(cString, 1, written)[0] = 0;
+      length = encoder.encodeInto(answer, scratch.subarray(0, bytes - 1)).written;
     } else {
-      const size = answer.byteLength + 1;
-      const cString = this.#claim(index, libc.malloc(size), size);
-      const target = native.view(cString, size);
-      target.set(answer);
-      target[answer.byteLength] = 0;
+      scratch.set(answer);
+      length = answer.byteLength;
+    }
+    scratch[length] = 0;
+    try {
+      const cString = this.#claim(index, libc.malloc(length + 1), length + 1);
+      libc.memcpy(cString, scratch, length + 1);
+    } finally {
+      scratch.fill(0, 0, length + 1);
     }
   }
 
   #claim(index: number, cString: Pointer | null, size: number): Pointer {
     if (!cString) throw new Error("malloc failed for a conversation answer");
+    this.#struct ??= new Uint8Array(this.#count * RESPONSE_SIZE);
+    this.#strings ??= new Array(this.#count).fill(null);
+    this.#sizes ??= new Array(this.#count).fill(0);
     this.#strings[index] = cString;
     this.#sizes[index] = size;
-    native.writePointer(this.#array!, index * RESPONSE_SIZE, cString);
+    native.writePointerInto(this.#struct, index * RESPONSE_SIZE, cString);
     return cString;
   }
 
   /** Stores the array in `*resp`; from here on libpam owns (and frees) all of it. */
   transferTo(resp: Pointer): void {
-    native.writePointer(resp, 0, this.#array);
+    const array = this.#array!;
+    if (this.#struct) openLibc().memcpy(array, this.#struct, this.#struct.byteLength);
+    storePointer(resp, array);
     this.#array = null;
   }
 
@@ -164,10 +197,11 @@ class ResponseBuffer {
     if (!array) return;
     this.#array = null;
     const libc = openLibc();
-    for (let i = 0; i < this.#strings.length; i++) {
-      const cString = this.#strings[i];
+    const strings = this.#strings ?? [];
+    for (let i = 0; i < strings.length; i++) {
+      const cString = strings[i];
       if (!cString) continue;
-      libc.explicit_bzero(cString, this.#sizes[i]);
+      libc.explicit_bzero(cString, this.#sizes![i]);
       libc.free(cString);
     }
     libc.free(array);
@@ -267,15 +301,15 @@ function converse(
   count: number,
   messagesPtr: Pointer | null,
   resp: Pointer | null,
-  appdata: Pointer | null,
+  appdata: number,
 ): number {
   let slot: ConversationSlot | undefined;
   let answers: unknown;
   let buffer: ResponseBuffer | undefined;
   try {
-    slot = slots.get(native.addressOf(appdata));
+    slot = slots.get(appdata);
     if (!slot) return ReturnCode.CONV_ERR;
-    if (resp) native.writePointer(resp, 0, null);
+    if (resp) storePointer(resp, null);
     if (count <= 0 || count > MAX_NUM_MSG || !messagesPtr) {
       throw new RangeError(`libpam sent ${count} messages; expected 1 to ${MAX_NUM_MSG}`);
     }
@@ -354,13 +388,26 @@ export function releaseSlot(id: number): void {
   slots.delete(id);
 }
 
-/** Builds the `struct pam_conv` for slot `id` (pam_start copies it). */
+/**
+ * The `struct pam_conv` for slot `id`, for `pam_start`, which copies it; the
+ * buffer is reused by the next call.
+ */
 export function conversationStruct(id: number): Uint8Array {
-  const struct = new Uint8Array(16);
-  native.writePointerInto(struct, 0, conversationPointer!);
-  native.writePointerInto(struct, 8, native.fromAddress(id));
-  return struct;
+  // One struct per thread, reused: pam_start copies it before it returns, and a fresh
+  // buffer per transaction costs a backing store when it is handed to C.
+  if (!convStruct) {
+    convStruct = new Uint8Array(16);
+    convView = new DataView(convStruct.buffer);
+    native.writePointerInto(convStruct, 0, conversationPointer!);
+  }
+  // appdata_ptr carries the slot id as a little-endian integer.
+  convView!.setUint32(8, id % 0x1_0000_0000, true);
+  convView!.setUint32(12, Math.floor(id / 0x1_0000_0000), true);
+  return convStruct;
 }
+
+let convStruct: Uint8Array | undefined;
+let convView: DataView | undefined;
 
 /** The `PAM_FAIL_DELAY` function that records the delay instead of sleeping. */
 export function failDelayFunction(): Pointer {

@@ -6,7 +6,7 @@
  */
 
 import { native, type Pointer } from "../ffi/mod.ts";
-import { Flag, type ItemName, ItemType, itemTypes, ReturnCode } from "./constants.ts";
+import { type ItemName, ItemType, ReturnCode } from "./constants.ts";
 import {
   type Conversation,
   type ConversationSlot,
@@ -16,9 +16,18 @@ import {
   releaseSlot,
 } from "./conversation.ts";
 import { PamError } from "./errors.ts";
+import {
+  authFlags,
+  chauthtokFlags,
+  credFlag,
+  endFlags,
+  flagsOf,
+  itemType,
+  silentFlags,
+} from "./flags.ts";
 import { openLibc, openPam, type PamLibrary } from "./library.ts";
 import { rawAccess } from "./raw_access.ts";
-import { cString, describe, optionalCString, optionsObject } from "./validate.ts";
+import { cString, CStringCache, describe, optionsObject } from "./validate.ts";
 
 /**
  * How a transaction starts.
@@ -125,36 +134,16 @@ export interface XAuthData {
   data: Uint8Array;
 }
 
-const credFlags: Readonly<Record<CredAction, number>> = {
-  establish: Flag.ESTABLISH_CRED,
-  delete: Flag.DELETE_CRED,
-  reinitialize: Flag.REINITIALIZE_CRED,
-  refresh: Flag.REFRESH_CRED,
-};
+// pam_start's arguments, reused from one transaction to the next (see CStringCache).
+const serviceCache = new CStringCache();
+const userCache = new CStringCache();
+const confdirCache = new CStringCache();
+const libraryCache = new CStringCache();
+// pam_start's out-parameter, read right after the call.
+const handleOut = new Uint8Array(8);
 
 const XAUTHDATA_SIZE = 32; // struct pam_xauth_data { int namelen; char *name; int datalen; char *data; }
 const textDecoder = new TextDecoder();
-
-function flagsOf(options: unknown, what: string, allowed: Record<string, number>): number {
-  const given = optionsObject<Record<string, unknown>>(options, what);
-  let flags = 0;
-  for (const [key, value] of Object.entries(given)) {
-    if (!(key in allowed)) {
-      throw new TypeError(
-        `${what} has no option "${key}" (known: ${Object.keys(allowed).join(", ")})`,
-      );
-    }
-    if (value !== undefined && typeof value !== "boolean") {
-      throw new TypeError(`${what}.${key} must be a boolean, got ${describe(value)}`);
-    }
-    if (value) flags |= allowed[key];
-  }
-  return flags;
-}
-
-const silentOnly = { silent: Flag.SILENT };
-const authFlags = { silent: Flag.SILENT, disallowNullAuthtok: Flag.DISALLOW_NULL_AUTHTOK };
-const chauthtokFlags = { silent: Flag.SILENT, changeExpiredAuthtok: Flag.CHANGE_EXPIRED_AUTHTOK };
 
 /**
  * One PAM transaction: owns a `pam_handle_t` from `pam_start` to `pam_end`.
@@ -229,13 +218,16 @@ export class PamTransaction {
    */
   static start(options: PamTransactionOptions): PamTransaction {
     const o = optionsObject<PamTransactionOptions>(options, "PamTransaction.start() options");
-    const service = cString(o.service, "service");
-    const user = optionalCString(o.user, "user");
-    const confdir = optionalCString(o.confdir, "confdir");
+    const service = serviceCache.get(o.service, "service");
+    if (service === null) {
+      throw new TypeError(`service must be a string, got ${describe(o.service)}`);
+    }
+    const user = userCache.get(o.user, "user");
+    const confdir = confdirCache.get(o.confdir, "confdir");
     if (o.conversation !== undefined && typeof o.conversation !== "function") {
       throw new TypeError(`conversation must be a function, got ${describe(o.conversation)}`);
     }
-    if (o.library !== undefined) cString(o.library, "library");
+    if (o.library !== undefined) libraryCache.get(o.library, "library");
     if (o.failDelay !== undefined && o.failDelay !== "native" && o.failDelay !== "report") {
       throw new TypeError(
         `failDelay must be "native" or "report", got ${JSON.stringify(o.failDelay)}`,
@@ -255,7 +247,7 @@ export class PamTransaction {
       failDelayUsec: undefined,
     };
     const slotId = registerSlot(slot);
-    const out = new Uint8Array(8);
+    const out = handleOut;
     const conv = conversationStruct(slotId);
     const status = confdir
       ? pam.pam_start_confdir!(service, user, conv, confdir, out)
@@ -326,15 +318,9 @@ export class PamTransaction {
    * ```
    */
   setCred(action: CredAction, flags?: SilentFlag): void {
-    if (typeof action !== "string" || !Object.hasOwn(credFlags, action)) {
-      throw new TypeError(
-        `setCred() takes "establish", "delete", "reinitialize" or "refresh", got ${
-          JSON.stringify(action) ?? describe(action)
-        }`,
-      );
-    }
-    const f = flagsOf(flags, "setCred() flags", silentOnly);
-    this.#call("pam_setcred", this.#pam.pam_setcred, f | credFlags[action]);
+    const cred = credFlag(action);
+    const f = flagsOf(flags, "setCred() flags", silentFlags);
+    this.#call("pam_setcred", this.#pam.pam_setcred, f | cred);
   }
 
   /**
@@ -366,7 +352,7 @@ export class PamTransaction {
    * ```
    */
   openSession(flags?: SilentFlag): void {
-    const f = flagsOf(flags, "openSession() flags", silentOnly);
+    const f = flagsOf(flags, "openSession() flags", silentFlags);
     this.#call("pam_open_session", this.#pam.pam_open_session, f);
   }
 
@@ -382,7 +368,7 @@ export class PamTransaction {
    * ```
    */
   closeSession(flags?: SilentFlag): void {
-    const f = flagsOf(flags, "closeSession() flags", silentOnly);
+    const f = flagsOf(flags, "closeSession() flags", silentFlags);
     this.#call("pam_close_session", this.#pam.pam_close_session, f);
   }
 
@@ -579,7 +565,7 @@ export class PamTransaction {
    * ```
    */
   end(options?: SilentFlag): void {
-    const f = flagsOf(options, "end() options", { silent: Flag.DATA_SILENT });
+    const f = flagsOf(options, "end() options", endFlags);
     const handle = this.#handle;
     if (!handle) return;
     if (this.#inCall) {
@@ -664,17 +650,6 @@ export class PamTransaction {
         : undefined,
     });
   }
-}
-
-function itemType(name: unknown): number {
-  if (typeof name !== "string" || !Object.hasOwn(itemTypes, name)) {
-    throw new TypeError(
-      `Unknown PAM item ${JSON.stringify(name) ?? describe(name)}; known items: ${
-        Object.keys(itemTypes).join(", ")
-      }`,
-    );
-  }
-  return itemTypes[name as ItemName];
 }
 
 function describeStart(status: number, service: string): string {

@@ -26,6 +26,27 @@ export function checkCString(value: unknown, what: string): asserts value is str
   }
 }
 
+/**
+ * {@linkcode cString} with a one-entry memory, for values that repeat call
+ * after call (service, user, confdir): encoding costs a fresh buffer, and a
+ * fresh buffer handed to C costs a backing store. Only for values C copies and
+ * that are no secret; nobody may write to the bytes it returns.
+ */
+export class CStringCache {
+  #value: string | undefined;
+  #bytes: Uint8Array | null = null;
+
+  /** The encoded `value`; `undefined` and `null` give C's NULL. */
+  get(value: unknown, what: string): Uint8Array | null {
+    if (value === undefined || value === null) return null;
+    if (value !== this.#value || this.#bytes === null) {
+      this.#bytes = cString(value, what);
+      this.#value = value as string;
+    }
+    return this.#bytes;
+  }
+}
+
 /** Like {@linkcode cString}, but `undefined` (and `null`) pass C's NULL. */
 export function optionalCString(value: unknown, what: string): Uint8Array | null {
   return value === undefined || value === null ? null : cString(value, what);

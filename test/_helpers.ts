@@ -63,7 +63,7 @@ export class DirectConversation {
     count: number,
     msgs: Pointer | null,
     resp: Pointer | null,
-    appdata: Pointer | null,
+    appdata: number,
   ) => number;
   readonly #appdata: Pointer | null;
 
@@ -147,7 +147,8 @@ export class DirectConversation {
         options.count ?? n,
         options.nullMessages ? null : array,
         options.nullResp ? null : cell,
-        options.appdata === undefined ? this.#appdata : native.fromAddress(options.appdata),
+        // conversationCallback takes appdata_ptr as an integer (the slot id it carries).
+        options.appdata === undefined ? native.addressOf(this.#appdata) : options.appdata,
       );
       const resp = native.readPointer(cell, 0);
       let answers: (Uint8Array | null)[] | undefined;

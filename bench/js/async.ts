@@ -1,0 +1,73 @@
+/**
+ * The async API's runner for `deno task bench` (Deno and Bun): the one-shot
+ * `authenticate()` (authenticate + account management) with PARALLEL calls in
+ * flight. Reports a skip when this checkout has no async API yet.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { collectGarbage, parseArgs, report, rssKiB } from "./common.ts";
+
+type OneShot = (options: {
+  service: string;
+  user: string;
+  password: string;
+  confdir?: string;
+  library?: string;
+}) => Promise<unknown>;
+
+const args = parseArgs();
+const api = await import("../../mod.ts") as Record<string, unknown>;
+const authenticate = api.authenticate as OneShot | undefined;
+if (typeof authenticate !== "function") {
+  console.log(JSON.stringify({ skipped: "this checkout has no async authenticate() yet" }));
+  process.exit(0);
+}
+if (args.kind !== "oneshot") {
+  throw new Error(`the async runner only runs "oneshot", not ${args.kind}`);
+}
+
+const options = {
+  service: args.service,
+  user: args.user,
+  password: args.password,
+  confdir: args.confdir,
+  library: args.library,
+};
+
+/** Runs `count` one-shots with `parallel` in flight; records RSS at the checkpoints. */
+async function run(count: number, parallel: number, rssAt?: Record<number, number>) {
+  let started = 0, done = 0;
+  const checkpoints = new Set(args.checkpoints);
+  const lane = async () => {
+    while (started < count) {
+      started++;
+      await authenticate!(options);
+      done++;
+      if (rssAt && checkpoints.has(done)) {
+        collectGarbage();
+        rssAt[done] = rssKiB();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, count) }, lane));
+}
+
+await run(args.warmup, args.parallel);
+const rssAt: Record<number, number> = {};
+const cpuStart = process.cpuUsage();
+const start = performance.now();
+await run(args.iterations, args.parallel, rssAt);
+const seconds = (performance.now() - start) / 1000;
+const cpu = process.cpuUsage(cpuStart);
+report({
+  n: args.iterations,
+  seconds,
+  usPerTx: (seconds * 1e6) / args.iterations,
+  cpuUsPerTx: (cpu.user + cpu.system) / args.iterations,
+  messagesPerTx: 0,
+  ...(args.checkpoints.length ? { rssAt } : {}),
+});
+// The pool must not keep the process alive, but a bench should not wait to find out.
+process.exit(0);

@@ -1,0 +1,74 @@
+/**
+ * What every bench runner shares: the command line (the same as
+ * bench/c/baseline.c's), reading RSS, and the one JSON line a
+ * runner prints for the driver. Runs under Deno and Bun alike.
+ *
+ * @module
+ */
+
+import process from "node:process";
+
+/** The arguments every runner takes, in bench/c/baseline.c's order. */
+export interface RunArgs {
+  kind: string;
+  iterations: number;
+  warmup: number;
+  /** `undefined` when the command line says `-`: plain `pam_start`, reading /etc/pam.d. */
+  confdir: string | undefined;
+  service: string;
+  user: string;
+  password: string;
+  parallel: number;
+  /** Soak mode: transaction counts after which to record RSS. */
+  checkpoints: number[];
+  /** The libpam to load: bench/c/stub_pam.c for the overhead rows (env SEED_PAM_BENCH_LIBRARY). */
+  library: string | undefined;
+}
+
+/** Parses `KIND ITERATIONS WARMUP CONFDIR SERVICE USER PASSWORD PARALLEL [CHECKPOINTS]`. */
+export function parseArgs(argv: string[] = process.argv.slice(2)): RunArgs {
+  if (argv.length < 8) {
+    throw new Error(
+      "usage: KIND ITERATIONS WARMUP CONFDIR SERVICE USER PASSWORD PARALLEL [CHECKPOINT,...]",
+    );
+  }
+  const [kind, iterations, warmup, confdir, service, user, password, parallel, checkpoints] = argv;
+  return {
+    kind,
+    iterations: Number(iterations),
+    warmup: Number(warmup),
+    confdir: confdir === "-" ? undefined : confdir,
+    service,
+    user,
+    password,
+    parallel: Math.max(1, Number(parallel)),
+    checkpoints: checkpoints ? checkpoints.split(",").map(Number) : [],
+    library: process.env.SEED_PAM_BENCH_LIBRARY || undefined,
+  };
+}
+
+/** The peak RSS so far in KiB (getrusage's ru_maxrss, as bench/c/baseline.c reports VmHWM). */
+export function peakRssKiB(): number {
+  return process.resourceUsage().maxRSS;
+}
+
+/** The current RSS in KiB. */
+export function rssKiB(): number {
+  return Math.round(process.memoryUsage().rss / 1024);
+}
+
+/** Collects garbage where the runtime lets us (Bun always; Deno with --v8-flags=--expose-gc). */
+export function collectGarbage(): void {
+  const g = globalThis as { Bun?: { gc(force: boolean): void }; gc?: () => void };
+  if (g.Bun) g.Bun.gc(true);
+  else g.gc?.();
+}
+
+/** Prints the runner's result line (the driver reads the last line of stdout). */
+export function report(result: Record<string, unknown>): void {
+  console.log(JSON.stringify({
+    ...result,
+    peakRssKiB: peakRssKiB(),
+    rssKiB: rssKiB(),
+  }));
+}

@@ -1,0 +1,89 @@
+/**
+ * The synchronous API's runner for `deno task bench` (Deno and Bun): the
+ * workload kinds of bench/c/baseline.c through `PamTransaction`, written the
+ * way an application would write them.
+ *
+ * @module
+ */
+
+import { PamTransaction, passwordConversation } from "../../mod.ts";
+import process from "node:process";
+import { collectGarbage, parseArgs, report, rssKiB } from "./common.ts";
+
+const args = parseArgs();
+let messages = 0;
+const conversation = passwordConversation(args.password, { onMessage: () => messages++ });
+const options = {
+  service: args.service,
+  user: args.user,
+  confdir: args.confdir,
+  conversation,
+  library: args.library,
+};
+
+const kinds: Record<string, () => void> = {
+  full() {
+    const tx = PamTransaction.start(options);
+    try {
+      tx.authenticate();
+      tx.acctMgmt();
+      tx.openSession();
+      tx.closeSession();
+    } finally {
+      tx.end();
+    }
+  },
+  auth() {
+    const tx = PamTransaction.start(options);
+    try {
+      tx.authenticate();
+    } finally {
+      tx.end();
+    }
+  },
+  "auth-silent"() {
+    const tx = PamTransaction.start(options);
+    try {
+      tx.authenticate({ silent: true });
+    } finally {
+      tx.end();
+    }
+  },
+  oneshot() {
+    const tx = PamTransaction.start(options);
+    try {
+      tx.authenticate();
+      tx.acctMgmt();
+    } finally {
+      tx.end();
+    }
+  },
+};
+
+const one = kinds[args.kind];
+if (!one) throw new Error(`unknown kind ${args.kind}`);
+if (args.parallel !== 1) throw new Error("the synchronous API runs one transaction at a time");
+
+for (let i = 0; i < args.warmup; i++) one();
+messages = 0;
+const rssAt: Record<number, number> = {};
+const checkpoints = new Set(args.checkpoints);
+const cpuStart = process.cpuUsage();
+const start = performance.now();
+for (let i = 1; i <= args.iterations; i++) {
+  one();
+  if (checkpoints.has(i)) {
+    collectGarbage();
+    rssAt[i] = rssKiB();
+  }
+}
+const seconds = (performance.now() - start) / 1000;
+const cpu = process.cpuUsage(cpuStart);
+report({
+  n: args.iterations,
+  seconds,
+  usPerTx: (seconds * 1e6) / args.iterations,
+  cpuUsPerTx: (cpu.user + cpu.system) / args.iterations,
+  messagesPerTx: messages / args.iterations,
+  ...(args.checkpoints.length ? { rssAt } : {}),
+});

@@ -1,0 +1,435 @@
+/**
+ * The web login example's server, as one `(Request) => Response` function
+ * that both `Deno.serve` and `Bun.serve` call (see main.ts). No framework:
+ * a few routes, server-rendered pages, plain form posts.
+ *
+ * Each browser gets a random session id in an HttpOnly, SameSite=Strict
+ * cookie. A login in progress (a {@linkcode LoginFlow}) belongs to that id:
+ * its pending conversation waits for that browser's next form post, fails
+ * after `conversationTimeoutMs`, and is cancelled when the browser goes
+ * away (no request for `idleTimeoutMs`) or logs in again.
+ *
+ * @module
+ */
+
+import { setInterval } from "node:timers";
+import type { LoginSession, PamMessage } from "../../mod.ts";
+import { type FailureStep, LoginFlow, type SuccessStep } from "./flow.ts";
+import {
+  errorPage,
+  failurePage,
+  isPrompt,
+  loginPage,
+  promptPage,
+  successPage,
+  workingPage,
+} from "./pages.ts";
+
+/**
+ * How {@linkcode createWebLogin} sets up the server.
+ *
+ * @example
+ * ```ts
+ * import type { WebLoginOptions } from "./handler.ts";
+ * const options: WebLoginOptions = { service: "web-login", confdir: "/tmp/pam.d" };
+ * ```
+ */
+export interface WebLoginOptions {
+  /** The PAM service. */
+  service: string;
+  /** The directory holding the service file (default `/etc/pam.d`). */
+  confdir?: string;
+  /** A prompt the browser leaves unanswered this long fails the login (default 2 minutes). */
+  conversationTimeoutMs?: number;
+  /** A browser silent this long is forgotten: its login is cancelled, its session closed (default 30 minutes). */
+  idleTimeoutMs?: number;
+  /** How many browsers the server keeps state for at most (default 10 000). */
+  maxClients?: number;
+  /** Where events go (logins, failures, logouts); never an answer. Default `console.log`. */
+  log?: (line: string) => void;
+}
+
+/**
+ * The server: `handle` answers every request; `close` cancels the logins in
+ * progress and closes the open sessions (call it on shutdown).
+ *
+ * @example
+ * ```ts
+ * import { createWebLogin } from "./handler.ts";
+ * const web = createWebLogin({ service: "web-login" });
+ * const response = await web.handle(new Request("http://localhost:8000/"), "127.0.0.1");
+ * await web.close();
+ * ```
+ */
+export interface WebLogin {
+  /** Answers one request; `clientAddress` keys the fail delay (default: the session cookie). */
+  handle(request: Request, clientAddress?: string): Promise<Response>;
+  /** Cancels every login in progress and closes every open session. */
+  close(): Promise<void>;
+}
+
+interface Client {
+  readonly id: string;
+  readonly csrf: string;
+  seen: number;
+  flow?: LoginFlow;
+  session?: LoginSession;
+  sessionNotices?: readonly PamMessage[];
+  failure?: { user: string; messages: readonly PamMessage[]; description: string };
+  notice?: string;
+}
+
+const COOKIE = "pam_sid";
+const MAX_BODY = 16 * 1024;
+// PAM_MAX_RESP_SIZE in Linux-PAM's headers: no module reads more.
+const MAX_ANSWER = 512;
+const MAX_USER = 256;
+
+const securityHeaders: Record<string, string> = {
+  "content-type": "text/html; charset=utf-8",
+  "cache-control": "no-store",
+  "content-security-policy":
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  // same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on its own form posts.
+  "referrer-policy": "same-origin",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+};
+
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(
+    /=+$/,
+    "",
+  );
+}
+
+function sameText(a: string, b: string): boolean {
+  // Compares every character, so the time taken says nothing about a guessed prefix.
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+function html(body: string, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(body, { status, headers: { ...securityHeaders, ...headers } });
+}
+
+function redirect(headers: Record<string, string> = {}): Response {
+  // 303: the browser follows a POST with a GET, so reloading never re-posts answers.
+  return new Response(null, {
+    status: 303,
+    headers: { location: "/", "cache-control": "no-store", ...headers },
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function cookieValue(request: Request, name: string): string | undefined {
+  for (const part of (request.headers.get("cookie") ?? "").split(";")) {
+    const [key, ...rest] = part.trim().split("=");
+    if (key === name) return rest.join("=");
+  }
+  return undefined;
+}
+
+/**
+ * Builds the server for `options.service`.
+ *
+ * @example
+ * ```ts
+ * import { createWebLogin } from "./handler.ts";
+ * const web = createWebLogin({ service: "web-login", confdir: "/tmp/pam.d" });
+ * // Deno.serve((request, info) => web.handle(request, info.remoteAddr.hostname));
+ * ```
+ */
+export function createWebLogin(options: WebLoginOptions): WebLogin {
+  const conversationTimeoutMs = options.conversationTimeoutMs ?? 120_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 30 * 60_000;
+  const maxClients = options.maxClients ?? 10_000;
+  const log = options.log ?? ((line: string) => console.log(line));
+  const clients = new Map<string, Client>();
+  // Client key → when its next login may start (the fail delay the modules asked for).
+  const notBefore = new Map<string, number>();
+
+  // Session closes in flight, so close() can wait for them.
+  const closing = new Set<Promise<void>>();
+  const closeQuietly = (session: LoginSession, why: string): Promise<void> => {
+    log(`closing the session of ${JSON.stringify(session.user)}: ${why}`);
+    const done = session.close()
+      .catch((error) => log(`closing a session failed: ${describe(error)}`))
+      .finally(() => closing.delete(done));
+    closing.add(done);
+    return done;
+  };
+
+  const forget = (client: Client, why: string): Promise<void> => {
+    clients.delete(client.id);
+    const flow = client.flow;
+    client.flow = undefined;
+    flow?.cancel();
+    const session = client.session;
+    client.session = undefined;
+    // A cancelled flow settles soon; settle() closes a session it opens anyway.
+    return Promise.all([flow?.settled, session && closeQuietly(session, why)]).then(() => {});
+  };
+
+  const sweep = (): void => {
+    const now = Date.now();
+    for (const client of clients.values()) {
+      if (now - client.seen > idleTimeoutMs) forget(client, "the browser went away");
+    }
+    for (const [key, until] of notBefore) if (until <= now) notBefore.delete(key);
+  };
+  const sweeper = setInterval(sweep, Math.min(idleTimeoutMs, 60_000));
+  // A sweeper alone must not keep a process alive (tests, a server that closed).
+  sweeper.unref();
+
+  const clientFor = (request: Request): { client: Client; created: boolean } => {
+    const id = cookieValue(request, COOKIE);
+    const known = id ? clients.get(id) : undefined;
+    if (known) {
+      known.seen = Date.now();
+      return { client: known, created: false };
+    }
+    if (clients.size >= maxClients) sweep();
+    const client: Client = { id: randomId(), csrf: randomId(), seen: Date.now() };
+    if (clients.size < maxClients) clients.set(client.id, client);
+    return { client, created: true };
+  };
+
+  const cookie = (client: Client, url: URL): Record<string, string> => ({
+    "set-cookie": `${COOKIE}=${client.id}; Path=/; HttpOnly; SameSite=Strict${
+      url.protocol === "https:" ? "; Secure" : ""
+    }`,
+  });
+
+  // Flows whose outcome has been moved onto their client (by render() or when settled).
+  const applied = new WeakSet<LoginFlow>();
+
+  // Moves a settled flow's outcome onto its client, once.
+  const settle = (
+    client: Client,
+    flow: LoginFlow,
+    step: SuccessStep | FailureStep,
+    key: string,
+  ): Promise<void> | void => {
+    if (applied.has(flow)) return;
+    applied.add(flow);
+    if (client.flow !== flow || !clients.has(client.id)) {
+      // Replaced or forgotten meanwhile: nobody will log out of this session.
+      if (step.kind === "success") return closeQuietly(step.session, "its login was abandoned");
+      log(`login abandoned for ${JSON.stringify(flow.user)}: ${step.description}`);
+      return;
+    }
+    client.flow = undefined;
+    if (step.kind === "success") {
+      client.session = step.session;
+      client.sessionNotices = step.notices;
+      log(`login succeeded for ${JSON.stringify(step.session.user)}`);
+      return;
+    }
+    client.failure = { user: flow.user, messages: step.messages, description: step.description };
+    log(`login failed for ${JSON.stringify(flow.user)}: ${step.description}`);
+    if (step.failDelayMs) {
+      notBefore.set(key, Math.max(notBefore.get(key) ?? 0, Date.now() + step.failDelayMs));
+    }
+  };
+
+  const render = (client: Client, key: string): string => {
+    const { csrf } = client;
+    const flow = client.flow;
+    const step = flow?.current;
+    if (flow && step && step.kind !== "prompt") settle(client, flow, step, key);
+    if (client.session) {
+      return successPage({
+        csrf,
+        user: client.session.user,
+        env: client.session.env,
+        messages: client.sessionNotices ?? [],
+      });
+    }
+    if (client.flow) {
+      if (step?.kind === "prompt") {
+        return promptPage({
+          csrf,
+          user: client.flow.user,
+          step: step.step,
+          notices: step.notices,
+          messages: step.messages,
+        });
+      }
+      return workingPage({ user: client.flow.user });
+    }
+    if (client.failure) return failurePage({ csrf, ...client.failure });
+    const notice = client.notice;
+    client.notice = undefined;
+    return loginPage({ csrf, notice });
+  };
+
+  // pam_fail_delay(3) for an event-driven server: after a failure, this client's
+  // next attempt waits out the delay the modules asked for; nobody else does.
+  const failDelay = async (key: string): Promise<void> => {
+    const wait = (notBefore.get(key) ?? 0) - Date.now();
+    if (wait > 0) await sleep(wait);
+  };
+
+  const readForm = async (request: Request): Promise<URLSearchParams | Response> => {
+    const type = request.headers.get("content-type") ?? "";
+    if (!type.startsWith("application/x-www-form-urlencoded")) {
+      return html(errorPage("Unsupported form encoding"), 415);
+    }
+    const length = Number(request.headers.get("content-length") ?? 0);
+    if (length > MAX_BODY) return html(errorPage("Form too large"), 413);
+    const body = await request.text();
+    if (body.length > MAX_BODY) return html(errorPage("Form too large"), 413);
+    return new URLSearchParams(body);
+  };
+
+  const handle = async (request: Request, clientAddress?: string): Promise<Response> => {
+    const url = new URL(request.url);
+    if (request.method === "GET" || request.method === "HEAD") {
+      if (url.pathname !== "/") return html(errorPage("Not found"), 404);
+      const { client, created } = clientFor(request);
+      const page = render(client, clientAddress ?? client.id);
+      return html(page, 200, created ? cookie(client, url) : {});
+    }
+    if (request.method !== "POST") {
+      return html(errorPage("Method not allowed"), 405, { allow: "GET, HEAD, POST" });
+    }
+    if (!["/login", "/answer", "/cancel", "/logout"].includes(url.pathname)) {
+      return html(errorPage("Not found"), 404);
+    }
+    // Cross-site form posts: the SameSite=Strict cookie is not sent, and the Origin
+    // header (every current browser sends it on POST) and the token must match.
+    const origin = request.headers.get("origin");
+    if (origin !== null && origin !== url.origin) {
+      return html(errorPage("Cross-site request refused"), 403);
+    }
+    const id = cookieValue(request, COOKIE);
+    const client = id ? clients.get(id) : undefined;
+    const form = await readForm(request);
+    if (form instanceof Response) return form;
+    if (!client || !sameText(form.get("csrf") ?? "", client.csrf)) {
+      // An expired or forged session: start over with a fresh page.
+      return redirect();
+    }
+    client.seen = Date.now();
+    const key = clientAddress ?? client.id;
+
+    switch (url.pathname) {
+      case "/login": {
+        const user = (form.get("user") ?? "").trim();
+        if (!user || user.length > MAX_USER || /\p{Cc}/u.test(user)) {
+          client.notice = "Enter a user name (printable characters, at most 256).";
+          return redirect();
+        }
+        if (client.session) return redirect();
+        client.flow?.cancel();
+        client.flow = undefined;
+        client.failure = undefined;
+        await failDelay(key);
+        // Another post may have started a login while this one waited (TypeScript
+        // narrowed client.flow to undefined before the await; it can change meanwhile).
+        (client.flow as LoginFlow | undefined)?.cancel();
+        const flow = LoginFlow.start({
+          service: options.service,
+          confdir: options.confdir,
+          user,
+          rhost: clientAddress,
+          conversationTimeoutMs,
+          onInternalError: (error) => log(`login error: ${describe(error)}`),
+        });
+        client.flow = flow;
+        log(
+          `login started for ${JSON.stringify(user)}${
+            clientAddress ? ` from ${clientAddress}` : ""
+          }`,
+        );
+        // The outcome lands on the client even if no request is waiting for it.
+        flow.settled.then((step) => settle(client, flow, step, key));
+        await flow.next();
+        return redirect();
+      }
+      case "/answer": {
+        const flow = client.flow;
+        const step = flow?.current;
+        if (!flow || step?.kind !== "prompt" || String(step.step) !== form.get("step")) {
+          return redirect();
+        }
+        const values: string[] = [];
+        for (const [i, message] of step.messages.entries()) {
+          if (!isPrompt(message)) continue;
+          const value = form.get(`answer-${i}`) ?? "";
+          if (value.length > MAX_ANSWER) {
+            flow.cancel();
+            return redirect();
+          }
+          values.push(value);
+        }
+        // Answers wait out the fail delay too, so logins opened side by side cannot
+        // have their guesses checked faster than one per delay.
+        await failDelay(key);
+        flow.answer(step.step, values);
+        await flow.next();
+        return redirect();
+      }
+      case "/cancel": {
+        const flow = client.flow;
+        if (flow) {
+          flow.cancel();
+          client.flow = undefined;
+          client.notice = "Login cancelled.";
+          log(`login cancelled for ${JSON.stringify(flow.user)}`);
+        }
+        return redirect();
+      }
+      default: { // "/logout"
+        const session = client.session;
+        client.session = undefined;
+        client.sessionNotices = undefined;
+        if (session) {
+          try {
+            await session.close();
+            client.notice = `${session.user} logged out: the PAM session is closed.`;
+            log(`logout of ${JSON.stringify(session.user)}`);
+          } catch (error) {
+            client.notice = `Logged out, but closing the PAM session failed: ${
+              error instanceof Error ? error.message : "unknown error"
+            }`;
+            log(
+              `closing the session of ${JSON.stringify(session.user)} failed: ${describe(error)}`,
+            );
+          }
+        }
+        return redirect();
+      }
+    }
+  };
+
+  return {
+    async handle(request, clientAddress) {
+      try {
+        return await handle(request, clientAddress);
+      } catch (error) {
+        // A bug, not PAM's answer: the log gets the details, the page does not.
+        log(`request failed: ${describe(error)}`);
+        return html(errorPage("Internal error"), 500);
+      }
+    },
+    async close() {
+      clearInterval(sweeper);
+      await Promise.all(
+        [...clients.values()].map((client) => forget(client, "the server is shutting down")),
+      );
+      await Promise.all(closing);
+    },
+  };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

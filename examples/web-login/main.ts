@@ -1,0 +1,110 @@
+/**
+ * Starts the web login example on Deno (`Deno.serve`) or Bun (`Bun.serve`):
+ * the one place that knows the runtime. Everything else is handler.ts.
+ *
+ * ```sh
+ * deno task web                         # or:
+ * bun run examples/web-login/main.ts
+ * PORT=9000 PAM_SERVICE=login PAM_CONFDIR=/etc/pam.d deno task web
+ * ```
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { createWebLogin } from "./handler.ts";
+import { createDemoStack, demoCode, demoUsers } from "./stack.ts";
+
+const port = Number(process.env.PORT ?? 8000);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  throw new TypeError(`PORT must be a port number, got ${JSON.stringify(process.env.PORT)}`);
+}
+const hostname = process.env.HOST ?? "127.0.0.1";
+
+let service = process.env.PAM_SERVICE;
+let confdir = process.env.PAM_CONFDIR;
+let demo: ReturnType<typeof createDemoStack> | undefined;
+if (!service) {
+  if (confdir) throw new TypeError("PAM_CONFDIR needs PAM_SERVICE: the service file to use in it");
+  demo = createDemoStack();
+  service = demo.service;
+  confdir = demo.confdir;
+  console.log(`Demo PAM stack in ${confdir} (session log: ${demo.log})`);
+  console.log(
+    `Users: ${
+      Object.entries(demoUsers).map(([u, p]) => `${u} / ${p}`).join(", ")
+    }; one-time code ${demoCode}`,
+  );
+}
+
+const web = createWebLogin({ service, confdir });
+
+interface Served {
+  port: number;
+  stop(): unknown;
+}
+
+function serve(onListen: (port: number) => void): Served {
+  const g = globalThis as unknown as Record<string, unknown>;
+  if ("Deno" in g) {
+    const deno = g.Deno as {
+      serve(
+        options: { port: number; hostname: string; onListen(addr: { port: number }): void },
+        handler: (
+          request: Request,
+          info: { remoteAddr: { hostname: string } },
+        ) => Promise<Response>,
+      ): { addr: { port: number }; shutdown(): Promise<void> };
+    };
+    const server = deno.serve(
+      { port, hostname, onListen: (addr) => onListen(addr.port) },
+      (request, info) => web.handle(request, info.remoteAddr.hostname),
+    );
+    return { port: server.addr.port, stop: () => server.shutdown() };
+  }
+  if ("Bun" in g) {
+    const bun = g.Bun as {
+      serve(options: {
+        port: number;
+        hostname: string;
+        fetch(
+          request: Request,
+          server: { requestIP(request: Request): { address: string } | null },
+        ): Promise<Response>;
+      }): { port: number; stop(closeActive?: boolean): Promise<void> };
+    };
+    const server = bun.serve({
+      port,
+      hostname,
+      fetch: (request, srv) => web.handle(request, srv.requestIP(request)?.address),
+    });
+    onListen(server.port);
+    return { port: server.port, stop: () => server.stop(true) };
+  }
+  throw new Error("The web login example runs on Deno or Bun");
+}
+
+const server = serve((listening) => {
+  // Tests read this line for the port when PORT=0.
+  console.log(`Listening on http://${hostname}:${listening}/`);
+});
+
+let stopping = false;
+async function shutdown(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  // Close the users' PAM sessions (pam_close_session) before the process goes,
+  // but never hang on the way out.
+  const giveUp = setTimeout(() => {
+    console.error("Shutdown took over 10 s; exiting without waiting further");
+    process.exit(1);
+  }, 10_000);
+  await web.close();
+  // Open keep-alive connections must not hold the exit up for long.
+  await Promise.race([server.stop(), new Promise((resolve) => setTimeout(resolve, 2000))]);
+  demo?.remove();
+  clearTimeout(giveUp);
+  process.exit(0);
+}
+process.on("SIGINT", shutdown);
+process.on("SIGTERM", shutdown);

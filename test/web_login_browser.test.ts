@@ -1,0 +1,351 @@
+// End-to-end tests of examples/web-login in headless Chromium (Debian's
+// `chromium`, driven by playwright-core), against the server on Deno
+// (Deno.serve) and on Bun (Bun.serve), each a child process with its own copy
+// of the shipped demo stack. Each step's screenshot goes to
+// examples/web-login/screenshots/.
+//
+// Under Deno this file needs --allow-all (playwright-core reads /proc/sys at
+// load time, which Deno grants only to --allow-all), so test/run-both.mjs runs
+// it in a Deno run of its own; the servers themselves get `deno task web`'s
+// exact flags.
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import type { Browser, Page } from "playwright-core";
+import { createDemoStack, type DemoStack } from "../examples/web-login/stack.ts";
+import { wrapperModule } from "../src/testing.ts";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const example = join(root, "examples", "web-login");
+const screenshots = join(example, "screenshots");
+const chromiumPath = "/usr/bin/chromium";
+const timeout = 60_000;
+
+const skip = !existsSync(chromiumPath)
+  ? "needs Debian's chromium (/usr/bin/chromium)"
+  : !wrapperModule("pam_matrix")
+  ? "needs Debian's libpam-wrapper (pam_matrix)"
+  : false;
+
+function bin(name: string): string {
+  const local = join(root, ".tools", "node_modules", ".bin", name);
+  return existsSync(local) ? local : name;
+}
+
+/** `deno task web`'s command line, so the test proves its permissions are enough. */
+function denoTaskArgs(): string[] {
+  const task: string = JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).tasks.web;
+  const args = task.split(/\s+/);
+  assert.equal(args[0], "deno");
+  return args.slice(1);
+}
+
+interface Server {
+  base: string;
+  child: ChildProcess;
+  stack: DemoStack;
+  output: () => string;
+}
+
+const servers = new Map<string, Promise<Server>>();
+let browser: Promise<Browser> | undefined;
+
+function startServer(runtime: "deno" | "bun"): Promise<Server> {
+  const stack = createDemoStack();
+  const [command, args] = runtime === "deno"
+    ? [bin("deno"), denoTaskArgs()]
+    : [bin("bun"), ["run", join(example, "main.ts")]];
+  const child = spawn(command, args, {
+    cwd: root,
+    env: {
+      ...process.env,
+      PORT: "0",
+      PAM_SERVICE: stack.service,
+      PAM_CONFDIR: stack.confdir,
+      NO_COLOR: "1",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 30_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const m = output.match(/Listening on (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ base: m[1], child, stack, output: () => output });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${runtime} server exited with ${code}:\n${output}`));
+    });
+  });
+}
+
+function serverOn(runtime: "deno" | "bun"): Promise<Server> {
+  let started = servers.get(runtime);
+  if (!started) servers.set(runtime, started = startServer(runtime));
+  return started;
+}
+
+async function launch(): Promise<Browser> {
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    // playwright gives every launch a fresh temporary user-data-dir.
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+after(async () => {
+  await (await browser?.catch(() => undefined))?.close();
+  await Promise.all([...servers.values()].map(async (started) => {
+    const s = await started.catch(() => undefined);
+    if (!s) return;
+    if (s.child.exitCode === null) {
+      const exited = new Promise((resolve) => s.child.once("exit", resolve));
+      s.child.kill("SIGTERM");
+      const killer = setTimeout(() => s.child.kill("SIGKILL"), 3000);
+      await exited;
+      clearTimeout(killer);
+    }
+    s.stack.remove();
+  }));
+});
+
+async function newPage(): Promise<{ page: Page; close: () => Promise<void> }> {
+  browser ??= launch();
+  const context = await (await browser).newContext({ viewport: { width: 760, height: 620 } });
+  const page = await context.newPage();
+  return { page, close: () => context.close() };
+}
+
+async function shot(page: Page, runtime: string, name: string): Promise<void> {
+  // One set of screenshots: the pages are the same on both runtimes.
+  if (runtime !== "deno") return;
+  mkdirSync(screenshots, { recursive: true });
+  await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
+}
+
+/** Fills the page's prompts in order and submits the form with Enter. */
+async function answer(page: Page, ...values: string[]): Promise<void> {
+  const inputs = page.locator("form input[name^=answer-]");
+  assert.equal(await inputs.count(), values.length, "one input per prompt");
+  for (const [i, value] of values.entries()) await inputs.nth(i).fill(value);
+  await Promise.all([page.waitForURL(/./), inputs.nth(values.length - 1).press("Enter")]);
+  await page.waitForLoadState();
+}
+
+async function enterUser(page: Page, user: string): Promise<void> {
+  await page.locator("input[name=user]").fill(user);
+  await page.locator("input[name=user]").press("Enter");
+  await page.waitForLoadState();
+}
+
+async function result(page: Page): Promise<{ kind: string | null; text: string }> {
+  const element = page.locator("[data-pam-result]");
+  await element.waitFor();
+  return { kind: await element.getAttribute("data-pam-result"), text: await element.innerText() };
+}
+
+function logLines(log: string): string[] {
+  if (!existsSync(log)) return [];
+  // pam_exec's log: a "*** date" header, then printenv's PAM_TYPE and PAM_USER lines.
+  return readFileSync(log, "utf8").split("\n").filter((l) => l && !l.startsWith("***"));
+}
+
+for (const runtime of ["deno", "bun"] as const) {
+  test(
+    `web login (${runtime} server): info, password and one-time code prompts, then the session`,
+    {
+      skip,
+      timeout,
+    },
+    async () => {
+      const { page, close } = await newPage();
+      try {
+        const server = await serverOn(runtime);
+        await page.goto(server.base);
+        await shot(page, runtime, "01-user-name");
+        await enterUser(page, "alice");
+
+        const password = page.locator("input[type=password]");
+        await password.waitFor();
+        assert.match(
+          await page.locator("body").innerText(),
+          /Welcome to the @seed\/pam web login demo, alice\./,
+        );
+        await shot(page, runtime, "02-password");
+        await answer(page, "wonderland");
+
+        // pam_matrix's "echo" option: an echo-on prompt, so a text field.
+        const code = page.locator("input[type=text][name^=answer-]");
+        await code.waitFor();
+        const text = await page.locator("body").innerText();
+        assert.match(text, /Authentication succeeded/);
+        assert.match(text, /one-time code is 424242/);
+        await shot(page, runtime, "03-one-time-code");
+        await answer(page, "424242");
+
+        const { kind, text: resultText } = await result(page);
+        assert.equal(kind, "success");
+        assert.match(resultText, /Logged in as alice/);
+        const env = await page.locator("[data-pam-env]").innerText();
+        assert.match(env, /HOMEDIR\s+\/home\/alice/);
+        assert.match(env, /CRED\s+\/tmp\/alice/);
+        await shot(page, runtime, "04-logged-in");
+        // Nothing the person typed comes back in the page or the server's log.
+        assert.doesNotMatch(await page.content(), /wonderland|424242"/);
+        assert.doesNotMatch(server.output(), /wonderland/);
+      } finally {
+        await close();
+      }
+    },
+  );
+
+  test(
+    `web login (${runtime} server): a wrong password shows the module's message; the retry waits out the fail delay`,
+    {
+      skip,
+      timeout,
+    },
+    async () => {
+      const { page, close } = await newPage();
+      try {
+        const server = await serverOn(runtime);
+        await page.goto(server.base);
+        await enterUser(page, "alice");
+        await answer(page, "not-the-password");
+        const { kind, text } = await result(page);
+        const failedAt = Date.now();
+        assert.equal(kind, "failure");
+        assert.match(text, /Authentication failed/); // pam_matrix's PAM_ERROR_MSG
+        assert.match(text, /PAM_AUTH_ERR/);
+        assert.doesNotMatch(text, /\bat \S+:\d+/, "no stack trace");
+        await shot(page, runtime, "05-wrong-password");
+
+        // The failure page has the user form again, filled in: retry at once.
+        assert.equal(await page.locator("input[name=user]").inputValue(), "alice");
+        const retry = enterUser(page, "alice");
+        // While this client waits, the server answers others at once.
+        await new Promise((r) => setTimeout(r, 200));
+        const t0 = Date.now();
+        const other = await fetch(server.base);
+        assert.equal(other.status, 200);
+        await other.text();
+        assert.ok(Date.now() - t0 < 500, `another request took ${Date.now() - t0} ms`);
+        await retry;
+        await page.locator("input[type=password]").waitFor();
+        const waited = Date.now() - failedAt;
+        // pam_faildelay delay=2000000 asks for 2 s, which libpam randomises to 1-3 s.
+        assert.ok(waited >= 900, `the retry came after ${waited} ms, before the fail delay`);
+      } finally {
+        await close();
+      }
+    },
+  );
+
+  test(`web login (${runtime} server): an expired password is changed through the page`, {
+    skip,
+    timeout,
+  }, async () => {
+    const { page, close } = await newPage();
+    try {
+      const server = await serverOn(runtime);
+      await page.goto(server.base);
+      await enterUser(page, "bob");
+      await answer(page, "builder");
+      await answer(page, "424242");
+
+      // pam_stress: acct_mgmt says NEW_AUTHTOK_REQD, chauthtok asks in one batch.
+      await page.locator("input[type=password]").first().waitFor();
+      const changing = await page.locator("body").innerText();
+      assert.match(changing, /Your password has expired/);
+      assert.match(changing, /Changing STRESS password for bob\./);
+      assert.equal(await page.locator("input[type=password]").count(), 2);
+      await shot(page, runtime, "06-expired-password");
+      await answer(page, "new-secret", "new-secret");
+
+      const { kind, text } = await result(page);
+      assert.equal(kind, "success");
+      assert.match(text, /Logged in as bob/);
+      await shot(page, runtime, "07-password-changed");
+    } finally {
+      await close();
+    }
+  });
+
+  test(
+    `web login (${runtime} server): logout closes the PAM session`,
+    { skip, timeout },
+    async () => {
+      const { page, close } = await newPage();
+      try {
+        const server = await serverOn(runtime);
+        const before = logLines(server.stack.log).length;
+        await page.goto(server.base);
+        await enterUser(page, "alice");
+        await answer(page, "wonderland");
+        await answer(page, "424242");
+        assert.equal((await result(page)).kind, "success");
+        assert.deepEqual(logLines(server.stack.log).slice(before), [
+          "open_session",
+          "alice",
+        ]);
+
+        await page.locator("form[action='/logout'] button").click();
+        await page.locator("input[name=user]").waitFor();
+        assert.match(
+          await page.locator("body").innerText(),
+          /alice logged out: the PAM session is closed/,
+        );
+        assert.deepEqual(logLines(server.stack.log).slice(before), [
+          "open_session",
+          "alice",
+          "close_session",
+          "alice",
+        ]);
+        await shot(page, runtime, "08-logged-out");
+      } finally {
+        await close();
+      }
+    },
+  );
+
+  test(
+    `web login (${runtime} server): what PAM says is escaped, never markup`,
+    { skip, timeout },
+    async () => {
+      const { page, close } = await newPage();
+      try {
+        const server = await serverOn(runtime);
+        await page.goto(server.base);
+        // pam_echo's %u puts the user name into a PAM message.
+        await enterUser(page, `<img src=x id=injected>`);
+        await page.locator("input[type=password]").waitFor();
+        assert.equal(await page.locator("#injected").count(), 0);
+        assert.match(await page.locator("body").innerText(), /demo, <img src=x id=injected>\./);
+      } finally {
+        await close();
+      }
+    },
+  );
+}
