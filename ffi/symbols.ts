@@ -92,7 +92,8 @@ export const conversationCallback = {
 
 /** The `PAM_FAIL_DELAY` function: `void (*delay_fn)(int retval, unsigned usec_delay, void *appdata_ptr)`. */
 export const failDelayCallback = {
-  parameters: ["i32", "u32", "pointer"],
+  // appdata_ptr is the conversation's: the slot id, taken as an integer as there.
+  parameters: ["i32", "u32", "usize"],
   result: "void",
 } as const satisfies SymbolDefinition;
 

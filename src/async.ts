@@ -13,6 +13,7 @@ import {
   type PamAnswer,
   type PamMessage,
   passwordConversation,
+  wipeByteAnswers,
 } from "./conversation.ts";
 import { PamError } from "./errors.ts";
 import {
@@ -33,7 +34,7 @@ import type {
   SilentFlag,
   XAuthData,
 } from "./transaction.ts";
-import { checkCString, describe, optionsObject } from "./validate.ts";
+import { checkCString, checkFailDelay, describe, optionsObject } from "./validate.ts";
 import type { SerializedError, StartRequest } from "./async_channel.ts";
 
 /**
@@ -94,11 +95,7 @@ function checkStartOptions(
   if (o.user !== undefined && o.user !== null) checkCString(o.user, "user");
   if (o.confdir !== undefined && o.confdir !== null) checkCString(o.confdir, "confdir");
   if (o.library !== undefined) checkCString(o.library, "library");
-  if (o.failDelay !== undefined && o.failDelay !== "native" && o.failDelay !== "report") {
-    throw new TypeError(
-      `failDelay must be "native" or "report", got ${JSON.stringify(o.failDelay)}`,
-    );
-  }
+  checkFailDelay(o.failDelay);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
     throw new TypeError(`${what}.signal must be an AbortSignal, got ${describe(o.signal)}`);
   }
@@ -173,7 +170,7 @@ class Link {
     };
     const succeed = (answers: unknown) => {
       if (settled) {
-        wipe(answers);
+        wipeByteAnswers(answers);
         return;
       }
       done();
@@ -183,7 +180,7 @@ class Link {
         this.#failure = { error };
         this.worker.fail(seq);
       } finally {
-        wipe(answers);
+        wipeByteAnswers(answers);
       }
     };
     if (!handler) return fail(new TypeError("the transaction has no conversation"));
@@ -246,11 +243,6 @@ function plainError(s: { name: string; message: string }): Error {
   const error = new Kind(s.message);
   if (Kind === Error && s.name !== "Error") error.name = s.name;
   return error;
-}
-
-function wipe(answers: unknown): void {
-  if (!Array.isArray(answers)) return;
-  for (const answer of answers) if (answer instanceof Uint8Array) answer.fill(0);
 }
 
 /**

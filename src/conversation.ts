@@ -105,19 +105,14 @@ const encoder = new TextEncoder();
 // Where answers are encoded before they are copied into C memory (wiped after each copy).
 let scratch = new Uint8Array(256);
 
-// Pointer-sized cells for storePointer; the trampoline runs on one thread at a time.
+// A pointer-sized cell for storePointer; the trampoline runs on one thread at a time.
 const cell = new Uint8Array(8);
-const nullCell = new Uint8Array(8);
 
 /**
  * Stores `value` in the pointer at `target` (C memory) with one `memcpy`
  * call: a view of `target` would cost an ArrayBuffer per write.
  */
 function storePointer(target: Pointer, value: Pointer | null): void {
-  if (value === null) {
-    openLibc().memcpy(target, nullCell, 8);
-    return;
-  }
   native.writePointerInto(cell, 0, value);
   openLibc().memcpy(target, cell, 8);
 }
@@ -285,7 +280,8 @@ export function checkAnswers(answers: unknown, messages: readonly PamMessage[]):
   return answers as PamAnswer[];
 }
 
-function wipeByteAnswers(answers: unknown): void {
+/** Zeroes the `Uint8Array` answers of a handler's result, whatever its shape. */
+export function wipeByteAnswers(answers: unknown): void {
   if (!Array.isArray(answers)) return;
   for (const answer of answers) if (answer instanceof Uint8Array) answer.fill(0);
 }
@@ -359,9 +355,9 @@ function converse(
   }
 }
 
-function recordFailDelay(_status: number, usec: number, appdata: Pointer | null): void {
+function recordFailDelay(_status: number, usec: number, appdata: number): void {
   try {
-    const slot = slots.get(native.addressOf(appdata));
+    const slot = slots.get(appdata);
     if (slot) slot.failDelayUsec = usec;
   } catch {
     // Nothing may escape a callback.

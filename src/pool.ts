@@ -281,10 +281,22 @@ function spawn(): PamWorker {
   return worker;
 }
 
+/** An idle thread, or a new one while the pool is below its bound. */
+function freeWorker(): PamWorker | undefined {
+  return idle.pop() ?? (all.size < size ? spawn() : undefined);
+}
+
+/** Takes a thread out of the pool for good (the pool shrank). */
+function retire(worker: PamWorker): void {
+  all.delete(worker);
+  worker.onDeath = undefined;
+  worker.terminate();
+}
+
 /** Hands free capacity to waiting transactions, replacing dead threads as needed. */
 function pump(): void {
   while (waiters.length > 0) {
-    const worker = idle.pop() ?? (all.size < size ? spawn() : undefined);
+    const worker = freeWorker();
     if (!worker) return;
     const waiter = waiters.shift()!;
     if (waiter.onAbort) waiter.signal!.removeEventListener("abort", waiter.onAbort);
@@ -295,7 +307,7 @@ function pump(): void {
 /** A thread for one transaction: idle, new (below the bound), or the next to be released. */
 export function acquireWorker(signal?: AbortSignal): Promise<PamWorker> {
   if (signal?.aborted) return Promise.reject(signal.reason);
-  const worker = idle.pop() ?? (all.size < size ? spawn() : undefined);
+  const worker = freeWorker();
   if (worker) return Promise.resolve(worker);
   return new Promise<PamWorker>((resolve, reject) => {
     const waiter: Waiter = { resolve, reject, signal };
@@ -315,13 +327,8 @@ export function acquireWorker(signal?: AbortSignal): Promise<PamWorker> {
 export function releaseWorker(worker: PamWorker): void {
   worker.onConverse = undefined;
   if (worker.death) return;
-  if (all.size > size) {
-    all.delete(worker);
-    worker.onDeath = undefined;
-    worker.terminate();
-  } else {
-    idle.push(worker);
-  }
+  if (all.size > size) retire(worker);
+  else idle.push(worker);
   pump();
 }
 
@@ -342,12 +349,7 @@ export function setWorkerPoolSize(threads: number): void {
     throw new TypeError(`setWorkerPoolSize() takes an integer from 1 to 1024, got ${threads}`);
   }
   size = threads;
-  while (all.size > size && idle.length > 0) {
-    const worker = idle.pop()!;
-    all.delete(worker);
-    worker.onDeath = undefined;
-    worker.terminate();
-  }
+  while (all.size > size && idle.length > 0) retire(idle.pop()!);
   pump();
 }
 

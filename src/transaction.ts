@@ -27,7 +27,14 @@ import {
 } from "./flags.ts";
 import { openLibc, openPam, type PamLibrary } from "./library.ts";
 import { rawAccess } from "./raw_access.ts";
-import { cString, CStringCache, describe, optionsObject } from "./validate.ts";
+import {
+  checkCString,
+  checkFailDelay,
+  cString,
+  CStringCache,
+  describe,
+  optionsObject,
+} from "./validate.ts";
 
 /**
  * How a transaction starts.
@@ -138,7 +145,6 @@ export interface XAuthData {
 const serviceCache = new CStringCache();
 const userCache = new CStringCache();
 const confdirCache = new CStringCache();
-const libraryCache = new CStringCache();
 // pam_start's out-parameter, read right after the call.
 const handleOut = new Uint8Array(8);
 
@@ -227,12 +233,8 @@ export class PamTransaction {
     if (o.conversation !== undefined && typeof o.conversation !== "function") {
       throw new TypeError(`conversation must be a function, got ${describe(o.conversation)}`);
     }
-    if (o.library !== undefined) libraryCache.get(o.library, "library");
-    if (o.failDelay !== undefined && o.failDelay !== "native" && o.failDelay !== "report") {
-      throw new TypeError(
-        `failDelay must be "native" or "report", got ${JSON.stringify(o.failDelay)}`,
-      );
-    }
+    if (o.library !== undefined) checkCString(o.library, "library");
+    checkFailDelay(o.failDelay);
     const pam = openPam(o.library);
     if (confdir && !pam.pam_start_confdir) {
       throw new Error(
@@ -263,10 +265,16 @@ export class PamTransaction {
     }
     const tx = new PamTransaction(handle, pam, slot, slotId, o.failDelay === "report");
     if (tx.#reportFailDelay) {
-      tx.#check(
-        pam.pam_set_item_pointer(handle, ItemType.FAIL_DELAY, failDelayFunction()),
-        "pam_set_item",
-      );
+      try {
+        tx.#check(
+          pam.pam_set_item_pointer(handle, ItemType.FAIL_DELAY, failDelayFunction()),
+          "pam_set_item",
+        );
+      } catch (error) {
+        // The caller never gets `tx`, so nobody else could end it.
+        tx.end();
+        throw error;
+      }
     }
     return tx;
   }

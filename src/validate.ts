@@ -47,9 +47,11 @@ export class CStringCache {
   }
 }
 
-/** Like {@linkcode cString}, but `undefined` (and `null`) pass C's NULL. */
-export function optionalCString(value: unknown, what: string): Uint8Array | null {
-  return value === undefined || value === null ? null : cString(value, what);
+/** Throws unless `value` is a `failDelay` option: `"native"`, `"report"` or absent. */
+export function checkFailDelay(value: unknown): void {
+  if (value !== undefined && value !== "native" && value !== "report") {
+    throw new TypeError(`failDelay must be "native" or "report", got ${JSON.stringify(value)}`);
+  }
 }
 
 /** A short, secret-free description of a value's type for error messages. */
