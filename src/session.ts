@@ -30,7 +30,7 @@ import {
   UtmpType,
   type UtmpxEntry,
 } from "./utmp.ts";
-import { cString, describe, optionsObject } from "./validate.ts";
+import { checkCString, describe, optionsObject } from "./validate.ts";
 
 /**
  * Where and how {@linkcode login} writes the utmp and wtmp entries.
@@ -161,7 +161,7 @@ const encoder = new TextEncoder();
 
 function optionalString(value: unknown, what: string): string | undefined {
   if (value === undefined) return undefined;
-  cString(value, what);
+  checkCString(value, what);
   return value as string;
 }
 
@@ -453,7 +453,7 @@ export async function login(options: LoginOptions): Promise<LoginSession> {
     throw new TypeError("login() needs options: { service, user?, conversation?, tty?, ... }");
   }
   const o = optionsObject<LoginOptions>(options, "login() options");
-  cString(o.service, "service");
+  checkCString(o.service, "service");
   optionalString(o.user, "user");
   optionalString(o.confdir, "confdir");
   optionalString(o.library, "library");
@@ -619,8 +619,8 @@ export async function closeSession(
 function checkRecord(record: unknown): SessionRecord {
   const r = optionsObject<SessionRecord>(record, "the session record");
   if (record === undefined) throw new TypeError("closeSession() needs the session record");
-  cString(r.service, "record.service");
-  cString(r.user, "record.user");
+  checkCString(r.service, "record.service");
+  checkCString(r.user, "record.user");
   const items = optionsObject<SessionRecord["items"]>(r.items, "record.items");
   for (const [name, value] of Object.entries(items)) {
     if (!["tty", "rhost", "ruser"].includes(name)) {

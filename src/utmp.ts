@@ -10,7 +10,7 @@ import { closeSync, openSync, statSync } from "node:fs";
 import process from "node:process";
 import { native } from "../ffi/mod.ts";
 import { openLibc } from "./library.ts";
-import { describe } from "./validate.ts";
+import { cString, describe } from "./validate.ts";
 
 /**
  * glibc's `struct utmpx` on x86_64 (`<bits/utmpx.h>`): 384 bytes, `ut_tv` as
@@ -45,10 +45,13 @@ export const UtmpType = {
   DEAD_PROCESS: 8,
 } as const;
 
-/** glibc's `_PATH_UTMP` and `_PATH_WTMP`. */
+/** glibc's `_PATH_UTMP`. */
 export const systemUtmpFile = "/var/run/utmp";
 /** glibc's `_PATH_WTMP`. */
 export const systemWtmpFile = "/var/log/wtmp";
+
+// Encoded once: withUtmpFile points libc back at it after every use.
+const systemUtmpName = new TextEncoder().encode(systemUtmpFile + "\0");
 
 /** One `struct utmpx`, decoded. */
 export interface UtmpxEntry {
@@ -245,7 +248,7 @@ function clearErrno(): void {
  */
 function withUtmpFile<T>(file: string, fn: () => T): T {
   const libc = openLibc();
-  const name = encoder.encode(file + "\0");
+  const name = cString(file, "the utmp file name");
   if (libc.utmpxname(name) !== 0) {
     throw new Error(`utmpxname refused "${file}": ${errnoText()}`);
   }
@@ -254,7 +257,7 @@ function withUtmpFile<T>(file: string, fn: () => T): T {
     return fn();
   } finally {
     libc.endutxent();
-    libc.utmpxname(encoder.encode(systemUtmpFile + "\0"));
+    libc.utmpxname(systemUtmpName);
   }
 }
 
@@ -303,7 +306,7 @@ export function clearUtmpx(file: string, entry: UtmpxEntry): boolean {
 export function appendWtmpx(file: string, entry: UtmpxEntry): void {
   checkPlatform();
   const before = statSync(file).size;
-  openLibc().updwtmpx(encoder.encode(file + "\0"), encodeUtmpx(entry));
+  openLibc().updwtmpx(cString(file, "the wtmp file name"), encodeUtmpx(entry));
   // glibc first cuts a torn trailing record off, then appends one whole record.
   const expected = before - (before % utmpxLayout.size) + utmpxLayout.size;
   if (statSync(file).size < expected) {
