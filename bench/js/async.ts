@@ -7,7 +7,7 @@
  */
 
 import process from "node:process";
-import { collectGarbage, parseArgs, report, rssKiB } from "./common.ts";
+import { collectGarbage, parseArgs, rssKiB, timeAndReport } from "./common.ts";
 
 type OneShot = (options: {
   service: string;
@@ -56,18 +56,10 @@ async function run(count: number, parallel: number, rssAt?: Record<number, numbe
 
 await run(args.warmup, args.parallel);
 const rssAt: Record<number, number> = {};
-const cpuStart = process.cpuUsage();
-const start = performance.now();
-await run(args.iterations, args.parallel, rssAt);
-const seconds = (performance.now() - start) / 1000;
-const cpu = process.cpuUsage(cpuStart);
-report({
-  n: args.iterations,
-  seconds,
-  usPerTx: (seconds * 1e6) / args.iterations,
-  cpuUsPerTx: (cpu.user + cpu.system) / args.iterations,
-  messagesPerTx: 0,
-  ...(args.checkpoints.length ? { rssAt } : {}),
-});
+await timeAndReport(
+  args.iterations,
+  () => run(args.iterations, args.parallel, rssAt),
+  () => (args.checkpoints.length ? { rssAt } : {}),
+);
 // The pool must not keep the process alive, but a bench should not wait to find out.
 process.exit(0);

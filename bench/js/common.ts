@@ -72,3 +72,28 @@ export function report(result: Record<string, unknown>): void {
     rssKiB: rssKiB(),
   }));
 }
+
+/**
+ * Times `loop` (which runs `iterations` transactions, sync or async) in wall
+ * clock and CPU time and reports per-transaction figures; `extra` adds the
+ * runner's own fields, read once the loop is done.
+ */
+export async function timeAndReport(
+  iterations: number,
+  loop: () => unknown,
+  extra: () => Record<string, unknown> = () => ({}),
+): Promise<void> {
+  const cpuStart = process.cpuUsage();
+  const start = performance.now();
+  await loop();
+  const seconds = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
+  report({
+    n: iterations,
+    seconds,
+    usPerTx: (seconds * 1e6) / iterations,
+    cpuUsPerTx: (cpu.user + cpu.system) / iterations,
+    messagesPerTx: 0,
+    ...extra(),
+  });
+}

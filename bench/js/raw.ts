@@ -10,7 +10,7 @@
  */
 
 import process from "node:process";
-import { parseArgs, report } from "./common.ts";
+import { parseArgs, timeAndReport } from "./common.ts";
 
 type Call = (...args: unknown[]) => number;
 interface Raw {
@@ -141,15 +141,6 @@ function one(): void {
 }
 
 for (let i = 0; i < args.warmup; i++) one();
-const cpuStart = process.cpuUsage();
-const start = performance.now();
-for (let i = 0; i < args.iterations; i++) one();
-const seconds = (performance.now() - start) / 1000;
-const cpu = process.cpuUsage(cpuStart);
-report({
-  n: args.iterations,
-  seconds,
-  usPerTx: (seconds * 1e6) / args.iterations,
-  cpuUsPerTx: (cpu.user + cpu.system) / args.iterations,
-  messagesPerTx: 0,
+await timeAndReport(args.iterations, () => {
+  for (let i = 0; i < args.iterations; i++) one();
 });

@@ -7,8 +7,7 @@
  */
 
 import { PamTransaction, passwordConversation } from "../../mod.ts";
-import process from "node:process";
-import { collectGarbage, parseArgs, report, rssKiB } from "./common.ts";
+import { collectGarbage, parseArgs, rssKiB, timeAndReport } from "./common.ts";
 
 const args = parseArgs();
 let messages = 0;
@@ -68,22 +67,15 @@ for (let i = 0; i < args.warmup; i++) one();
 messages = 0;
 const rssAt: Record<number, number> = {};
 const checkpoints = new Set(args.checkpoints);
-const cpuStart = process.cpuUsage();
-const start = performance.now();
-for (let i = 1; i <= args.iterations; i++) {
-  one();
-  if (checkpoints.has(i)) {
-    collectGarbage();
-    rssAt[i] = rssKiB();
+await timeAndReport(args.iterations, () => {
+  for (let i = 1; i <= args.iterations; i++) {
+    one();
+    if (checkpoints.has(i)) {
+      collectGarbage();
+      rssAt[i] = rssKiB();
+    }
   }
-}
-const seconds = (performance.now() - start) / 1000;
-const cpu = process.cpuUsage(cpuStart);
-report({
-  n: args.iterations,
-  seconds,
-  usPerTx: (seconds * 1e6) / args.iterations,
-  cpuUsPerTx: (cpu.user + cpu.system) / args.iterations,
+}, () => ({
   messagesPerTx: messages / args.iterations,
   ...(args.checkpoints.length ? { rssAt } : {}),
-});
+}));
