@@ -304,8 +304,9 @@ function converse(
   let buffer: ResponseBuffer | undefined;
   try {
     slot = slots.get(appdata);
-    if (!slot) return ReturnCode.CONV_ERR;
-    if (resp) storePointer(resp, null);
+    if (!slot) throw new Error(`no transaction has conversation slot ${appdata}`);
+    // *resp is written once: the response array on success, NULL on every other path
+    // (one memcpy per call fewer than clearing it up front).
     if (count <= 0 || count > MAX_NUM_MSG || !messagesPtr) {
       throw new RangeError(`libpam sent ${count} messages; expected 1 to ${MAX_NUM_MSG}`);
     }
@@ -316,7 +317,10 @@ function converse(
       else slot.messages.push(m);
     }
     if (!slot.handler) {
-      if (prompts === 0) return ReturnCode.SUCCESS;
+      if (prompts === 0) {
+        if (resp) storePointer(resp, null);
+        return ReturnCode.SUCCESS;
+      }
       throw new TypeError(
         "a module prompted, but the transaction has no conversation to answer it",
       );
@@ -341,6 +345,7 @@ function converse(
   } catch (error) {
     try {
       buffer?.wipeAndFree();
+      if (resp) storePointer(resp, null);
       if (slot) slot.cause = error;
     } catch {
       // Nothing may escape the trampoline.
