@@ -5,11 +5,18 @@
  *
  *   baseline KIND ITERATIONS WARMUP CONFDIR SERVICE USER PASSWORD PARALLEL
  *
- * KIND: full | auth | auth-silent | oneshot (see bench/workloads.ts).
+ * KIND: full | auth | auth-silent | auth-paired | oneshot (rows in bench/main.ts).
  * PARALLEL > 1 runs KIND on that many threads, one handle per thread, each
  * thread doing its share of ITERATIONS transactions (the C model of "N in flight").
  * Prints one JSON line: {"n","seconds","usPerTx","cpuUsPerTx","messagesPerTx","peakRssKiB",
  * "rssKiB"}; wall-clock and CPU time (all threads) cover the timed loop only.
+ *
+ * SEED_PAM_BENCH_SIBLING=busy|waking adds one more thread that does no PAM work: "busy"
+ * spins on the other core, "waking" sleeps 100 µs at a time. It shows what running libpam in
+ * a process whose other threads run costs: every mmap, mprotect and munmap of the modules'
+ * dlopen and dlclose must then flush the other core's TLB too (an inter-processor interrupt,
+ * dear on a VM). A JavaScript runtime always has such threads (its JIT, its collector, the
+ * async API's main thread). CPU time then counts the working thread only.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -98,9 +105,12 @@ static double now(void) {
 }
 
 /* User + system CPU seconds of the whole process (all threads), as process.cpuUsage() gives. */
+static int sibling_running;
+
 static double cpu(void) {
   struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
+  /* With a sibling thread (one PAM thread then), count the PAM thread only. */
+  getrusage(sibling_running ? RUSAGE_THREAD : RUSAGE_SELF, &u);
   return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 + (double)u.ru_stime.tv_sec +
          (double)u.ru_stime.tv_usec / 1e6;
 }
@@ -121,6 +131,71 @@ static long status_kib(const char *field) {
   return value;
 }
 
+/*
+ * KIND auth-paired: "auth" and "auth-silent" in alternating slices of 50 transactions in
+ * this one process, each timed on its own, so that their difference (what the messages
+ * cost) is not buried under the few percent two processes differ by. Reports "auth" as
+ * usPerTx and "auth-silent" as silentUsPerTx.
+ */
+static int run_paired(const struct job *base, long iterations) {
+  struct job loud = *base, quiet = *base;
+  loud.kind = "auth";
+  quiet.kind = "auth-silent";
+  loud.messages = 0;
+  double loud_s = 0, quiet_s = 0, loud_cpu = 0, quiet_cpu = 0;
+  for (long done = 0; done < iterations; done += 50) {
+    long n = iterations - done < 50 ? iterations - done : 50;
+    loud.iterations = quiet.iterations = n;
+    double t = now(), c = cpu();
+    run(&loud);
+    loud_s += now() - t;
+    loud_cpu += cpu() - c;
+    t = now();
+    c = cpu();
+    run(&quiet);
+    quiet_s += now() - t;
+    quiet_cpu += cpu() - c;
+    if (loud.failed || quiet.failed) return 1;
+  }
+  double n = (double)iterations;
+  printf("{\"n\":%ld,\"seconds\":%.6f,\"usPerTx\":%.3f,\"cpuUsPerTx\":%.3f,"
+         "\"silentUsPerTx\":%.3f,\"silentCpuUsPerTx\":%.3f,"
+         "\"messagesPerTx\":%.3f,\"peakRssKiB\":%ld,\"rssKiB\":%ld}\n",
+         iterations, loud_s, loud_s * 1e6 / n, loud_cpu * 1e6 / n, quiet_s * 1e6 / n,
+         quiet_cpu * 1e6 / n, (double)loud.messages / n, status_kib("VmHWM"),
+         status_kib("VmRSS"));
+  return 0;
+}
+
+static volatile int sibling_stop;
+
+static void *busy_sibling(void *unused) {
+  (void)unused;
+  while (!sibling_stop) __asm__ volatile("" ::: "memory");
+  return NULL;
+}
+
+static void *waking_sibling(void *unused) {
+  (void)unused;
+  struct timespec pause = {0, 100000};
+  while (!sibling_stop) nanosleep(&pause, NULL);
+  return NULL;
+}
+
+/* Starts the SEED_PAM_BENCH_SIBLING thread, if asked for; returns 1 when one runs. */
+static int start_sibling(pthread_t *thread) {
+  const char *kind = getenv("SEED_PAM_BENCH_SIBLING");
+  if (!kind || !*kind) return 0;
+  void *(*body)(void *) = strcmp(kind, "busy") == 0     ? busy_sibling
+                          : strcmp(kind, "waking") == 0 ? waking_sibling
+                                                        : NULL;
+  if (!body) {
+    fprintf(stderr, "baseline: SEED_PAM_BENCH_SIBLING is busy or waking, not %s\n", kind);
+    exit(2);
+  }
+  return pthread_create(thread, NULL, body, NULL) == 0;
+}
+
 int main(int argc, char **argv) {
   if (argc != 9) {
     fprintf(stderr, "usage: %s KIND ITERATIONS WARMUP CONFDIR SERVICE USER PASSWORD PARALLEL\n",
@@ -132,7 +207,19 @@ int main(int argc, char **argv) {
   if (parallel < 1) parallel = 1;
   struct job base = {argv[1], argv[4], argv[5], argv[6], argv[7], warmup, 0, 0};
 
-  run(&base); /* warm-up: page in libpam, the modules, the service file */
+  pthread_t sibling;
+  sibling_running = start_sibling(&sibling);
+  if (!strcmp(base.kind, "auth-paired")) {
+    /* Warm both halves (see run_paired). */
+    struct job loud = base, quiet = base;
+    loud.kind = "auth";
+    quiet.kind = "auth-silent";
+    run(&loud);
+    run(&quiet);
+    if (loud.failed || quiet.failed) return 1;
+  } else {
+    run(&base); /* warm-up: page in libpam, the modules, the service file */
+  }
   if (base.failed) return 1;
 
   struct job *jobs = calloc((size_t)parallel, sizeof *jobs);
@@ -142,6 +229,7 @@ int main(int argc, char **argv) {
     jobs[t].iterations = iterations / parallel + (t < iterations % parallel);
     jobs[t].messages = 0;
   }
+  if (!strcmp(base.kind, "auth-paired")) return run_paired(&base, iterations);
   double start = now(), cpu_start = cpu();
   if (parallel == 1) {
     run(&jobs[0]);
@@ -150,6 +238,10 @@ int main(int argc, char **argv) {
     for (int t = 0; t < parallel; t++) pthread_join(threads[t], NULL);
   }
   double seconds = now() - start, cpu_seconds = cpu() - cpu_start;
+  if (sibling_running) {
+    sibling_stop = 1;
+    pthread_join(sibling, NULL);
+  }
   long n = iterations, messages = 0;
   for (int t = 0; t < parallel; t++) {
     if (jobs[t].failed) return 1;
