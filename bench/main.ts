@@ -48,6 +48,8 @@ const log = (line: string) => console.error(line);
 
 type ImplId =
   | "c"
+  | "c-busy"
+  | "c-waking"
   | "deno-raw"
   | "bun-raw"
   | "deno-sync"
@@ -70,7 +72,7 @@ interface Row {
   id: string;
   title: string;
   service: string;
-  kind: "full" | "auth" | "auth-silent" | "oneshot";
+  kind: "full" | "auth" | "auth-silent" | "auth-paired" | "oneshot";
   parallel: number;
   impls: ImplId[];
   iterations: number;
@@ -86,6 +88,8 @@ const PARALLEL = [1, 2, 4, 8, 64];
 const sync: ImplId[] = ["c", "deno-sync", "bun-sync"];
 // The runtimes' floor, on the rows that need no conversation.
 const withRaw: ImplId[] = ["c", "deno-raw", "bun-raw", "deno-sync", "bun-sync"];
+// What a second running thread in the process costs C itself (see bench/c/baseline.c).
+const withSiblings: ImplId[] = ["c", "c-busy", "c-waking", ...withRaw.slice(1)];
 const asyncImpls: ImplId[] = ["c", "deno-async", "bun-async"];
 
 const stubIterations = baseIterations * 10;
@@ -97,7 +101,7 @@ const rows: Row[] = [
     service: "permit",
     kind: "full",
     parallel: 1,
-    impls: withRaw,
+    impls: withSiblings,
     iterations: baseIterations,
   },
   {
@@ -113,7 +117,8 @@ const rows: Row[] = [
     id: "echo10",
     title: "3a. authenticate with ten pam_echo info messages (ten conversation calls)",
     service: "echo",
-    kind: "auth",
+    // Also times row 3b's workload in alternating slices in the same process (silentUsPerTx).
+    kind: "auth-paired",
     parallel: 1,
     impls: sync,
     iterations: baseIterations,
@@ -160,7 +165,7 @@ const rows: Row[] = [
     id: "stub-echo10",
     title: "O3a. Overhead: row 3a on the stub (ten info messages)",
     service: "echo",
-    kind: "auth",
+    kind: "auth-paired",
     parallel: 1,
     impls: sync,
     iterations: stubIterations,
@@ -310,6 +315,9 @@ interface Result {
   seconds: number;
   usPerTx: number;
   cpuUsPerTx: number;
+  /** Kind auth-paired: the PAM_SILENT half, timed in the same process. */
+  silentUsPerTx?: number;
+  silentCpuUsPerTx?: number;
   messagesPerTx: number;
   peakRssKiB: number;
   rssKiB: number;
@@ -452,7 +460,21 @@ async function setUp(): Promise<Map<ImplId, Impl>> {
     "--allow-env=SEED_PAM_BENCH_LIBRARY",
   ];
   const gc = soak ? ["--v8-flags=--expose-gc"] : [];
-  impls.set("c", await buildC());
+  const c = await buildC();
+  impls.set("c", c);
+  for (
+    const [id, kind, what] of [
+      ["c-busy", "busy", "+ a thread spinning"],
+      ["c-waking", "waking", "+ a thread waking /100 µs"],
+    ] as const
+  ) {
+    impls.set(id, {
+      ...c,
+      id,
+      label: `C ${what}`,
+      env: { SEED_PAM_BENCH_SIBLING: kind },
+    });
+  }
   impls.set("deno-sync", {
     id: "deno-sync",
     label: `Deno ${Deno.version.deno}, PamTransaction`,
@@ -625,6 +647,9 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
         cpuOverCUs: paired(cpu(row.id, id), cpu(row.id, "c"), (a, b) => a - b),
         peakRssKiB: median(ok.map((r) => r.peakRssKiB)),
         messagesPerTx: median(ok.map((r) => r.messagesPerTx)),
+        // Every repetition's figures, so a reader can see the spread behind a median.
+        usPerTxByRep: us(row.id, id).map((v) => v ?? null),
+        cpuUsPerTxByRep: cpu(row.id, id).map((v) => v ?? null),
         errors: cell.errors,
       };
     }
@@ -638,22 +663,27 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
     };
   });
 
+  const field = (key: "silentUsPerTx" | "silentCpuUsPerTx") => (row: string, id: ImplId) =>
+    cells.get(row)?.get(id)?.results.map((r) => r?.[key]) ?? [];
   // Derived values, from wall-clock (`us`) and from CPU time (`cpu`) alike.
-  const derive = (m: typeof us) => {
+  const derive = (m: typeof us, silent: typeof us) => {
     const d: Record<string, Record<string, number>> = {};
-    const diff = (row: string, id: ImplId, base: string) =>
-      m(row, id).map((t, i) => t === undefined ? undefined : t - (m(base, id)[i] ?? NaN));
+    // Per message: row 3a against its PAM_SILENT twin timed in the same process
+    // (alternating slices); 3a against row 3b, another process, is kept for comparison.
+    const perMessage = (row: string, id: ImplId) =>
+      paired(m(row, id), silent(row, id), (ten, zero) => (ten - zero) / 10);
     for (const id of sync) {
       d[id] = {
-        perMessageUs: paired(m("echo10", id), m("echo0", id), (ten, zero) => (ten - zero) / 10),
-        stubPerMessageUs: paired(m("stub-echo10", id), m("stub-echo0", id), (t, z) => (t - z) / 10),
+        perMessageUs: perMessage("echo10", id),
+        perMessageAcrossProcessesUs: paired(
+          m("echo10", id),
+          m("echo0", id),
+          (ten, zero) => (ten - zero) / 10,
+        ),
+        stubPerMessageUs: perMessage("stub-echo10", id),
       };
       if (id === "c") continue;
-      d[id].perMessageOverCUs = paired(
-        diff("echo10", id, "echo0"),
-        diff("echo10", "c", "echo0"),
-        (a, b) => (a - b) / 10,
-      );
+      d[id].perMessageOverCUs = d[id].perMessageUs - d.c.perMessageUs;
       d[id].stubOverheadFullUs = paired(
         m("stub-permit", id),
         m("stub-permit", "c"),
@@ -696,7 +726,10 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
     };
     return d;
   };
-  const derived = { wall: derive(us), cpu: derive(cpu) };
+  const derived = {
+    wall: derive(us, field("silentUsPerTx")),
+    cpu: derive(cpu, field("silentCpuUsPerTx")),
+  };
 
   const result = (row: string, id: ImplId) =>
     table.find((t) => t.id === row)?.results[id] as

@@ -97,3 +97,45 @@ export async function timeAndReport(
     ...extra(),
   });
 }
+
+/**
+ * Kind `auth-paired` (as bench/c/baseline.c): `loud` and `quiet` in
+ * alternating slices of 50 transactions in this one process, each timed on
+ * its own, so their difference is not buried under the few percent two
+ * processes differ by. Reports `loud` as usPerTx and `quiet` as silentUsPerTx.
+ */
+export function timePairedAndReport(
+  iterations: number,
+  loud: () => void,
+  quiet: () => void,
+  extra: () => Record<string, unknown> = () => ({}),
+): void {
+  let loudMs = 0, quietMs = 0, loudCpu = 0, quietCpu = 0;
+  const slice = (fn: () => void, n: number): [number, number] => {
+    const cpu = process.cpuUsage();
+    const start = performance.now();
+    for (let i = 0; i < n; i++) fn();
+    const ms = performance.now() - start;
+    const used = process.cpuUsage(cpu);
+    return [ms, used.user + used.system];
+  };
+  for (let done = 0; done < iterations; done += 50) {
+    const n = Math.min(50, iterations - done);
+    const [ms, cpu] = slice(loud, n);
+    loudMs += ms;
+    loudCpu += cpu;
+    const [qms, qcpu] = slice(quiet, n);
+    quietMs += qms;
+    quietCpu += qcpu;
+  }
+  report({
+    n: iterations,
+    seconds: loudMs / 1000,
+    usPerTx: (loudMs * 1000) / iterations,
+    cpuUsPerTx: loudCpu / iterations,
+    silentUsPerTx: (quietMs * 1000) / iterations,
+    silentCpuUsPerTx: quietCpu / iterations,
+    messagesPerTx: 0,
+    ...extra(),
+  });
+}

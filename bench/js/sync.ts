@@ -7,7 +7,7 @@
  */
 
 import { PamTransaction, passwordConversation } from "../../mod.ts";
-import { collectGarbage, parseArgs, rssKiB, timeAndReport } from "./common.ts";
+import { collectGarbage, parseArgs, rssKiB, timeAndReport, timePairedAndReport } from "./common.ts";
 
 const args = parseArgs();
 let messages = 0;
@@ -59,23 +59,30 @@ const kinds: Record<string, () => void> = {
   },
 };
 
-const one = kinds[args.kind];
-if (!one) throw new Error(`unknown kind ${args.kind}`);
 if (args.parallel !== 1) throw new Error("the synchronous API runs one transaction at a time");
-
-for (let i = 0; i < args.warmup; i++) one();
-messages = 0;
-const rssAt: Record<number, number> = {};
-const checkpoints = new Set(args.checkpoints);
-await timeAndReport(args.iterations, () => {
-  for (let i = 1; i <= args.iterations; i++) {
-    one();
-    if (checkpoints.has(i)) {
-      collectGarbage();
-      rssAt[i] = rssKiB();
+if (args.kind === "auth-paired") {
+  for (let i = 0; i < args.warmup; i++) kinds.auth(), kinds["auth-silent"]();
+  messages = 0;
+  timePairedAndReport(args.iterations, kinds.auth, kinds["auth-silent"], () => ({
+    messagesPerTx: messages / args.iterations,
+  }));
+} else {
+  const one = kinds[args.kind];
+  if (!one) throw new Error(`unknown kind ${args.kind}`);
+  for (let i = 0; i < args.warmup; i++) one();
+  messages = 0;
+  const rssAt: Record<number, number> = {};
+  const checkpoints = new Set(args.checkpoints);
+  await timeAndReport(args.iterations, () => {
+    for (let i = 1; i <= args.iterations; i++) {
+      one();
+      if (checkpoints.has(i)) {
+        collectGarbage();
+        rssAt[i] = rssKiB();
+      }
     }
-  }
-}, () => ({
-  messagesPerTx: messages / args.iterations,
-  ...(args.checkpoints.length ? { rssAt } : {}),
-}));
+  }, () => ({
+    messagesPerTx: messages / args.iterations,
+    ...(args.checkpoints.length ? { rssAt } : {}),
+  }));
+}
