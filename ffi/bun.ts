@@ -8,6 +8,7 @@
 
 import { CFunction, CString, dlopen, FFIType, JSCallback, read, toArrayBuffer } from "bun:ffi";
 import { convertArguments } from "./arguments.ts";
+import { dataViewOf } from "./data_view.ts";
 import type { NativeType, SymbolDefinition } from "./symbols.ts";
 import type { Bound, FunctionOf, NativeAdapter, NativeCallback, Pointer } from "./types.ts";
 
@@ -36,18 +37,6 @@ const wrap = (p: number | bigint | null): Pointer | null =>
     : p
     ? Number(p) as unknown as Pointer
     : null;
-
-// The DataView of the buffer last used, as the same struct or out-parameter buffer is
-// usually read or written several times in a row.
-let lastBuffer: Uint8Array | undefined;
-let lastView: DataView | undefined;
-function dataView(buffer: Uint8Array): DataView {
-  if (buffer !== lastBuffer) {
-    lastView = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-    lastBuffer = buffer;
-  }
-  return lastView!;
-}
 
 /**
  * `fn` behind a function that turns Bun's numeric pointer arguments (0 for
@@ -133,12 +122,12 @@ export const adapter: NativeAdapter = {
   writePointerInto(buffer, offset, value) {
     const address = raw(value) ?? 0;
     // Two 32-bit halves: no BigInt for an address that is a plain number anyway.
-    const view = dataView(buffer);
+    const view = dataViewOf(buffer);
     view.setUint32(offset, address % 0x1_0000_0000, true);
     view.setUint32(offset + 4, Math.floor(address / 0x1_0000_0000), true);
   },
   readPointerFrom(buffer, offset) {
-    const view = dataView(buffer);
+    const view = dataViewOf(buffer);
     return wrap(view.getUint32(offset, true) + view.getUint32(offset + 4, true) * 0x1_0000_0000);
   },
   fromAddress: (address) => wrap(address),

@@ -7,6 +7,7 @@
  */
 
 import { convertArguments } from "./arguments.ts";
+import { dataViewOf } from "./data_view.ts";
 import type { NativeType, SymbolDefinition } from "./symbols.ts";
 import type { Bound, FunctionOf, NativeAdapter, NativeCallback, Pointer } from "./types.ts";
 
@@ -27,18 +28,6 @@ const View = Deno.UnsafePointerView;
 type Raw = Deno.PointerValue;
 const raw = (p: Pointer | null): Raw => p as unknown as Raw;
 const wrap = (p: Raw): Pointer | null => p as unknown as Pointer | null;
-
-// The DataView of the buffer last used, as the same struct or out-parameter buffer is
-// usually read or written several times in a row.
-let lastBuffer: Uint8Array | undefined;
-let lastView: DataView | undefined;
-function dataView(buffer: Uint8Array): DataView {
-  if (buffer !== lastBuffer) {
-    lastView = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-    lastBuffer = buffer;
-  }
-  return lastView!;
-}
 
 /**
  * `fn` taking numbers for its `usize` parameters. Deno accepts a number there,
@@ -103,10 +92,10 @@ export const adapter: NativeAdapter = {
     cell[0] = BigInt(P.value(raw(value)));
   },
   writePointerInto(buffer, offset, value) {
-    dataView(buffer).setBigUint64(offset, P.value(raw(value)), true);
+    dataViewOf(buffer).setBigUint64(offset, P.value(raw(value)), true);
   },
   readPointerFrom(buffer, offset) {
-    return wrap(P.create(dataView(buffer).getBigUint64(offset, true)));
+    return wrap(P.create(dataViewOf(buffer).getBigUint64(offset, true)));
   },
   fromAddress: (address) => wrap(P.create(BigInt(address))),
   addressOf: (pointer) => Number(P.value(raw(pointer))),

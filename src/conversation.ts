@@ -316,23 +316,25 @@ function converse(
       if (isPrompt(m.style)) prompts++;
       else slot.messages.push(m);
     }
-    if (!slot.handler) {
-      if (prompts === 0) {
-        if (resp) storePointer(resp, null);
-        return ReturnCode.SUCCESS;
-      }
+    if (prompts > 0 && !slot.handler) {
       throw new TypeError(
         "a module prompted, but the transaction has no conversation to answer it",
       );
     }
-    answers = slot.handler(messages);
-    const checked = checkAnswers(answers, messages);
-    if (!resp) {
-      if (prompts === 0) return ReturnCode.SUCCESS;
+    // Checked before the handler runs: it must not ask the user for a secret that has
+    // nowhere to go.
+    if (prompts > 0 && !resp) {
       throw new TypeError(
         "a module prompted with a NULL response pointer; the answers cannot be delivered",
       );
     }
+    if (!slot.handler) {
+      if (resp) storePointer(resp, null);
+      return ReturnCode.SUCCESS;
+    }
+    answers = slot.handler(messages);
+    const checked = checkAnswers(answers, messages);
+    if (!resp) return ReturnCode.SUCCESS;
     buffer = ResponseBuffer.allocate(count);
     for (let i = 0; i < count; i++) {
       const answer = checked[i];
@@ -343,10 +345,15 @@ function converse(
     buffer.transferTo(resp);
     return ReturnCode.SUCCESS;
   } catch (error) {
+    if (slot) slot.cause = error;
+    // Each step on its own: a failure in one must not skip the next, nor escape.
     try {
       buffer?.wipeAndFree();
+    } catch {
+      // Nothing may escape the trampoline.
+    }
+    try {
       if (resp) storePointer(resp, null);
-      if (slot) slot.cause = error;
     } catch {
       // Nothing may escape the trampoline.
     }

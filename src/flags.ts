@@ -7,7 +7,7 @@
  */
 
 import { Flag, type ItemName, itemTypes } from "./constants.ts";
-import { describe, optionsObject } from "./validate.ts";
+import { describe, describeChoice, optionsObject } from "./validate.ts";
 
 /** Option name → flag bit, for one kind of call. */
 export type FlagTable = Readonly<Record<string, number>>;
@@ -57,7 +57,7 @@ export function credFlag(action: unknown): number {
   if (typeof action !== "string" || !Object.hasOwn(credFlags, action)) {
     throw new TypeError(
       `setCred() takes "establish", "delete", "reinitialize" or "refresh", got ${
-        JSON.stringify(action) ?? describe(action)
+        describeChoice(action)
       }`,
     );
   }
@@ -68,9 +68,7 @@ export function credFlag(action: unknown): number {
 export function itemType(name: unknown): number {
   if (typeof name !== "string" || !Object.hasOwn(itemTypes, name)) {
     throw new TypeError(
-      `Unknown PAM item ${JSON.stringify(name) ?? describe(name)}; known items: ${
-        Object.keys(itemTypes).join(", ")
-      }`,
+      `Unknown PAM item ${describeChoice(name)}; known items: ${Object.keys(itemTypes).join(", ")}`,
     );
   }
   return itemTypes[name as ItemName];

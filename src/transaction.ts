@@ -145,8 +145,9 @@ export interface XAuthData {
 const serviceCache = new CStringCache();
 const userCache = new CStringCache();
 const confdirCache = new CStringCache();
-// pam_start's out-parameter, read right after the call.
+// pam_start's and pam_get_item's out-parameters, each read right after its call.
 const handleOut = new Uint8Array(8);
+const itemOut = new Uint8Array(8);
 
 const XAUTHDATA_SIZE = 32; // struct pam_xauth_data { int namelen; char *name; int datalen; char *data; }
 const textDecoder = new TextDecoder();
@@ -440,7 +441,7 @@ export class PamTransaction {
     const dataLength = native.readI32(struct, 16);
     const data = native.readPointer(struct, 24);
     return {
-      name: name && nameLength > 0 ? textDecoder.decode(native.view(name, nameLength)) : "",
+      name: nameLength > 0 ? textDecoder.decode(native.view(name, nameLength)) : "",
       data: data && dataLength > 0 ? native.view(data, dataLength).slice() : new Uint8Array(),
     };
   }
@@ -475,9 +476,9 @@ export class PamTransaction {
       const view = new DataView(bytes.buffer, bytes.byteOffset, size);
       const address = native.addressOf(block);
       view.setInt32(0, name.length - 1, true);
-      native.writePointer(block, 8, native.fromAddress(address + XAUTHDATA_SIZE));
+      view.setBigUint64(8, BigInt(address + XAUTHDATA_SIZE), true);
       view.setInt32(16, o.data.length, true);
-      native.writePointer(block, 24, native.fromAddress(address + XAUTHDATA_SIZE + name.length));
+      view.setBigUint64(24, BigInt(address + XAUTHDATA_SIZE + name.length), true);
       this.#check(
         this.#pam.pam_set_item_pointer(handle, ItemType.XAUTHDATA, block),
         "pam_set_item",
@@ -615,9 +616,8 @@ export class PamTransaction {
   }
 
   #getItemPointer(type: number): Pointer | null {
-    const out = new Uint8Array(8);
-    this.#check(this.#pam.pam_get_item(this.#live(), type, out), "pam_get_item");
-    return native.readPointerFrom(out, 0);
+    this.#check(this.#pam.pam_get_item(this.#live(), type, itemOut), "pam_get_item");
+    return native.readPointerFrom(itemOut, 0);
   }
 
   #call(operation: string, fn: (handle: Pointer, flags: number) => number, flags: number): void {

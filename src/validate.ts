@@ -50,8 +50,20 @@ export class CStringCache {
 /** Throws unless `value` is a `failDelay` option: `"native"`, `"report"` or absent. */
 export function checkFailDelay(value: unknown): void {
   if (value !== undefined && value !== "native" && value !== "report") {
-    throw new TypeError(`failDelay must be "native" or "report", got ${JSON.stringify(value)}`);
+    throw new TypeError(`failDelay must be "native" or "report", got ${describeChoice(value)}`);
   }
+}
+
+/**
+ * A bad choice among names, for error messages: strings, numbers and
+ * booleans as written, anything else by its type (JSON.stringify would
+ * throw on a BigInt or a cycle).
+ */
+export function describeChoice(value: unknown): string {
+  const t = typeof value;
+  return t === "string" || t === "number" || t === "boolean"
+    ? JSON.stringify(value)
+    : describe(value);
 }
 
 /** A short, secret-free description of a value's type for error messages. */
