@@ -87,6 +87,7 @@ try {
 
   const user = userArg ?? await ask("login: ", true);
   const tty = terminal();
+  let loggedIn = false;
   try {
     await using session = await login({
       service: "login-example",
@@ -96,6 +97,7 @@ try {
       tty: tty ?? "example",
       utmp: { utmpFile, wtmpFile },
     });
+    loggedIn = true;
     console.log(`Logged in as ${session.user} on ${session.record.line}.`);
     console.log(`who ${utmpFile}:\n  ${who()}`);
     // The user's command gets the PAM environment (plus a PATH to find it by).
@@ -107,8 +109,11 @@ try {
     console.log(`The command exited with ${status}; logging out.`);
   } catch (error) {
     if (!(error instanceof PamError)) throw error;
-    console.error(`Login incorrect (${error.codeName})`);
-    status = 1;
+    // A failure after the session opened comes from logging out (`await using` closing it).
+    console.error(
+      loggedIn ? `Logout failed (${error.codeName})` : `Login incorrect (${error.codeName})`,
+    );
+    if (!loggedIn || status === 0) status = 1;
   }
   // `await using` closed the session: exit entries written, then pam_close_session.
   console.log(`who ${utmpFile} after logout: ${who() || "(nobody)"}`);

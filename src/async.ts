@@ -34,7 +34,14 @@ import type {
   SilentFlag,
   XAuthData,
 } from "./transaction.ts";
-import { checkCString, checkFailDelay, describe, optionsObject } from "./validate.ts";
+import {
+  checkConversation,
+  checkCString,
+  checkFailDelay,
+  describe,
+  optionalBoolean,
+  optionsObject,
+} from "./validate.ts";
 import type { SerializedError, StartRequest } from "./async_channel.ts";
 
 /**
@@ -87,7 +94,8 @@ export interface AsyncPamTransactionOptions extends Omit<PamTransactionOptions, 
   conversationTimeoutMs?: number;
 }
 
-function checkStartOptions(
+/** Checks the options every async start shares; also used by `login()` (src/session.ts). */
+export function checkStartOptions(
   o: AsyncPamTransactionOptions,
   what: string,
 ): Omit<StartRequest, "conversation"> {
@@ -116,6 +124,13 @@ function checkStartOptions(
 }
 
 /**
+ * Detaches a transaction from its start() signal, so that cleanup still runs
+ * once that signal has fired: `login()` bounds the login with its caller's
+ * signal, not the session it opens (src/session.ts). Not public.
+ */
+export let detachSignal: (tx: AsyncPamTransaction) => void;
+
+/**
  * The main side of one worker while a transaction (or one-shot) holds it:
  * runs the handler for each conversation and turns the worker's outcomes
  * back into values and errors.
@@ -123,7 +138,7 @@ function checkStartOptions(
 class Link {
   readonly worker: PamWorker;
   readonly #handler: AsyncConversation | undefined;
-  readonly #signal: AbortSignal | undefined;
+  #signal: AbortSignal | undefined;
   readonly #timeoutMs: number | undefined;
   /** Why this call's conversation failed on the main side: the cause of its PamError. */
   #failure: { error: unknown } | undefined;
@@ -213,6 +228,11 @@ class Link {
     }
   }
 
+  /** From now on, conversations no longer fail when the start() signal fires. */
+  detachSignal(): void {
+    this.#signal = undefined;
+  }
+
   /** Fails the pending conversation, if any, with `reason` as the call's cause. */
   cancel(reason: unknown): void {
     this.#cancelPending?.(reason);
@@ -272,7 +292,14 @@ function plainError(s: { name: string; message: string }): Error {
  */
 export class AsyncPamTransaction {
   readonly #link: Link;
-  readonly #signal: AbortSignal | undefined;
+  #signal: AbortSignal | undefined;
+
+  static {
+    detachSignal = (tx) => {
+      tx.#signal = undefined;
+      tx.#link.detachSignal();
+    };
+  }
   #tail: Promise<unknown> = Promise.resolve();
   #ended = false;
   #endPromise: Promise<void> | undefined;
@@ -296,9 +323,7 @@ export class AsyncPamTransaction {
   static async start(options: AsyncPamTransactionOptions): Promise<AsyncPamTransaction> {
     const what = "AsyncPamTransaction.start() options";
     const o = optionsObject<AsyncPamTransactionOptions>(options, what);
-    if (o.conversation !== undefined && typeof o.conversation !== "function") {
-      throw new TypeError(`conversation must be a function, got ${describe(o.conversation)}`);
-    }
+    checkConversation(o.conversation);
     const start = checkStartOptions(o, what);
     const signal = o.signal;
     const worker = await acquireWorker(signal);
@@ -725,11 +750,7 @@ export async function authenticate(options: AuthenticateOptions): Promise<Authen
   if (o.onMessage !== undefined && typeof o.onMessage !== "function") {
     throw new TypeError(`onMessage must be a function, got ${describe(o.onMessage)}`);
   }
-  if (o.disallowNullAuthtok !== undefined && typeof o.disallowNullAuthtok !== "boolean") {
-    throw new TypeError(
-      `disallowNullAuthtok must be a boolean, got ${describe(o.disallowNullAuthtok)}`,
-    );
-  }
+  optionalBoolean(o.disallowNullAuthtok, "disallowNullAuthtok");
   const start = checkStartOptions(o, what);
   const items: Record<string, string> = {};
   for (const name of ["rhost", "tty", "ruser"] as const) {

@@ -14,11 +14,14 @@ import {
   type AsyncConversation,
   AsyncPamTransaction,
   type AsyncPamTransactionOptions,
+  checkStartOptions,
+  detachSignal,
 } from "./async.ts";
 import { PamError } from "./errors.ts";
 import {
   addressOfHost,
   appendWtmpx,
+  checkFilePath,
   checkPlatform,
   clearUtmpx,
   ensureWritable,
@@ -30,7 +33,13 @@ import {
   UtmpType,
   type UtmpxEntry,
 } from "./utmp.ts";
-import { checkCString, describe, optionsObject } from "./validate.ts";
+import {
+  checkConversation,
+  checkCString,
+  describe,
+  optionalBoolean,
+  optionsObject,
+} from "./validate.ts";
 
 /**
  * Where and how {@linkcode login} writes the utmp and wtmp entries.
@@ -60,6 +69,8 @@ export interface UtmpOptions {
  * What {@linkcode login} needs: how to start the {@linkcode AsyncPamTransaction}
  * (service, user, conversation, confdir, library, signal,
  * conversationTimeoutMs, failDelay), plus the items, flags and utmp entries.
+ * The signal bounds the login only: once `login()` has resolved, the session
+ * closes whatever became of it.
  *
  * @example
  * ```ts
@@ -165,13 +176,6 @@ function optionalString(value: unknown, what: string): string | undefined {
   return value as string;
 }
 
-function optionalBoolean(value: unknown, what: string): boolean | undefined {
-  if (value !== undefined && typeof value !== "boolean") {
-    throw new TypeError(`${what} must be a boolean, got ${describe(value)}`);
-  }
-  return value;
-}
-
 function checkPid(value: unknown, what: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value <= 0 || value > 0x7fffffff) {
     throw new TypeError(`${what} must be a positive integer process id, got ${describe(value)}`);
@@ -222,22 +226,44 @@ function planUtmp(o: LoginOptions): UtmpPlan | undefined {
   };
 }
 
-function checkConversation(value: unknown): void {
-  if (value !== undefined && typeof value !== "function") {
-    throw new TypeError(`conversation must be a function, got ${describe(value)}`);
+/** The items login() sets before authentication, and a record carries. */
+const loginItems = ["tty", "rhost", "ruser"] as const;
+
+/** Sets the items given (`undefined` ones are left unset). */
+async function setItems(tx: AsyncPamTransaction, items: SessionRecord["items"]): Promise<void> {
+  for (const name of loginItems) {
+    const value = items[name];
+    if (value !== undefined) await tx.setItem(name, value);
   }
 }
 
-/** The exit entries: a logout record in wtmp, then the utmp entry marked dead. */
-function writeExitEntries(
-  files: { utmpFile: string; wtmpFile: string },
-  key: { line: string; id: string; pid: number },
-): void {
+/**
+ * Closing a session, in order; the same for the process that opened it and
+ * for another one holding its record: the exit entries (a logout record in
+ * wtmp, then the utmp entry marked dead) when it had any, then
+ * `pam_close_session`, `pam_setcred(PAM_DELETE_CRED)` and `pam_end`.
+ */
+function closeSteps(
+  tx: AsyncPamTransaction,
+  r: SessionRecord,
+  flags: { silent: boolean },
+): Array<() => unknown> {
+  return [
+    () => writeExitEntries(r),
+    () => tx.closeSession(flags),
+    () => tx.setCred("delete", flags),
+    () => tx.end(),
+  ];
+}
+
+function writeExitEntries(r: SessionRecord): void {
+  if (!r.utmpFile || !r.wtmpFile || !r.line || !r.id) return;
+  const files = { utmpFile: r.utmpFile, wtmpFile: r.wtmpFile };
   const entry: UtmpxEntry = {
     type: UtmpType.DEAD_PROCESS,
-    pid: key.pid,
-    line: key.line,
-    id: key.id,
+    pid: r.pid,
+    line: r.line,
+    id: r.id,
     user: "",
     host: "",
     timeMs: Date.now(),
@@ -401,23 +427,7 @@ export class LoginSession {
   }
 
   #close(): Promise<void> {
-    const r = this.record;
-    const flags = { silent: this.#silent };
-    const tx = this.#tx;
-    return allSteps([
-      () => {
-        if (r.utmpFile && r.wtmpFile && r.line && r.id) {
-          writeExitEntries({ utmpFile: r.utmpFile, wtmpFile: r.wtmpFile }, {
-            line: r.line,
-            id: r.id,
-            pid: r.pid,
-          });
-        }
-      },
-      () => tx.closeSession(flags),
-      () => tx.setCred("delete", flags),
-      () => tx.end(),
-    ]);
+    return allSteps(closeSteps(this.#tx, this.record, { silent: this.#silent }));
   }
 }
 
@@ -453,10 +463,9 @@ export async function login(options: LoginOptions): Promise<LoginSession> {
     throw new TypeError("login() needs options: { service, user?, conversation?, tty?, ... }");
   }
   const o = optionsObject<LoginOptions>(options, "login() options");
-  checkCString(o.service, "service");
+  const start = checkStartOptions(o, "login() options");
+  // checkStartOptions takes a null user (as pam_start does); login() records a string.
   optionalString(o.user, "user");
-  optionalString(o.confdir, "confdir");
-  optionalString(o.library, "library");
   const items = {
     tty: optionalString(o.tty, "tty"),
     rhost: optionalString(o.rhost, "rhost"),
@@ -476,20 +485,14 @@ export async function login(options: LoginOptions): Promise<LoginSession> {
   const flags = { silent };
   const undo: Array<() => unknown> = [];
   const tx = await AsyncPamTransaction.start({
-    service: o.service,
-    user: o.user,
+    ...start.options,
     conversation: o.conversation,
-    confdir: o.confdir,
-    library: o.library,
-    failDelay: o.failDelay,
     signal: o.signal,
-    conversationTimeoutMs: o.conversationTimeoutMs,
+    conversationTimeoutMs: start.conversationTimeoutMs,
   });
   undo.push(() => tx.end());
   try {
-    for (const [name, value] of Object.entries(items)) {
-      if (value !== undefined) await tx.setItem(name as "tty" | "rhost" | "ruser", value);
-    }
+    await setItems(tx, items);
     await tx.authenticate(flags);
     try {
       await tx.acctMgmt(flags);
@@ -529,10 +532,8 @@ export async function login(options: LoginOptions): Promise<LoginSession> {
       };
       putUtmpx(plan.utmpFile, entry);
       undo.push(() => clearUtmpx(plan.utmpFile, entry));
+      // The last step that can fail: nothing after it needs undoing in wtmp.
       appendWtmpx(plan.wtmpFile, entry);
-      undo.push(() =>
-        appendWtmpx(plan.wtmpFile, { ...entry, type: UtmpType.DEAD_PROCESS, user: "", host: "" })
-      );
       Object.assign(record, {
         line: plan.line,
         id: plan.id,
@@ -540,16 +541,14 @@ export async function login(options: LoginOptions): Promise<LoginSession> {
         wtmpFile: plan.wtmpFile,
       });
     }
+    // From here the session is the caller's to close, whatever becomes of the signal.
+    detachSignal(tx);
     return createSession(tx, user, env, record, silent);
   } catch (error) {
-    // Undo in reverse; the first failure is what the caller needs to see.
-    for (const step of undo.reverse()) {
-      try {
-        await step();
-      } catch {
-        // Keep undoing: a failed undo step must not leave the rest done.
-      }
-    }
+    // Undo in reverse, even after an abort; the login's own failure is what the caller
+    // needs to see, not an undo step's.
+    detachSignal(tx);
+    await allSteps(undo.reverse()).catch(() => {});
     throw error;
   }
 }
@@ -593,26 +592,7 @@ export async function closeSession(
     confdir,
     library: o.library,
   });
-  await allSteps([
-    async () => {
-      for (const [name, value] of Object.entries(r.items)) {
-        if (value !== undefined) await tx.setItem(name as "tty" | "rhost" | "ruser", value);
-      }
-    },
-    () => {
-      if (r.utmpFile && r.wtmpFile && r.line && r.id) {
-        writeExitEntries(
-          { utmpFile: r.utmpFile, wtmpFile: r.wtmpFile },
-          r as Required<
-            SessionRecord
-          >,
-        );
-      }
-    },
-    () => tx.closeSession(flags),
-    () => tx.setCred("delete", flags),
-    () => tx.end(),
-  ]);
+  await allSteps([() => setItems(tx, r.items), ...closeSteps(tx, r, flags)]);
 }
 
 /** Checks a record that came through JSON before anything runs. */
@@ -623,8 +603,8 @@ function checkRecord(record: unknown): SessionRecord {
   checkCString(r.user, "record.user");
   const items = optionsObject<SessionRecord["items"]>(r.items, "record.items");
   for (const [name, value] of Object.entries(items)) {
-    if (!["tty", "rhost", "ruser"].includes(name)) {
-      throw new TypeError(`record.items has no "${name}" (known: tty, rhost, ruser)`);
+    if (!(loginItems as readonly string[]).includes(name)) {
+      throw new TypeError(`record.items has no "${name}" (known: ${loginItems.join(", ")})`);
     }
     optionalString(value, `record.items.${name}`);
   }
@@ -639,6 +619,8 @@ function checkRecord(record: unknown): SessionRecord {
     }
     checkField(r.line!, 32, "record.line");
     checkField(r.id!, 4, "record.id");
+    checkFilePath(r.utmpFile, "record.utmpFile");
+    checkFilePath(r.wtmpFile, "record.wtmpFile");
     checkPlatform();
   }
   return { ...r, items: { ...items } };

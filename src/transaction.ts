@@ -28,6 +28,7 @@ import {
 import { openLibc, openPam, type PamLibrary } from "./library.ts";
 import { rawAccess } from "./raw_access.ts";
 import {
+  checkConversation,
   checkCString,
   checkFailDelay,
   cString,
@@ -231,9 +232,7 @@ export class PamTransaction {
     }
     const user = userCache.get(o.user, "user");
     const confdir = confdirCache.get(o.confdir, "confdir");
-    if (o.conversation !== undefined && typeof o.conversation !== "function") {
-      throw new TypeError(`conversation must be a function, got ${describe(o.conversation)}`);
-    }
+    checkConversation(o.conversation);
     if (o.library !== undefined) checkCString(o.library, "library");
     checkFailDelay(o.failDelay);
     const pam = openPam(o.library);

@@ -50,8 +50,11 @@ export const systemUtmpFile = "/var/run/utmp";
 /** glibc's `_PATH_WTMP`. */
 export const systemWtmpFile = "/var/log/wtmp";
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 // Encoded once: withUtmpFile points libc back at it after every use.
-const systemUtmpName = new TextEncoder().encode(systemUtmpFile + "\0");
+const systemUtmpName = encoder.encode(systemUtmpFile + "\0");
 
 /** One `struct utmpx`, decoded. */
 export interface UtmpxEntry {
@@ -70,9 +73,6 @@ export interface UtmpxEntry {
   address?: Uint8Array;
   session?: number;
 }
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** Throws unless this platform's `struct utmpx` is the one {@linkcode utmpxLayout} describes. */
 export function checkPlatform(): void {
@@ -149,7 +149,10 @@ export function lineOfTty(tty: string): string {
 /** login(1)'s id for a line: its last four bytes (`"pts/3"` → `"ts/3"`). */
 export function idOfLine(line: string): string {
   const bytes = encoder.encode(line);
-  return decoder.decode(bytes.subarray(Math.max(0, bytes.length - utmpxLayout.id.size)));
+  let start = Math.max(0, bytes.length - utmpxLayout.id.size);
+  // Step past UTF-8 continuation bytes so no character is split.
+  while (start < bytes.length && (bytes[start] & 0xc0) === 0x80) start++;
+  return decoder.decode(bytes.subarray(start));
 }
 
 /** `ut_addr_v6` for a host given as an IPv4 or IPv6 literal; `undefined` for a name. */
@@ -201,15 +204,20 @@ function parseIpv6(host: string): Uint8Array | undefined {
   return out;
 }
 
+/** Throws unless `file` is a non-empty path with no NUL byte. */
+export function checkFilePath(file: unknown, what: string): asserts file is string {
+  if (typeof file !== "string" || file === "" || file.includes("\0")) {
+    throw new TypeError(`${what} must be a non-empty file path, got ${describe(file)}`);
+  }
+}
+
 /**
  * Checks before any PAM call that `file` can be written, creating it (empty,
  * mode 0644) when `create` is set, so a wrong path or missing root fails
  * early with a clear message instead of after the session opened.
  */
 export function ensureWritable(file: string, what: string, create: boolean): void {
-  if (typeof file !== "string" || file === "" || file.includes("\0")) {
-    throw new TypeError(`${what} must be a non-empty file path, got ${describe(file)}`);
-  }
+  checkFilePath(file, what);
   let fd: number;
   try {
     fd = openSync(file, create ? "a+" : "r+", 0o644);

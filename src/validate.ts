@@ -47,6 +47,21 @@ export class CStringCache {
   }
 }
 
+/** Throws unless `value` is a conversation function or absent. */
+export function checkConversation(value: unknown): void {
+  if (value !== undefined && typeof value !== "function") {
+    throw new TypeError(`conversation must be a function, got ${describe(value)}`);
+  }
+}
+
+/** `value` when it is a boolean, `undefined` when absent; throws otherwise. */
+export function optionalBoolean(value: unknown, what: string): boolean | undefined {
+  if (value !== undefined && typeof value !== "boolean") {
+    throw new TypeError(`${what} must be a boolean, got ${describe(value)}`);
+  }
+  return value;
+}
+
 /** Throws unless `value` is a `failDelay` option: `"native"`, `"report"` or absent. */
 export function checkFailDelay(value: unknown): void {
   if (value !== undefined && value !== "native" && value !== "report") {
