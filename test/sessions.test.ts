@@ -563,3 +563,36 @@ test(
     ]);
   },
 );
+
+test("a login's signal bounds the login, not the session: close() still closes after it fires", {
+  skip,
+}, async () => {
+  await using stack = sessionStack();
+  const controller = new AbortController();
+  const session = await login(options(stack, { signal: controller.signal }));
+  assert.match(who(stack.utmp), /alice/);
+  controller.abort(new Error("the login's deadline passed"));
+  await session.close();
+  assert.deepEqual(stepNames(readSteps(stack.steps)).slice(-2), [
+    "close_session",
+    "setcred(delete)",
+  ]);
+  assert.equal(who(stack.utmp), "");
+});
+
+test("an abort once the session is open still undoes all of it", { skip }, async () => {
+  await using stack = sessionStack({ session: "session  optional pam_echo.so opening" });
+  const controller = new AbortController();
+  const conversation: AsyncConversation = (messages) => {
+    if (messages.some((m) => m.text === "opening")) controller.abort(new Error("stop"));
+    return messages.map(() => null);
+  };
+  await assert.rejects(
+    login(options(stack, { signal: controller.signal, conversation })),
+    /stop/,
+  );
+  const steps = stepNames(readSteps(stack.steps));
+  assert.ok(steps.includes("open_session"), steps.join(", "));
+  assert.deepEqual(steps.slice(-2), ["close_session", "setcred(delete)"]);
+  assert.equal(who(stack.utmp), "");
+});
