@@ -269,6 +269,28 @@ test(
   },
 );
 
+test(
+  "web login handler: guesses posted at once from side-by-side logins are checked one delay apart",
+  { skip },
+  async () => {
+    await using s = setup();
+    const clients = [0, 1, 2].map(() => new Client(s.web, "192.0.2.67"));
+    for (const c of clients) {
+      await c.get();
+      await c.post("/login", { user: "alice" });
+      assert.match(await c.get(), /type="password"/);
+    }
+    const t0 = Date.now();
+    await Promise.all(
+      clients.map((c, i) => c.post("/answer", { step: "1", "answer-0": `wrong-${i}` })),
+    );
+    const took = Date.now() - t0;
+    // Three failures, each holding the next guess for the stack's delay (about 1 s).
+    assert.ok(took >= 1800, `three guesses were checked within ${took} ms`);
+    for (const c of clients) assert.equal(result(await c.get()), "failure");
+  },
+);
+
 test("web login handler: close() closes the open sessions", { skip }, async () => {
   const s = setup();
   try {

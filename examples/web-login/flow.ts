@@ -111,18 +111,9 @@ export class LoginFlow {
     return this.#current;
   }
 
-  /** Waits for a step to show (at once when there is one), or for `signal`. */
-  async next(signal?: AbortSignal): Promise<Step | undefined> {
-    while (!this.#current && !signal?.aborted) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          signal?.removeEventListener("abort", done);
-          resolve();
-        };
-        this.#wake.push(done);
-        signal?.addEventListener("abort", done, { once: true });
-      });
-    }
+  /** Waits for a step to show (at once when there is one). */
+  async next(): Promise<Step | undefined> {
+    while (!this.#current) await new Promise<void>((resolve) => this.#wake.push(resolve));
     return this.#current;
   }
 
@@ -202,9 +193,8 @@ export class LoginFlow {
       });
       if (this.cancelled) {
         await session.close().catch(options.onInternalError);
-        throw new PamError(ReturnCode.CONV_ERR, "login", {
-          description: "The login was cancelled",
-        });
+        // The catch below says why ("The login was cancelled.").
+        throw new PamError(ReturnCode.CONV_ERR, "login");
       }
       step = { kind: "success", session, notices: this.#takeNotices() };
     } catch (error) {

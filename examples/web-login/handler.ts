@@ -219,6 +219,11 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
   ): Promise<void> | void => {
     if (applied.has(flow)) return;
     applied.add(flow);
+    // Before anything else: a failure holds the next attempt from this client even when the
+    // login it belonged to was replaced or cancelled meanwhile.
+    if (step.kind === "failure" && step.failDelayMs) {
+      notBefore.set(key, Math.max(notBefore.get(key) ?? 0, Date.now() + step.failDelayMs));
+    }
     if (client.flow !== flow || !clients.has(client.id)) {
       // Replaced or forgotten meanwhile: nobody will log out of this session.
       if (step.kind === "success") return closeQuietly(step.session, "its login was abandoned");
@@ -234,9 +239,6 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     }
     client.failure = { user: flow.user, messages: step.messages, description: step.description };
     log(`login failed for ${JSON.stringify(flow.user)}: ${step.description}`);
-    if (step.failDelayMs) {
-      notBefore.set(key, Math.max(notBefore.get(key) ?? 0, Date.now() + step.failDelayMs));
-    }
   };
 
   const render = (client: Client, key: string): string => {
@@ -277,6 +279,45 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     if (wait > 0) await sleep(wait);
   };
 
+  // Answers from one client are checked one at a time: guesses posted together would
+  // otherwise all pass failDelay() before the first failure had set the next delay.
+  const turns = new Map<string, Promise<void>>();
+  const inTurn = async (key: string, work: () => Promise<void>): Promise<void> => {
+    const mine = (turns.get(key) ?? Promise.resolve()).then(work);
+    const tail = mine.catch(() => {});
+    turns.set(key, tail);
+    try {
+      await mine;
+    } finally {
+      if (turns.get(key) === tail) turns.delete(key);
+    }
+  };
+
+  // Reads at most MAX_BODY bytes, whatever content-length says (or does not say).
+  const readBody = async (request: Request): Promise<Uint8Array | undefined> => {
+    const reader = request.body?.getReader();
+    if (!reader) return new Uint8Array();
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > MAX_BODY) {
+        await reader.cancel().catch(() => {});
+        return undefined;
+      }
+      chunks.push(value);
+    }
+    const body = new Uint8Array(size);
+    let offset = 0;
+    for (const chunk of chunks) {
+      body.set(chunk, offset);
+      offset += chunk.byteLength;
+    }
+    return body;
+  };
+
   const readForm = async (request: Request): Promise<URLSearchParams | Response> => {
     const type = request.headers.get("content-type") ?? "";
     if (!type.startsWith("application/x-www-form-urlencoded")) {
@@ -284,9 +325,9 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     }
     const length = Number(request.headers.get("content-length") ?? 0);
     if (length > MAX_BODY) return html(errorPage("Form too large"), 413);
-    const body = await request.text();
-    if (body.length > MAX_BODY) return html(errorPage("Form too large"), 413);
-    return new URLSearchParams(body);
+    const body = await readBody(request);
+    if (!body) return html(errorPage("Form too large"), 413);
+    return new URLSearchParams(new TextDecoder().decode(body));
   };
 
   const handle = async (request: Request, clientAddress?: string): Promise<Response> => {
@@ -370,11 +411,15 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
           }
           values.push(value);
         }
-        // Answers wait out the fail delay too, so logins opened side by side cannot
-        // have their guesses checked faster than one per delay.
-        await failDelay(key);
-        flow.answer(step.step, values);
-        await flow.next();
+        // Answers wait out the fail delay too, one at a time per client, so logins opened
+        // side by side cannot have their guesses checked faster than one per delay.
+        await inTurn(key, async () => {
+          await failDelay(key);
+          flow.answer(step.step, values);
+          const outcome = await flow.next();
+          // Set the delay a failure asks for before the next answer's turn begins.
+          if (outcome && outcome.kind !== "prompt") settle(client, flow, outcome, key);
+        });
         return redirect();
       }
       case "/cancel": {

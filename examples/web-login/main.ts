@@ -40,7 +40,6 @@ if (!service) {
 const web = createWebLogin({ service, confdir });
 
 interface Served {
-  port: number;
   stop(): unknown;
 }
 
@@ -60,7 +59,7 @@ function serve(onListen: (port: number) => void): Served {
       { port, hostname, onListen: (addr) => onListen(addr.port) },
       (request, info) => web.handle(request, info.remoteAddr.hostname),
     );
-    return { port: server.addr.port, stop: () => server.shutdown() };
+    return { stop: () => server.shutdown() };
   }
   if ("Bun" in g) {
     const bun = g.Bun as {
@@ -79,15 +78,22 @@ function serve(onListen: (port: number) => void): Served {
       fetch: (request, srv) => web.handle(request, srv.requestIP(request)?.address),
     });
     onListen(server.port);
-    return { port: server.port, stop: () => server.stop(true) };
+    return { stop: () => server.stop(true) };
   }
   throw new Error("The web login example runs on Deno or Bun");
 }
 
-const server = serve((listening) => {
-  // Tests read this line for the port when PORT=0.
-  console.log(`Listening on http://${hostname}:${listening}/`);
-});
+let server: Served;
+try {
+  server = serve((listening) => {
+    // Tests read this line for the port when PORT=0.
+    console.log(`Listening on http://${hostname}:${listening}/`);
+  });
+} catch (error) {
+  // A port in use, say: the demo stack's temporary files must not stay behind.
+  demo?.remove();
+  throw error;
+}
 
 let stopping = false;
 async function shutdown(): Promise<void> {

@@ -20,7 +20,7 @@ import { MessageStyle, type PamMessage } from "../../mod.ts";
  * @example
  * ```ts
  * import { escapeHtml } from "./pages.ts";
- * escapeHtml(`<b title="x">`); // "&lt;b title=&quot;x&quot;&gt;"
+ * escapeHtml(`<b title="x">`); // "&#60;b title=&#34;x&#34;&#62;"
  * ```
  */
 export function escapeHtml(text: string): string {
