@@ -37,7 +37,9 @@ import type {
 import {
   checkConversation,
   checkCString,
+  checkEnvEntry,
   checkFailDelay,
+  checkXAuthData,
   describe,
   optionalBoolean,
   optionsObject,
@@ -141,6 +143,8 @@ class Link {
   #signal: AbortSignal | undefined;
   readonly #timeoutMs: number | undefined;
   /** Why this call's conversation failed on the main side: the cause of its PamError. */
+  /** The worker's newest conversation: only its failure is this call's cause. */
+  #latestSeq = -1;
   #failure: { error: unknown } | undefined;
   /** Fails the conversation waiting for the handler, if one is. */
   #cancelPending: ((reason: unknown) => void) | undefined;
@@ -158,9 +162,12 @@ class Link {
     worker.onConverse = (seq, messages) => this.#converse(seq, messages);
   }
 
-  async request(request: Parameters<PamWorker["request"]>[0]): Promise<unknown> {
+  async request(
+    request: Parameters<PamWorker["request"]>[0],
+    answers?: Parameters<PamWorker["request"]>[1],
+  ): Promise<unknown> {
     this.#failure = undefined;
-    const outcome: Outcome = await this.worker.request(request);
+    const outcome: Outcome = await this.worker.request(request, answers);
     if (outcome.ok) return outcome.value;
     throw this.#rebuild(outcome.error);
   }
@@ -168,19 +175,25 @@ class Link {
   #converse(seq: number, messages: readonly PamMessage[]): void {
     const handler = this.#handler;
     const signal = this.#signal;
+    this.#latestSeq = seq;
     let settled = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const onAbort = () => fail(signal!.reason);
     const done = () => {
       settled = true;
-      this.#cancelPending = undefined;
+      // A conversation the worker gave up on may settle after the next one began:
+      // it must not take that one's cancel function or blame it for its own failure.
+      if (this.#cancelPending === fail) this.#cancelPending = undefined;
       if (timer !== undefined) clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
+    };
+    const blame = (error: unknown) => {
+      if (seq === this.#latestSeq) this.#failure = { error };
     };
     const fail = (error: unknown) => {
       if (settled) return;
       done();
-      this.#failure = { error };
+      blame(error);
       this.worker.fail(seq);
     };
     const succeed = (answers: unknown) => {
@@ -192,7 +205,7 @@ class Link {
       try {
         this.worker.answer(seq, checkAnswers(answers, messages));
       } catch (error) {
-        this.#failure = { error };
+        blame(error);
         this.worker.fail(seq);
       } finally {
         wipeByteAnswers(answers);
@@ -228,7 +241,12 @@ class Link {
     }
   }
 
-  /** From now on, conversations no longer fail when the start() signal fires. */
+  /** The start() signal, until {@linkcode Link.detachSignal}. */
+  get signal(): AbortSignal | undefined {
+    return this.#signal;
+  }
+
+  /** From now on, neither calls nor conversations fail when the start() signal fires. */
   detachSignal(): void {
     this.#signal = undefined;
   }
@@ -292,21 +310,15 @@ function plainError(s: { name: string; message: string }): Error {
  */
 export class AsyncPamTransaction {
   readonly #link: Link;
-  #signal: AbortSignal | undefined;
 
   static {
-    detachSignal = (tx) => {
-      tx.#signal = undefined;
-      tx.#link.detachSignal();
-    };
+    detachSignal = (tx) => tx.#link.detachSignal();
   }
   #tail: Promise<unknown> = Promise.resolve();
-  #ended = false;
   #endPromise: Promise<void> | undefined;
 
-  private constructor(link: Link, signal: AbortSignal | undefined) {
+  private constructor(link: Link) {
     this.#link = link;
-    this.#signal = signal;
   }
 
   /**
@@ -335,7 +347,7 @@ export class AsyncPamTransaction {
       releaseWorker(worker);
       throw error;
     }
-    const tx = new AsyncPamTransaction(link, signal);
+    const tx = new AsyncPamTransaction(link);
     if (signal?.aborted) {
       await tx.end();
       throw signal.reason;
@@ -345,7 +357,7 @@ export class AsyncPamTransaction {
 
   /** `true` once {@linkcode AsyncPamTransaction.end} has been called. */
   get ended(): boolean {
-    return this.#ended;
+    return this.#endPromise !== undefined;
   }
 
   /**
@@ -506,7 +518,9 @@ export class AsyncPamTransaction {
   }
 
   /**
-   * Sets `PAM_XAUTHDATA` (the worker's copy of the data is zeroed afterwards).
+   * Sets `PAM_XAUTHDATA`. The worker's byte array is zeroed afterwards, but the
+   * data crosses threads as a JSON array of numbers, a copy no one can wipe:
+   * prefer the synchronous `PamTransaction.setXAuthData` for long-lived secrets.
    *
    * @example
    * ```ts
@@ -516,13 +530,7 @@ export class AsyncPamTransaction {
    * ```
    */
   setXAuthData(xauth: XAuthData): Promise<void> {
-    return this.#call("setXAuthData", [xauth], () => {
-      const o = optionsObject<XAuthData>(xauth, "setXAuthData() argument");
-      checkCString(o.name, "XAuthData.name");
-      if (!(o.data instanceof Uint8Array)) {
-        throw new TypeError(`XAuthData.data must be a Uint8Array, got ${describe(o.data)}`);
-      }
-    }) as Promise<void>;
+    return this.#call("setXAuthData", [xauth], () => checkXAuthData(xauth)) as Promise<void>;
   }
 
   /**
@@ -556,12 +564,7 @@ export class AsyncPamTransaction {
    * ```
    */
   putEnv(entry: string): Promise<void> {
-    return this.#call("putEnv", [entry], () => {
-      checkCString(entry, "the environment entry");
-      if (entry === "" || entry.startsWith("=")) {
-        throw new TypeError('putEnv() takes "NAME=value", "NAME=" or "NAME"; the name is missing');
-      }
-    }) as Promise<void>;
+    return this.#call("putEnv", [entry], () => checkEnvEntry(entry)) as Promise<void>;
   }
 
   /**
@@ -603,7 +606,6 @@ export class AsyncPamTransaction {
     } catch (error) {
       return Promise.reject(error);
     }
-    this.#ended = true;
     // Giving up on the transaction gives up on a prompt still waiting for an answer.
     this.#link.cancel(
       new Error("end() was called while the conversation was waiting for an answer"),
@@ -642,7 +644,7 @@ export class AsyncPamTransaction {
 
   #call(method: string, args: unknown[], validate: () => void): Promise<unknown> {
     try {
-      if (this.#ended) {
+      if (this.ended) {
         throw new Error("This AsyncPamTransaction has ended (pam_end ran); start a new one");
       }
       validate();
@@ -651,7 +653,8 @@ export class AsyncPamTransaction {
     }
     // One call at a time, in order: the worker's conversation state belongs to one call.
     const run = () => {
-      if (this.#signal?.aborted) throw this.#signal.reason;
+      const signal = this.#link.signal;
+      if (signal?.aborted) throw signal.reason;
       return this.#link.request({ op: "call", method, args });
     };
     const result = this.#tail.then(run, run);
@@ -738,8 +741,8 @@ export interface AuthenticateResult {
  */
 export async function authenticate(options: AuthenticateOptions): Promise<AuthenticateResult> {
   const what = "authenticate() options";
+  if (options === undefined) throw new TypeError(`${what} are required`);
   const o = optionsObject<AuthenticateOptions>(options, what);
-  if (o === undefined || options === undefined) throw new TypeError(`${what} are required`);
   checkCString(o.user, "user");
   if (typeof o.password !== "string" && !(o.password instanceof Uint8Array)) {
     throw new TypeError(`password must be a string or a Uint8Array, got ${describe(o.password)}`);
@@ -769,14 +772,6 @@ export async function authenticate(options: AuthenticateOptions): Promise<Authen
   const worker = await acquireWorker(o.signal);
   try {
     const link = new Link(worker, conversation, o.signal, start.conversationTimeoutMs);
-    if (preload) {
-      const password = typeof o.password === "string" ? o.password : o.password.slice();
-      try {
-        worker.preload([password]);
-      } finally {
-        if (typeof password !== "string") password.fill(0);
-      }
-    }
     const user = await link.request({
       op: "oneShot",
       ...start,
@@ -784,7 +779,7 @@ export async function authenticate(options: AuthenticateOptions): Promise<Authen
       preloadedPassword: preload,
       items,
       flags: o.disallowNullAuthtok ? { disallowNullAuthtok: true } : {},
-    });
+    }, preload ? [o.password] : undefined);
     return { user: typeof user === "string" ? user : o.user };
   } finally {
     releaseWorker(worker);

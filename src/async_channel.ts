@@ -8,6 +8,7 @@
  * @module
  */
 
+import { MAX_NUM_MSG } from "./constants.ts";
 import type { PamMessage } from "./conversation.ts";
 
 /** What a worker needs to call `pam_start` for the main thread. */
@@ -88,11 +89,10 @@ export interface ConverseMessage {
 export const STATE = 0;
 const COUNT = 1;
 const LENGTHS = 2;
-/** The most messages libpam sends in one call (`PAM_MAX_NUM_MSG`). */
-const MAX_ANSWERS = 32;
+const MAX_ANSWERS = MAX_NUM_MSG;
 const DATA_OFFSET = 256;
 /** Room for answers: Linux-PAM caps one answer at 512 bytes (`PAM_MAX_RESP_SIZE`). */
-export const ANSWER_CAPACITY = 64 * 1024;
+const ANSWER_CAPACITY = 64 * 1024;
 /** The word the main thread bumps to hand the worker a request. */
 export const REQUEST = 40;
 /** The word the worker sets to a request's id once its reply is in place. */
@@ -103,7 +103,7 @@ const MESSAGE_OFFSET = DATA_OFFSET + ANSWER_CAPACITY;
  * Room for one request or reply. Pages never written cost no memory, so this
  * is generous: item values and environment lists are far smaller.
  */
-export const MESSAGE_CAPACITY = 1024 * 1024;
+const MESSAGE_CAPACITY = 1024 * 1024;
 /** The size of the shared buffer each worker gets. */
 export const CHANNEL_BYTES = MESSAGE_OFFSET + MESSAGE_CAPACITY;
 
@@ -121,6 +121,29 @@ export const stateWord = (seq: number, phase: number): number => ((seq & 0x0ffff
 
 const encoder = new TextEncoder();
 
+interface Views {
+  words: Int32Array;
+  answers: Uint8Array;
+  message: Uint8Array;
+}
+
+// The views of each channel, made once: both sides read and write the same areas on
+// every request, reply and conversation.
+const viewsByBuffer = new WeakMap<SharedArrayBuffer, Views>();
+
+function viewsOf(buffer: SharedArrayBuffer): Views {
+  let views = viewsByBuffer.get(buffer);
+  if (!views) {
+    views = {
+      words: new Int32Array(buffer, 0, DATA_OFFSET / 4),
+      answers: new Uint8Array(buffer, DATA_OFFSET, ANSWER_CAPACITY),
+      message: new Uint8Array(buffer, MESSAGE_OFFSET, MESSAGE_CAPACITY),
+    };
+    viewsByBuffer.set(buffer, views);
+  }
+  return views;
+}
+
 /**
  * Copies validated answers into the shared buffer. Throws a RangeError when
  * they do not fit; then nothing usable is left behind (the bytes are wiped).
@@ -129,8 +152,7 @@ export function writeAnswers(
   buffer: SharedArrayBuffer,
   answers: readonly (string | Uint8Array | null | undefined)[],
 ): void {
-  const words = new Int32Array(buffer, 0, DATA_OFFSET / 4);
-  const data = new Uint8Array(buffer, DATA_OFFSET, ANSWER_CAPACITY);
+  const { words, answers: data } = viewsOf(buffer);
   let offset = 0;
   try {
     words[COUNT] = answers.length;
@@ -171,8 +193,7 @@ function tooLarge(): RangeError {
  * copies and zeroes them) and wipes the shared bytes.
  */
 export function readAnswers(buffer: SharedArrayBuffer): (Uint8Array | null)[] {
-  const words = new Int32Array(buffer, 0, DATA_OFFSET / 4);
-  const data = new Uint8Array(buffer, DATA_OFFSET, ANSWER_CAPACITY);
+  const { words, answers: data } = viewsOf(buffer);
   const count = Math.min(words[COUNT], MAX_ANSWERS);
   const out: (Uint8Array | null)[] = [];
   let offset = 0;
@@ -189,9 +210,16 @@ export function readAnswers(buffer: SharedArrayBuffer): (Uint8Array | null)[] {
   return out;
 }
 
+/** Zeroes the answer area (answers put there for a request that was never sent). */
+export function wipeAnswers(buffer: SharedArrayBuffer): void {
+  viewsOf(buffer).answers.fill(0);
+}
+
 /** Zeroes the answer and message areas (when a worker dies before reading them). */
 export function wipeChannel(buffer: SharedArrayBuffer): void {
-  new Uint8Array(buffer, DATA_OFFSET, ANSWER_CAPACITY + MESSAGE_CAPACITY).fill(0);
+  const { answers, message } = viewsOf(buffer);
+  answers.fill(0);
+  message.fill(0);
 }
 
 // JSON has no byte arrays (X authentication data, binary prompts) and turns `undefined`
@@ -222,7 +250,7 @@ function untag(_key: string, value: unknown): unknown {
  */
 export function writeMessage(buffer: SharedArrayBuffer, message: unknown): void {
   const json = JSON.stringify(message, tag);
-  const area = new Uint8Array(buffer, MESSAGE_OFFSET, MESSAGE_CAPACITY);
+  const { words, message: area } = viewsOf(buffer);
   const { read, written } = encoder.encodeInto(json, area);
   if (read < json.length) {
     area.fill(0, 0, written);
@@ -230,23 +258,26 @@ export function writeMessage(buffer: SharedArrayBuffer, message: unknown): void 
       `a PAM worker request or reply exceeds ${MESSAGE_CAPACITY} bytes of JSON`,
     );
   }
-  new Int32Array(buffer, 0, DATA_OFFSET / 4)[LENGTH] = written;
+  words[LENGTH] = written;
 }
 
 const decoder = new TextDecoder();
+let scratch = new Uint8Array(4096);
 
 /** Reads the request or reply in the message area and wipes it there. */
 export function readMessage(buffer: SharedArrayBuffer): unknown {
-  const length = new Int32Array(buffer, 0, DATA_OFFSET / 4)[LENGTH];
-  const area = new Uint8Array(buffer, MESSAGE_OFFSET, length);
-  // TextDecoder refuses views of shared memory: decode a private copy, then wipe both.
-  const bytes = area.slice();
+  const { words, message } = viewsOf(buffer);
+  const area = message.subarray(0, words[LENGTH]);
+  // TextDecoder refuses views of shared memory: decode a private copy (a scratch buffer
+  // reused from call to call), then wipe both.
+  if (scratch.length < area.length) {
+    scratch = new Uint8Array(Math.max(area.length, scratch.length * 2));
+  }
+  const bytes = scratch.subarray(0, area.length);
+  bytes.set(area);
   area.fill(0);
   const json = decoder.decode(bytes);
   bytes.fill(0);
   // JSON spells the tags' NUL as an escape; without one, parse without the (slower) reviver.
   return json.includes("\\u0000") ? JSON.parse(json, untag) : JSON.parse(json);
 }
-
-/** The most answers one conversation call can carry. */
-export const maxAnswers: number = MAX_ANSWERS;

@@ -18,6 +18,7 @@ import {
   STATE,
   stateWord,
   WAITING,
+  wipeAnswers,
   wipeChannel,
   type WorkerReply,
   type WorkerRequest,
@@ -36,17 +37,16 @@ export type Outcome =
 const inFlight = new Int32Array(new SharedArrayBuffer(4));
 
 type Pending = {
-  request: WorkerRequest;
   resolve(outcome: Outcome): void;
   reject(error: Error): void;
 };
 
 /**
- * One worker thread, its shared buffer, and the request in flight (more
- * wait in a queue). Requests and replies travel through the buffer, handed
- * over with `Atomics.notify` and `Atomics.waitAsync`, not `postMessage`.
- * The thread is referenced (keeps the process alive) only while a request is
- * in flight.
+ * One worker thread, its shared buffer, and the one request in flight (a
+ * transaction's calls are chained by its owner, so there is never a second).
+ * Requests and replies travel through the buffer, handed over with
+ * `Atomics.notify` and `Atomics.waitAsync`, not `postMessage`. The thread is
+ * referenced (keeps the process alive) only while a request is in flight.
  */
 export class PamWorker {
   readonly #worker: Worker;
@@ -54,7 +54,6 @@ export class PamWorker {
   readonly #words: Int32Array = new Int32Array(this.#channel, 0, REPLY + 1);
   /** The request in flight; its id is the REQUEST word. */
   #current: Pending | undefined;
-  readonly #queue: Pending[] = [];
   #lastId = 0;
   #death: Error | undefined;
   /** Bound once, so waiting for a reply allocates no closure per request. */
@@ -79,13 +78,36 @@ export class PamWorker {
     return this.#death;
   }
 
-  /** Sends one request; resolves with the worker's outcome, rejects if the thread dies. */
-  request(request: WorkerRequest): Promise<Outcome> {
+  /**
+   * Sends one request; resolves with the worker's outcome, rejects if the
+   * thread dies. `answers` go into the answer area with it, for the request
+   * to read (the one-shot's password); they are wiped again if the request
+   * cannot be sent.
+   */
+  request(
+    request: WorkerRequest,
+    answers?: readonly (string | Uint8Array)[],
+  ): Promise<Outcome> {
     if (this.#death) return Promise.reject(this.#death);
+    if (this.#current) {
+      return Promise.reject(new Error("a PAM worker serves one request at a time"));
+    }
+    try {
+      if (answers) writeAnswers(this.#channel, answers);
+      writeMessage(this.#channel, request);
+    } catch (error) {
+      if (answers) wipeAnswers(this.#channel);
+      return Promise.reject(error);
+    }
     return new Promise<Outcome>((resolve, reject) => {
-      const pending = { request, resolve, reject };
-      if (this.#current) this.#queue.push(pending);
-      else this.#send(pending);
+      this.#current = { resolve, reject };
+      // Ids stay positive and never repeat back to back; 0 is "nothing sent yet".
+      this.#lastId = (this.#lastId % 0x3fffffff) + 1;
+      this.#worker.ref();
+      Atomics.add(inFlight, 0, 1);
+      Atomics.store(this.#words, REQUEST, this.#lastId);
+      Atomics.notify(this.#words, REQUEST);
+      this.#pollReply();
     });
   }
 
@@ -104,15 +126,6 @@ export class PamWorker {
     }
     this.#settle(seq, ANSWERED);
     return true;
-  }
-
-  /**
-   * Puts answers in the shared buffer ahead of a request that reads them
-   * (the one-shot's password). Only while no request is in flight.
-   */
-  preload(answers: readonly (string | Uint8Array)[]): void {
-    if (this.#current) throw new Error("preload() while the worker is busy");
-    writeAnswers(this.#channel, answers);
   }
 
   /** Fails conversation `seq` (the handler threw, rejected, timed out or was aborted). */
@@ -136,25 +149,6 @@ export class PamWorker {
     Atomics.notify(this.#words, STATE);
   }
 
-  #send(pending: Pending): void {
-    try {
-      writeMessage(this.#channel, pending.request);
-    } catch (error) {
-      pending.reject(error as Error);
-      return this.#next();
-    }
-    // Ids stay positive and never repeat back to back; 0 is "nothing sent yet".
-    this.#lastId = (this.#lastId % 0x3fffffff) + 1;
-    if (!this.#current) {
-      this.#worker.ref();
-      Atomics.add(inFlight, 0, 1);
-    }
-    this.#current = pending;
-    Atomics.store(this.#words, REQUEST, this.#lastId);
-    Atomics.notify(this.#words, REQUEST);
-    this.#pollReply();
-  }
-
   /** Takes the reply if it is there, else waits for the worker to publish it. */
   #pollReply(): void {
     const id = this.#lastId;
@@ -172,21 +166,13 @@ export class PamWorker {
     const pending = this.#current;
     const reply = readMessage(this.#channel) as WorkerReply;
     this.#current = undefined;
+    this.#worker.unref();
+    Atomics.sub(inFlight, 0, 1);
     pending.resolve(
       reply.type === "result"
         ? { ok: true, value: reply.value }
         : { ok: false, error: reply.error },
     );
-    this.#next();
-  }
-
-  #next(): void {
-    const pending = this.#queue.shift();
-    if (pending) this.#send(pending);
-    else if (!this.#current) {
-      this.#worker.unref();
-      Atomics.sub(inFlight, 0, 1);
-    }
   }
 
   #converse(message: ConverseMessage): void {
@@ -202,11 +188,12 @@ export class PamWorker {
       cause: error,
     });
     wipeChannel(this.#channel);
-    if (this.#current) Atomics.sub(inFlight, 0, 1);
-    const pending = this.#current ? [this.#current, ...this.#queue] : this.#queue;
+    const pending = this.#current;
     this.#current = undefined;
-    this.#queue.length = 0;
-    for (const p of pending) p.reject(this.#death);
+    if (pending) {
+      Atomics.sub(inFlight, 0, 1);
+      pending.reject(this.#death);
+    }
     // Let the pending Atomics.waitAsync settle instead of waiting forever.
     Atomics.notify(this.#words, REPLY);
     this.#worker.unref();

@@ -30,7 +30,9 @@ import { rawAccess } from "./raw_access.ts";
 import {
   checkConversation,
   checkCString,
+  checkEnvEntry,
   checkFailDelay,
+  checkXAuthData,
   cString,
   CStringCache,
   describe,
@@ -457,11 +459,8 @@ export class PamTransaction {
    * ```
    */
   setXAuthData(xauth: XAuthData): void {
-    const o = optionsObject<XAuthData>(xauth, "setXAuthData() argument");
+    const o = checkXAuthData(xauth);
     const name = cString(o.name, "XAuthData.name");
-    if (!(o.data instanceof Uint8Array)) {
-      throw new TypeError(`XAuthData.data must be a Uint8Array, got ${describe(o.data)}`);
-    }
     const handle = this.#live();
     const libc = openLibc();
     // One C block: the struct, then the name (NUL-terminated), then the data.
@@ -518,10 +517,8 @@ export class PamTransaction {
    * ```
    */
   putEnv(entry: string): void {
+    checkEnvEntry(entry);
     const encoded = cString(entry, "the environment entry");
-    if (entry === "" || entry.startsWith("=")) {
-      throw new TypeError('putEnv() takes "NAME=value", "NAME=" or "NAME"; the name is missing');
-    }
     this.#check(this.#pam.pam_putenv(this.#live(), encoded), "pam_putenv");
   }
 

@@ -47,6 +47,29 @@ export class CStringCache {
   }
 }
 
+/** Whether a `pam_putenv` entry lacks its name (`""`, `"=value"`). */
+export function envNameMissing(entry: string): boolean {
+  return entry === "" || entry.startsWith("=");
+}
+
+/** Throws unless `entry` is a `pam_putenv` entry: `"NAME=value"`, `"NAME="` or `"NAME"`. */
+export function checkEnvEntry(entry: unknown): asserts entry is string {
+  checkCString(entry, "the environment entry");
+  if (envNameMissing(entry)) {
+    throw new TypeError('putEnv() takes "NAME=value", "NAME=" or "NAME"; the name is missing');
+  }
+}
+
+/** Checks `PAM_XAUTHDATA` as the application gives it; returns it typed. */
+export function checkXAuthData(xauth: unknown): { name: string; data: Uint8Array } {
+  const o = optionsObject<{ name: unknown; data: unknown }>(xauth, "setXAuthData() argument");
+  checkCString(o.name, "XAuthData.name");
+  if (!(o.data instanceof Uint8Array)) {
+    throw new TypeError(`XAuthData.data must be a Uint8Array, got ${describe(o.data)}`);
+  }
+  return { name: o.name, data: o.data };
+}
+
 /** Throws unless `value` is a conversation function or absent. */
 export function checkConversation(value: unknown): void {
   if (value !== undefined && typeof value !== "function") {

@@ -134,11 +134,7 @@ function handle(request: WorkerRequest): unknown {
       try {
         return method.apply(transaction, request.args);
       } finally {
-        // This thread's copy of X authentication data is a secret too.
-        const xauth = request.method === "setXAuthData" ? request.args[0] : undefined;
-        if (xauth && (xauth as { data?: unknown }).data instanceof Uint8Array) {
-          (xauth as { data: Uint8Array }).data.fill(0);
-        }
+        if (request.method === "setXAuthData") wipeXAuthData(request.args[0]);
       }
     }
     case "oneShot": {
@@ -168,6 +164,12 @@ function handle(request: WorkerRequest): unknown {
       transaction = undefined;
       return undefined;
   }
+}
+
+/** This thread's copy of X authentication data is a secret too: zeroed once used. */
+function wipeXAuthData(value: unknown): void {
+  const data = (value as { data?: unknown } | null | undefined)?.data;
+  if (data instanceof Uint8Array) data.fill(0);
 }
 
 function serialize(error: unknown): SerializedError {
@@ -227,6 +229,9 @@ function serve(): never {
       writeMessage(channel, reply);
     } catch (error) {
       writeMessage(channel, { type: "error", id, error: serialize(error) } satisfies WorkerReply);
+    } finally {
+      // getXAuthData's result, now in the reply.
+      if (reply.type === "result") wipeXAuthData(reply.value);
     }
     Atomics.store(words, REPLY, id);
     Atomics.notify(words, REPLY);
