@@ -13,20 +13,19 @@
  * @module
  */
 
-import { writeSync } from "node:fs";
 import { basename } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };
-import { native } from "../ffi/mod.ts";
-import { type ItemName, ReturnCode, returnCodeName } from "./constants.ts";
+import { type ItemName, MessageStyle, ReturnCode, returnCodeName } from "./constants.ts";
 import type { PamMessage } from "./conversation.ts";
 import { PamError } from "./errors.ts";
 import { evaluateFlagExpression, FlagExpressionError } from "./flag_expression.ts";
-import { openPam } from "./library.ts";
+import { openPam, strerrorText } from "./library.ts";
 import { type FlaggedCall, rawAccess } from "./raw_access.ts";
-import { terminalConversation } from "./terminal.ts";
+import { terminalConversation, write } from "./terminal.ts";
 import { PamTransaction } from "./transaction.ts";
+import { envNameMissing } from "./validate.ts";
 
 export { evaluateFlagExpression, FlagExpressionError, flagNames } from "./flag_expression.ts";
 export {
@@ -135,15 +134,12 @@ function splitOperation(spec: string): OperationSpec {
   if (open === 0 || !spec.endsWith(")")) {
     throw new UsageError(`incorrect op_name spec "${spec}".`);
   }
-  const blank = /^[ \t]+|[ \t]+$/g;
-  return {
-    name: spec.slice(0, open).replace(/[ \t]+$/, ""),
-    flags: spec.slice(open + 1, -1).replace(blank, ""),
-  };
+  // evaluateFlagExpression skips blanks around the expression itself.
+  return { name: spec.slice(0, open).replace(/[ \t]+$/, ""), flags: spec.slice(open + 1, -1) };
 }
 
 /** Parses the arguments; `help`/`version` when those were asked for. */
-function parseCommandLine(args: string[]): Request | "help" | "version" {
+function parseCommandLine(args: readonly string[]): Request | "help" | "version" {
   // pamtester takes "-vN" as verbose level N; parseArgs would split it into
   // short options, so it is renamed first, one argument for one.
   const renamed = args.map((arg) => /^-v./.test(arg) ? `--verbose-level=${arg.slice(2)}` : arg);
@@ -154,19 +150,6 @@ function parseCommandLine(args: string[]): Request | "help" | "version" {
     allowPositionals: true,
     tokens: true,
   });
-  // Options end at the first operand, as in pamtester: "svc user -v" has an operation "-v".
-  let operandsAt = args.length;
-  for (const token of tokens) {
-    if (token.kind === "positional") {
-      operandsAt = token.index;
-      break;
-    }
-    if (token.kind === "option-terminator") {
-      operandsAt = token.index + 1;
-      break;
-    }
-  }
-
   const request: Request = {
     verbose: false,
     items: [],
@@ -180,15 +163,26 @@ function parseCommandLine(args: string[]): Request | "help" | "version" {
   let verboseSeen = false;
   let help = false;
   let version = false;
+  // Options end at the first operand, as in pamtester: "svc user -v" has an operation "-v".
+  let operandsAt = args.length;
   for (const token of tokens) {
-    if (token.kind !== "option" || token.index >= operandsAt) continue;
+    if (token.kind === "positional") {
+      operandsAt = token.index;
+      break;
+    }
+    if (token.kind === "option-terminator") {
+      operandsAt = token.index + 1;
+      break;
+    }
     const { name, value } = token;
     const raw = args[token.index];
-    const takesValue = name === "item" || name === "env" || name === "confdir" ||
-      name === "verbose-level";
-    if (!(name in optionSpec) || (name === "verbose-level" && !raw.startsWith("-v"))) {
+    // hasOwn: "--toString" must not pass as an option Object.prototype happens to have.
+    if (
+      !Object.hasOwn(optionSpec, name) || (name === "verbose-level" && !raw.startsWith("-v"))
+    ) {
       throw new UsageError(`Unknown option "${raw}"`);
     }
+    const takesValue = optionSpec[name as keyof typeof optionSpec].type === "string";
     if (!takesValue && value !== undefined) {
       throw new UsageError(`Option "${token.rawName}" takes no value`);
     }
@@ -277,8 +271,7 @@ password prompt, 255 usage error.
 }
 
 function strerror(code: number): string {
-  const text = openPam().pam_strerror(null, code);
-  return text ? native.readCString(text) : `PAM error ${code}`;
+  return strerrorText(openPam(), code) ?? `PAM error ${code}`;
 }
 
 /** A JSON result line. */
@@ -308,8 +301,8 @@ interface JsonResult {
  */
 export function main(args: readonly string[]): number {
   const name = programName();
-  const out = (text: string) => writeSync(1, text);
-  const err = (text: string) => writeSync(2, text);
+  const out = (text: string) => write(1, text);
+  const err = (text: string) => write(2, text);
 
   if (args.length === 0) {
     err(`usage: ${name} [-Eenv=value] [-Iparam=value] service user op_name ...\n`);
@@ -317,7 +310,7 @@ export function main(args: readonly string[]): number {
   }
   let request: Request | "help" | "version";
   try {
-    request = parseCommandLine([...args]);
+    request = parseCommandLine(args);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     err(`${name}: ${error.message}\n`);
@@ -350,7 +343,7 @@ function run(
   const report = (result: JsonResult) => {
     if (!json) return;
     const shown = messages.map((m) => ({
-      style: m.style === 3 ? "error" as const : "info" as const,
+      style: m.style === MessageStyle.ERROR_MSG ? "error" as const : "info" as const,
       text: m.text,
     }));
     out(JSON.stringify({ ...result, ...(shown.length ? { messages: shown } : {}) }) + "\n");
@@ -394,12 +387,10 @@ function run(
   try {
     for (const item of request.items) {
       const result: JsonResult = { operation: "set_item", item: item.name, ok: false };
-      const itemName = items[item.name.toLowerCase()];
-      if (!Object.hasOwn(items, item.name.toLowerCase())) {
-        return fail(`Unknown item type "${item.name}"`, result);
-      }
+      const key = item.name.toLowerCase();
+      if (!Object.hasOwn(items, key)) return fail(`Unknown item type "${item.name}"`, result);
       try {
-        rawAccess.setItem!(tx, itemName, item.value);
+        rawAccess.setItem(tx, items[key], item.value);
       } catch (error) {
         return pamFailure(error, result);
       }
@@ -407,7 +398,7 @@ function run(
     for (const entry of request.env) {
       const result: JsonResult = { operation: "putenv", ok: false };
       // libpam refuses these itself; the typed putEnv() stops them earlier.
-      if (entry === "" || entry.startsWith("=")) {
+      if (envNameMissing(entry)) {
         const code = ReturnCode.BAD_ITEM;
         return fail(strerror(code), { ...result, code, codeName: returnCodeName(code) });
       }
@@ -436,7 +427,7 @@ function run(
       result.flags = flags;
       let failure: unknown;
       try {
-        rawAccess.call!(tx, operation.call, flags);
+        rawAccess.call(tx, operation.call, flags);
       } catch (error) {
         failure = error;
       }

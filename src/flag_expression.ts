@@ -15,17 +15,19 @@
  * @module
  */
 
+import { Flag } from "./constants.ts";
+
 /**
  * The flag names pamtester resolves, in the order it tries them (a prefix
  * matches the first name it begins).
  */
 export const flagNames: readonly (readonly [string, number])[] = [
-  ["PAM_SILENT", 0x8000],
-  ["PAM_DISALLOW_NULL_AUTHTOK", 0x0001],
-  ["PAM_ESTABLISH_CRED", 0x0002],
-  ["PAM_REINITIALIZE_CRED", 0x0008],
-  ["PAM_REFRESH_CRED", 0x0010],
-  ["PAM_CHANGE_EXPIRED_AUTHTOK", 0x0020],
+  ["PAM_SILENT", Flag.SILENT],
+  ["PAM_DISALLOW_NULL_AUTHTOK", Flag.DISALLOW_NULL_AUTHTOK],
+  ["PAM_ESTABLISH_CRED", Flag.ESTABLISH_CRED],
+  ["PAM_REINITIALIZE_CRED", Flag.REINITIALIZE_CRED],
+  ["PAM_REFRESH_CRED", Flag.REFRESH_CRED],
+  ["PAM_CHANGE_EXPIRED_AUTHTOK", Flag.CHANGE_EXPIRED_AUTHTOK],
 ];
 
 /**

@@ -5,7 +5,14 @@
  * @module
  */
 
-import { type Bound, defaultLibraries, libcSymbols, native, pamSymbols } from "../ffi/mod.ts";
+import {
+  type Bound,
+  defaultLibraries,
+  libcSymbols,
+  native,
+  pamSymbols,
+  type Pointer,
+} from "../ffi/mod.ts";
 
 /** libpam's bound functions. */
 export type PamLibrary = Bound<typeof pamSymbols>;
@@ -31,6 +38,16 @@ export function openPam(path: string = defaultLibraries.pam): PamLibrary {
     pamByPath.set(path, lib);
   }
   return lib;
+}
+
+/** libpam's own text for `code` (`pam_strerror`); `handle` may be NULL. */
+export function strerrorText(
+  pam: PamLibrary,
+  code: number,
+  handle: Pointer | null = null,
+): string | undefined {
+  const text = pam.pam_strerror(handle, code);
+  return text ? native.readCString(text) : undefined;
 }
 
 /** libc, opened on first use. */

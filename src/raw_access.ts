@@ -29,5 +29,5 @@ export interface RawAccess {
   setItem(tx: PamTransaction, name: ItemName, value: string | null): void;
 }
 
-/** Filled in when `transaction.ts` loads. */
-export const rawAccess: Partial<RawAccess> = {};
+/** Filled in when `transaction.ts` loads (its static block runs before any caller can). */
+export const rawAccess: RawAccess = {} as RawAccess;

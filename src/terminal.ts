@@ -12,7 +12,7 @@
 import { readSync, writeSync } from "node:fs";
 import { isatty } from "node:tty";
 import { MessageStyle } from "./constants.ts";
-import type { PamAnswer, PamMessage } from "./conversation.ts";
+import { type PamAnswer, type PamMessage, wipeByteAnswers } from "./conversation.ts";
 import { openLibc } from "./library.ts";
 
 /**
@@ -102,7 +102,8 @@ const TCSAFLUSH = 2;
 
 const encoder = new TextEncoder();
 
-function write(fd: number, text: string): void {
+/** Writes all of `text`, retrying partial writes and `EAGAIN` (a descriptor shared non-blocking). */
+export function write(fd: number, text: string): void {
   const bytes = encoder.encode(text);
   let done = 0;
   while (done < bytes.length) {
@@ -152,18 +153,21 @@ interface Line {
 function readPlainLine(fd: number): Line {
   const line = new Uint8Array(INPUT_MAX);
   const one = new Uint8Array(1);
-  let n = 0;
-  while (n < INPUT_MAX && (n === 0 || line[n - 1] !== 0x0a)) {
-    const got = readInto(fd, one);
-    if (got < 0) {
-      line.fill(0);
-      return { bytes: undefined };
+  try {
+    let n = 0;
+    while (n < INPUT_MAX && (n === 0 || line[n - 1] !== 0x0a)) {
+      const got = readInto(fd, one);
+      if (got < 0) {
+        line.fill(0);
+        return { bytes: undefined };
+      }
+      if (got === 0) break;
+      line[n++] = one[0];
     }
-    if (got === 0) break;
-    line[n++] = one[0];
+    return { bytes: line.subarray(0, n) };
+  } finally {
+    one.fill(0);
   }
-  one.fill(0);
-  return { bytes: line.subarray(0, n) };
 }
 
 /** A TTY in canonical mode (echo-on prompts): one read returns one line, as in misc_conv. */
@@ -234,11 +238,6 @@ function readSecretLine(fd: number, cc: Uint8Array): Line {
   }
 }
 
-interface Terminal {
-  fd: number;
-  before: Uint8Array;
-}
-
 function tcgetattr(fd: number): Uint8Array | undefined {
   const attributes = new Uint8Array(TERMIOS_SIZE);
   return openLibc().tcgetattr(fd, attributes) === 0 ? attributes : undefined;
@@ -299,53 +298,58 @@ export function terminalConversation(
   let interrupted = false;
 
   const readAnswer = (echo: boolean, prompt: string): Uint8Array | null => {
-    let terminal: Terminal | undefined;
+    let before: Uint8Array | undefined;
     if (isatty(input)) {
-      const before = tcgetattr(input);
+      before = tcgetattr(input);
       if (!before) throw new Error("Cannot read the terminal's settings (tcgetattr failed)");
-      terminal = { fd: input, before };
     }
-    let line: Line;
-    if (!terminal) {
-      write(errors, prompt);
-      line = readPlainLine(input);
-    } else {
-      const { before } = terminal;
-      // Echo-on prompts keep the terminal as it is; flushing drops type-ahead, as misc_conv does.
-      const during = echo ? before : setFlags(before, ECHO | ICANON | ISIG);
-      tcsetattr(input, TCSAFLUSH, during);
-      try {
+    let line: Line | undefined;
+    try {
+      if (!before) {
         write(errors, prompt);
-        line = echo ? readTerminalLine(input) : readSecretLine(input, before.subarray(CC));
-      } finally {
-        tcsetattr(input, TCSADRAIN, before);
-        if (!echo) write(errors, "\n");
-        tcsetattr(input, TCSAFLUSH, before);
+        line = readPlainLine(input);
+      } else {
+        // Echo-on prompts keep the terminal as it is; flushing drops type-ahead, as misc_conv
+        // does.
+        const during = echo ? before : setFlags(before, ECHO | ICANON | ISIG);
+        tcsetattr(input, TCSAFLUSH, during);
+        try {
+          write(errors, prompt);
+          line = echo ? readTerminalLine(input) : readSecretLine(input, before.subarray(CC));
+        } finally {
+          tcsetattr(input, TCSADRAIN, before);
+          try {
+            if (!echo) write(errors, "\n");
+          } finally {
+            tcsetattr(input, TCSAFLUSH, before);
+          }
+        }
       }
+      if (line.interrupted) {
+        interrupted = true;
+        throw new TerminalInterrupt();
+      }
+      const bytes = line.bytes;
+      if (bytes === undefined) {
+        if (echo) write(errors, "\n");
+        throw new Error("Cannot read the answer from standard input");
+      }
+      if (bytes.length === 0) {
+        // End of input: misc_conv answers NULL.
+        if (echo) write(errors, "\n");
+        return null;
+      }
+      let end = bytes.length;
+      if (bytes[end - 1] === 0x0a) end--;
+      else if (echo) write(errors, "\n");
+      // misc_conv strdup()s the line, so it ends at the first NUL.
+      const nul = bytes.subarray(0, end).indexOf(0);
+      if (nul !== -1) end = nul;
+      return bytes.slice(0, end);
+    } finally {
+      // Whatever happened after the read (a failed write to stderr included).
+      line?.bytes?.fill(0);
     }
-    if (line.interrupted) {
-      interrupted = true;
-      throw new TerminalInterrupt();
-    }
-    const bytes = line.bytes;
-    if (bytes === undefined) {
-      if (echo) write(errors, "\n");
-      throw new Error("Cannot read the answer from standard input");
-    }
-    if (bytes.length === 0) {
-      // End of input: misc_conv answers NULL.
-      if (echo) write(errors, "\n");
-      return null;
-    }
-    let end = bytes.length;
-    if (bytes[end - 1] === 0x0a) end--;
-    else if (echo) write(errors, "\n");
-    // misc_conv strdup()s the line, so it ends at the first NUL.
-    const nul = bytes.subarray(0, end).indexOf(0);
-    if (nul !== -1) end = nul;
-    const answer = bytes.slice(0, end);
-    bytes.fill(0);
-    return answer;
   };
 
   const conversation = (messages: readonly PamMessage[]): PamAnswer[] => {
@@ -379,7 +383,7 @@ export function terminalConversation(
       }
     } catch (error) {
       // The answers collected so far are never handed over.
-      for (const answer of answers) if (answer instanceof Uint8Array) answer.fill(0);
+      wipeByteAnswers(answers);
       throw error;
     }
     return answers;

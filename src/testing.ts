@@ -125,6 +125,13 @@ export function createTestStack(options: TestStackOptions): TestStack {
   if (!options || typeof options !== "object" || !options.services) {
     throw new TypeError("createTestStack() needs { services: { name: text } }");
   }
+  for (const [name, user] of Object.entries(options.users ?? {})) {
+    if (name === "") throw new TypeError("A user name must not be empty");
+    checkPassdbField(name, `User name ${JSON.stringify(name)}`);
+    const password = typeof user === "string" ? user : user?.password;
+    // Never the password itself in the message.
+    checkPassdbField(password, `The password of ${JSON.stringify(name)}`);
+  }
   const dir = mkdtempSync(join(tmpdir(), "seed-pam-"));
   const confdir = join(dir, "pam.d");
   const passdb = (service: string) => join(dir, `passdb.${service}`);
@@ -154,6 +161,13 @@ export function createTestStack(options: TestStackOptions): TestStack {
     [Symbol.dispose]: remove,
     [Symbol.asyncDispose]: () => Promise.resolve(remove()),
   };
+}
+
+/** pam_matrix's passdb is `name:password:service` lines: a field must not break one. */
+function checkPassdbField(value: unknown, what: string): void {
+  if (typeof value !== "string" || /[:\n\0]/.test(value)) {
+    throw new TypeError(`${what} must be a string without ":", newlines or NUL`);
+  }
 }
 
 function expand(text: string, service: string, dir: string, passdb: string): string {

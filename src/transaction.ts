@@ -25,7 +25,7 @@ import {
   itemType,
   silentFlags,
 } from "./flags.ts";
-import { openLibc, openPam, type PamLibrary } from "./library.ts";
+import { openLibc, openPam, type PamLibrary, strerrorText } from "./library.ts";
 import { rawAccess } from "./raw_access.ts";
 import {
   checkConversation,
@@ -189,7 +189,8 @@ export class PamTransaction {
   static {
     // The CLI's bit-exact calls (src/raw_access.ts); kept off the public API.
     rawAccess.call = (tx, operation, flags) => {
-      if (!Number.isInteger(flags) || flags !== (flags | 0)) {
+      // Also refuses NaN, fractions and ±Infinity: none survives `| 0` unchanged.
+      if (flags !== (flags | 0)) {
         throw new TypeError(`flags must be a 32-bit integer, got ${describe(flags)}`);
       }
       tx.#call(operation, tx.#pam[operation], flags);
@@ -644,9 +645,8 @@ export class PamTransaction {
     this.#lastStatus = status;
     if (status === ReturnCode.SUCCESS) return;
     const slot = this.#slot;
-    const strerror = this.#handle ? this.#pam.pam_strerror(this.#handle, status) : null;
     throw new PamError(status, operation, {
-      description: strerror ? native.readCString(strerror) : undefined,
+      description: this.#handle ? strerrorText(this.#pam, status, this.#handle) : undefined,
       messages: slot.messages,
       cause: slot.cause,
       failDelayMs: this.#reportFailDelay && slot.failDelayUsec !== undefined

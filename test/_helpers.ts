@@ -21,7 +21,7 @@ import {
   registerSlot,
   releaseSlot,
 } from "../src/conversation.ts";
-import { openLibc, openPam } from "../src/library.ts";
+import { openLibc, openPam, strerrorText } from "../src/library.ts";
 import { createTestStack, type TestStack } from "../src/testing.ts";
 
 const encoder = new TextEncoder();
@@ -80,21 +80,23 @@ export class DirectConversation {
       c(this.#stack.confdir),
       out,
     );
-    if (status !== ReturnCode.SUCCESS) throw new Error(`pam_start_confdir returned ${status}`);
+    if (status !== ReturnCode.SUCCESS) {
+      releaseSlot(this.#slotId);
+      this.#stack.remove();
+      throw new Error(`pam_start_confdir returned ${status}`);
+    }
     this.#handle = native.readPointerFrom(out, 0)!;
     // What a module does: pam_get_item(PAM_CONV) → const struct pam_conv *.
     const item = new Uint8Array(8);
     const got = pam.pam_get_item(this.#handle, ItemType.CONV, item);
-    if (got !== ReturnCode.SUCCESS) throw new Error(`pam_get_item(PAM_CONV) returned ${got}`);
+    if (got !== ReturnCode.SUCCESS) {
+      this.close();
+      throw new Error(`pam_get_item(PAM_CONV) returned ${got}`);
+    }
     const conv = native.readPointerFrom(item, 0)!;
     const fn = native.readPointer(conv, 0)!;
     this.#appdata = native.readPointer(conv, 8);
     this.#conv = native.functionAt(fn, conversationCallback);
-  }
-
-  /** The slot id libpam carries as `appdata_ptr`. */
-  get appdataAddress(): number {
-    return native.addressOf(this.#appdata);
   }
 
   /** Swaps the handler (the slot is the one libpam reaches). */
@@ -231,14 +233,13 @@ export function spyPam(names: string[]): { calls: [string, number][]; restore():
 
 /** libpam's own text for `code`, for comparing error messages. */
 export function strerror(code: number): string {
-  const p = openPam().pam_strerror(null, code);
-  return p ? native.readCString(p) : "";
+  return strerrorText(openPam(), code) ?? "";
 }
 
 /** A password the tests check never appears in any error message. */
 export const SECRET = "s3cr3t-Pa55w0rd";
 
-/** `true` when Debian's libpam-wrapper modules are installed. */
+/** The path of a libpam-wrapper module, `undefined` when Debian's libpam-wrapper is absent. */
 export { wrapperModule } from "../src/testing.ts";
 
 /** Runs `fn`, asserts it throws an instance of `type`, and returns what it threw. */

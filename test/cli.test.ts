@@ -341,7 +341,7 @@ test("differs from pamtester on purpose: malformed operations end with a newline
 test("differs from pamtester on purpose: unknown options are usage errors", () => {
   // pamtester builds the same message and then ignores it (and the option).
   using stack = stackFor();
-  for (const option of ["-x", "--frob"]) {
+  for (const option of ["-x", "--frob", "--toString", "--constructor", "--__proto__"]) {
     const cli = runCli([option, "permit", "alice", "authenticate"], "", stack.confdir);
     assert.equal(cli.status, 255);
     assert.equal(cli.stderr, `seed-pam: Unknown option "${option}"\n`);
