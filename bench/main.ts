@@ -12,11 +12,11 @@
  * @module
  */
 
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, release, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createTestStack, wrapperModule } from "../src/testing.ts";
+import { createTestStack } from "../src/testing.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const benchDir = join(root, "bench");
@@ -63,6 +63,8 @@ interface Impl {
   label: string;
   /** The command before the runner's own arguments; undefined when unavailable. */
   command?: string[];
+  /** C only: the same program linked against the stub libpam, for the stub rows. */
+  stubCommand?: string[];
   env?: Record<string, string>;
   /** Why it is skipped, when it is. */
   skip?: string;
@@ -72,7 +74,7 @@ interface Row {
   id: string;
   title: string;
   service: string;
-  kind: "full" | "auth" | "auth-silent" | "auth-paired" | "oneshot";
+  kind: "full" | "auth-silent" | "auth-paired" | "oneshot";
   parallel: number;
   impls: ImplId[];
   iterations: number;
@@ -326,7 +328,13 @@ interface Result {
 }
 
 const notes: string[] = [];
-const stack = createTestStack({ services, users: { [USER]: PASSWORD } });
+// authenticate-pam's service for row 5, uniquely named: as root it is copied to /etc/pam.d
+// for the run (setUpNode) and removed afterwards.
+const etcName = `seed-pam-bench-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+const stack = createTestStack({
+  services: { ...services, [etcName]: services.oneshot },
+  users: { [USER]: PASSWORD },
+});
 cleanups.push(() => stack.remove());
 
 const work = mkdtempSync(join(tmpdir(), "seed-pam-bench-"));
@@ -360,10 +368,8 @@ async function buildC(): Promise<Impl> {
   if (stubs.code !== 0 || stubBuilt.code !== 0) {
     stubLibrary = undefined;
     notes.push(`stub rows skipped: cc failed on bench/c/stub_pam.c`);
-  } else {
-    stubCommand = [stubC];
   }
-  return { ...impl, command: [out] };
+  return { ...impl, command: [out], stubCommand: [stubC] };
 }
 
 const nodeDir = join(benchDir, ".node");
@@ -415,18 +421,11 @@ async function setUpNode(): Promise<Impl> {
       };
     }
   }
-  // A uniquely named service for this run, removed on exit, Ctrl-C or an error.
-  const name = `seed-pam-bench-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  const passdb = join(stack.dir, "passdb.etc");
-  writeFileSync(passdb, `${USER}:${PASSWORD}:${name}\n`, { mode: 0o600 });
-  const file = join("/etc/pam.d", name);
-  const matrix = services.oneshot.replaceAll("{{passdb}}", passdb).replaceAll(
-    "{{pam_matrix}}",
-    wrapperModule("pam_matrix") ?? "pam_matrix.so",
-  );
+  // Removed on exit, Ctrl-C or an error.
+  const file = join("/etc/pam.d", etcName);
   cleanups.push(() => rmSync(file, { force: true }));
-  writeFileSync(file, matrix, { flag: "wx" });
-  etcService = name;
+  writeFileSync(file, readFileSync(join(stack.confdir, etcName)), { flag: "wx" });
+  etcService = etcName;
   const version = await versionOf([node, "--version"]);
   return {
     ...impl,
@@ -438,28 +437,20 @@ async function setUpNode(): Promise<Impl> {
 
 let etcService: string | undefined;
 let stubLibrary: string | undefined;
-let stubCommand: string[] | undefined;
 
 async function setUp(): Promise<Map<ImplId, Impl>> {
   const impls = new Map<ImplId, Impl>();
   const bun = await which("bun");
   const deno = Deno.execPath();
-  const denoSync = [
+  // The async API's Workers need the same FFI access as the runners themselves.
+  const denoRun = [
     deno,
     "run",
     "--allow-ffi",
     "--allow-read",
     "--allow-env=SEED_PAM_BENCH_LIBRARY",
+    ...(soak ? ["--v8-flags=--expose-gc"] : []),
   ];
-  // The async API's Workers need the same FFI access, and read their module files.
-  const denoAsync = [
-    deno,
-    "run",
-    "--allow-ffi",
-    "--allow-read",
-    "--allow-env=SEED_PAM_BENCH_LIBRARY",
-  ];
-  const gc = soak ? ["--v8-flags=--expose-gc"] : [];
   const c = await buildC();
   impls.set("c", c);
   for (
@@ -468,47 +459,28 @@ async function setUp(): Promise<Map<ImplId, Impl>> {
       ["c-waking", "waking", "+ a thread waking /100 µs"],
     ] as const
   ) {
-    impls.set(id, {
-      ...c,
-      id,
-      label: `C ${what}`,
-      env: { SEED_PAM_BENCH_SIBLING: kind },
+    impls.set(id, { ...c, id, label: `C ${what}`, env: { SEED_PAM_BENCH_SIBLING: kind } });
+  }
+  const bunVersion = bun ? await versionOf([bun, "--version"]) : undefined;
+  for (
+    const [kind, what, file] of [
+      ["raw", "raw FFI (no binding)", "raw.ts"],
+      ["sync", "PamTransaction", "sync.ts"],
+      ["async", "authenticate()", "async.ts"],
+    ] as const
+  ) {
+    const script = join(benchDir, "js", file);
+    impls.set(`deno-${kind}`, {
+      id: `deno-${kind}`,
+      label: `Deno ${Deno.version.deno}, ${what}`,
+      command: [...denoRun, script],
+    });
+    impls.set(`bun-${kind}`, {
+      id: `bun-${kind}`,
+      label: `Bun ${bunVersion ?? ""}, ${what}`,
+      ...(bun ? { command: [bun, script] } : { skip: "bun not found (npm ci installs it)" }),
     });
   }
-  impls.set("deno-sync", {
-    id: "deno-sync",
-    label: `Deno ${Deno.version.deno}, PamTransaction`,
-    command: [...denoSync, ...gc, join(benchDir, "js", "sync.ts")],
-  });
-  const bunVersion = bun ? await versionOf([bun, "--version"]) : undefined;
-  impls.set("deno-raw", {
-    id: "deno-raw",
-    label: `Deno ${Deno.version.deno}, raw FFI (no binding)`,
-    command: [...denoSync, join(benchDir, "js", "raw.ts")],
-  });
-  impls.set("bun-raw", {
-    id: "bun-raw",
-    label: `Bun ${bunVersion ?? ""}, raw FFI (no binding)`,
-    command: bun ? [bun, join(benchDir, "js", "raw.ts")] : undefined,
-    skip: bun ? undefined : "bun not found (npm ci installs it)",
-  });
-  impls.set("bun-sync", {
-    id: "bun-sync",
-    label: `Bun ${bunVersion ?? ""}, PamTransaction`,
-    command: bun ? [bun, join(benchDir, "js", "sync.ts")] : undefined,
-    skip: bun ? undefined : "bun not found (npm ci installs it)",
-  });
-  impls.set("deno-async", {
-    id: "deno-async",
-    label: `Deno ${Deno.version.deno}, authenticate()`,
-    command: [...denoAsync, ...gc, join(benchDir, "js", "async.ts")],
-  });
-  impls.set("bun-async", {
-    id: "bun-async",
-    label: `Bun ${bunVersion ?? ""}, authenticate()`,
-    command: bun ? [bun, join(benchDir, "js", "async.ts")] : undefined,
-    skip: bun ? undefined : "bun not found (npm ci installs it)",
-  });
   const wantNode = !soak && (!only || only.includes("node")) &&
     (!onlyRows || onlyRows.some((r) => r.startsWith("etc")));
   impls.set(
@@ -546,12 +518,11 @@ async function runOne(impl: Impl, row: Row, iterations: number, checkpoints?: nu
     String(row.parallel),
     ...(checkpoints ? [checkpoints.join(",")] : []),
   ];
-  if (impl.id === "c" && checkpoints) return "C has no soak";
   let command = impl.command!;
   const env = { ...impl.env };
   if (row.stub) {
-    if (!stubLibrary || !stubCommand) return "no stub libpam (cc failed)";
-    if (impl.id === "c") command = stubCommand;
+    if (!stubLibrary) return "no stub libpam (cc failed)";
+    if (impl.stubCommand) command = impl.stubCommand;
     else env.SEED_PAM_BENCH_LIBRARY = stubLibrary;
   }
   const out = await run([...command, ...args], { env });
@@ -625,15 +596,36 @@ async function bench(impls: Map<ImplId, Impl>) {
 
 // ---------------------------------------------------------------- report
 
+/** One implementation's figures on one row, as printed and in --json. */
+interface CellSummary {
+  label: string;
+  reps: number;
+  usPerTx: number;
+  cpuUsPerTx: number;
+  ratioToC: number;
+  cpuRatioToC: number;
+  overCUs: number;
+  cpuOverCUs: number;
+  peakRssKiB: number;
+  messagesPerTx: number;
+  /** Every repetition's figures, so a reader can see the spread behind a median. */
+  usPerTxByRep: (number | null)[];
+  cpuUsPerTxByRep: (number | null)[];
+  errors: string[];
+}
+
 type Report = ReturnType<typeof summarise>;
 
 function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
-  const us = (row: string, id: ImplId) =>
-    cells.get(row)?.get(id)?.results.map((r) => r?.usPerTx) ?? [];
-  const cpu = (row: string, id: ImplId) =>
-    cells.get(row)?.get(id)?.results.map((r) => r?.cpuUsPerTx) ?? [];
+  /** One figure of every repetition of a cell (undefined where a run failed). */
+  const series =
+    (key: "usPerTx" | "cpuUsPerTx" | "silentUsPerTx" | "silentCpuUsPerTx") =>
+    (row: string, id: ImplId): (number | undefined)[] =>
+      cells.get(row)?.get(id)?.results.map((r) => r?.[key]) ?? [];
+  const us = series("usPerTx");
+  const cpu = series("cpuUsPerTx");
   const table = selected.map((row) => {
-    const results: Record<string, unknown> = {};
+    const results: Record<string, CellSummary> = {};
     for (const [id, cell] of cells.get(row.id)!) {
       const ok = cell.results.filter((r): r is Result => !!r);
       results[id] = {
@@ -647,7 +639,6 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
         cpuOverCUs: paired(cpu(row.id, id), cpu(row.id, "c"), (a, b) => a - b),
         peakRssKiB: median(ok.map((r) => r.peakRssKiB)),
         messagesPerTx: median(ok.map((r) => r.messagesPerTx)),
-        // Every repetition's figures, so a reader can see the spread behind a median.
         usPerTxByRep: us(row.id, id).map((v) => v ?? null),
         cpuUsPerTxByRep: cpu(row.id, id).map((v) => v ?? null),
         errors: cell.errors,
@@ -663,35 +654,31 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
     };
   });
 
-  const field = (key: "silentUsPerTx" | "silentCpuUsPerTx") => (row: string, id: ImplId) =>
-    cells.get(row)?.get(id)?.results.map((r) => r?.[key]) ?? [];
   // Derived values, from wall-clock (`us`) and from CPU time (`cpu`) alike.
   const derive = (m: typeof us, silent: typeof us) => {
     const d: Record<string, Record<string, number>> = {};
-    // Per message: row 3a against its PAM_SILENT twin timed in the same process
-    // (alternating slices); 3a against row 3b, another process, is kept for comparison.
-    const perMessage = (row: string, id: ImplId) =>
-      paired(m(row, id), silent(row, id), (ten, zero) => (ten - zero) / 10);
+    // Per message, each repetition: row 3a against its PAM_SILENT twin timed in the same
+    // process (alternating slices); 3a against row 3b, another process, is kept to compare.
+    const perMessage = (row: string, id: ImplId) => {
+      const silentRuns = silent(row, id);
+      return m(row, id).map((ten, i) =>
+        ten === undefined || silentRuns[i] === undefined ? undefined : (ten - silentRuns[i]!) / 10
+      );
+    };
     for (const id of sync) {
       d[id] = {
-        perMessageUs: perMessage("echo10", id),
+        perMessageUs: median(perMessage("echo10", id).filter((v) => v !== undefined)),
         perMessageAcrossProcessesUs: paired(
           m("echo10", id),
           m("echo0", id),
           (ten, zero) => (ten - zero) / 10,
         ),
-        stubPerMessageUs: perMessage("stub-echo10", id),
+        stubPerMessageUs: median(perMessage("stub-echo10", id).filter((v) => v !== undefined)),
       };
       if (id === "c") continue;
-      d[id].perMessageOverCUs = d[id].perMessageUs - d.c.perMessageUs;
-      d[id].stubOverheadFullUs = paired(
-        m("stub-permit", id),
-        m("stub-permit", "c"),
-        (a, b) => a - b,
-      );
-      d[id].stubOverheadConversationUs = paired(
-        m("stub-conversation", id),
-        m("stub-conversation", "c"),
+      d[id].perMessageOverCUs = paired(
+        perMessage("echo10", id),
+        perMessage("echo10", "c"),
         (a, b) => a - b,
       );
     }
@@ -727,46 +714,40 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
     return d;
   };
   const derived = {
-    wall: derive(us, field("silentUsPerTx")),
-    cpu: derive(cpu, field("silentCpuUsPerTx")),
+    wall: derive(us, series("silentUsPerTx")),
+    cpu: derive(cpu, series("silentCpuUsPerTx")),
   };
 
-  const result = (row: string, id: ImplId) =>
-    table.find((t) => t.id === row)?.results[id] as
-      | { ratioToC: number; cpuRatioToC: number }
-      | undefined;
+  const result = (row: string, id: ImplId) => table.find((t) => t.id === row)?.results[id];
   // The targets are judged on wall-clock time, the "µs per transaction" the issue names: CPU
   // time also counts Bun's and Deno's garbage-collector threads working on the other core in
   // parallel, which costs the caller no time. The CPU ratio is printed beside each one; the
   // repetitions interleave the implementations, so other processes' load falls on all alike.
   const targets: {
     target: string;
-    metric: "cpu" | "wall";
     value?: number;
     cpu?: number;
     limit: number;
     max: boolean;
   }[] = [];
   for (const id of ["deno-sync", "bun-sync"] as const) {
-    targets.push({
-      target: `${id}: full transaction on pam_permit ≤ 1.05× C`,
-      metric: "wall",
-      value: result("permit", id)?.ratioToC,
-      cpu: result("permit", id)?.cpuRatioToC,
-      limit: 1.05,
-      max: true,
-    });
-    targets.push({
-      target: `${id}: with a conversation ≤ 1.10× C`,
-      metric: "wall",
-      value: result("conversation", id)?.ratioToC,
-      cpu: result("conversation", id)?.cpuRatioToC,
-      limit: 1.10,
-      max: true,
-    });
+    for (
+      const [row, what, limit] of [
+        ["permit", "full transaction on pam_permit ≤ 1.05× C", 1.05],
+        ["conversation", "with a conversation ≤ 1.10× C", 1.10],
+      ] as const
+    ) {
+      const r = result(row, id);
+      targets.push({
+        target: `${id}: ${what}`,
+        value: r?.ratioToC,
+        cpu: r?.cpuRatioToC,
+        limit,
+        max: true,
+      });
+    }
     targets.push({
       target: `${id}: conversation cost per message < 5 µs`,
-      metric: "wall",
       value: derived.wall[id].perMessageUs,
       cpu: derived.cpu[id].perMessageUs,
       limit: 5,
@@ -774,33 +755,22 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
     });
   }
   for (const id of ["deno-async", "bun-async"] as const) {
-    targets.push({
-      target: `${id}: sequential authenticate() ≤ 1.15× the synchronous call`,
-      metric: "wall",
-      value: derived.wall[id].sequentialVsSync,
-      limit: 1.15,
-      max: true,
-    });
-    targets.push({
-      target: `${id}: 4 in flight ≥ 1.6× the sequential rate`,
-      metric: "wall",
-      value: derived.wall[id].throughput4VsSequential,
-      limit: 1.6,
-      max: false,
-    });
-    targets.push({
-      target: `${id}: 4 in flight ≥ 1.2× authenticate-pam's rate`,
-      metric: "wall",
-      value: derived.wall[id].throughput4VsAuthenticatePam,
-      limit: 1.2,
-      max: false,
-    });
+    for (
+      const [key, what, limit, max] of [
+        ["sequentialVsSync", "sequential authenticate() ≤ 1.15× the synchronous call", 1.15, true],
+        ["throughput4VsSequential", "4 in flight ≥ 1.6× the sequential rate", 1.6, false],
+        ["throughput4VsAuthenticatePam", "4 in flight ≥ 1.2× authenticate-pam's rate", 1.2, false],
+      ] as const
+    ) {
+      targets.push({ target: `${id}: ${what}`, value: derived.wall[id][key], limit, max });
+    }
   }
   return {
     table,
     derived,
     targets: targets.map((t) => ({
       ...t,
+      metric: "wall",
       status: t.value === undefined || Number.isNaN(t.value)
         ? "not measured"
         : (t.max ? t.value <= t.limit : t.value >= t.limit)
@@ -813,23 +783,10 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
 const fmt = (x: unknown, digits = 1) =>
   typeof x === "number" && Number.isFinite(x) ? x.toFixed(digits) : "—";
 
-interface CellSummary {
-  label: string;
-  reps: number;
-  usPerTx: number;
-  cpuUsPerTx: number;
-  ratioToC: number;
-  cpuRatioToC: number;
-  overCUs: number;
-  cpuOverCUs: number;
-  peakRssKiB: number;
-  errors: string[];
-}
-
 function printText(report: Report) {
   const out: string[] = [];
   for (const row of report.table) {
-    const cells = (Object.values(row.results) as CellSummary[]).filter((r) =>
+    const cells = Object.values(row.results).filter((r) =>
       r.reps > 0 || !r.errors[0]?.startsWith("skip:")
     );
     if (!cells.length) continue;

@@ -5,7 +5,8 @@
  *
  *   baseline KIND ITERATIONS WARMUP CONFDIR SERVICE USER PASSWORD PARALLEL
  *
- * KIND: full | auth | auth-silent | auth-paired | oneshot (rows in bench/main.ts).
+ * KIND: full | auth | auth-silent | auth-paired | oneshot (rows in bench/main.ts; auth only
+ * as half of auth-paired).
  * PARALLEL > 1 runs KIND on that many threads, one handle per thread, each
  * thread doing its share of ITERATIONS transactions (the C model of "N in flight").
  * Prints one JSON line: {"n","seconds","usPerTx","cpuUsPerTx","messagesPerTx","peakRssKiB",
@@ -104,12 +105,14 @@ static double now(void) {
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* User + system CPU seconds of the whole process (all threads), as process.cpuUsage() gives. */
 static int sibling_running;
 
+/*
+ * User + system CPU seconds of the whole process (all threads), as process.cpuUsage() gives;
+ * with a sibling thread (one PAM thread then, see main), of the PAM thread only.
+ */
 static double cpu(void) {
   struct rusage u;
-  /* With a sibling thread (one PAM thread then), count the PAM thread only. */
   getrusage(sibling_running ? RUSAGE_THREAD : RUSAGE_SELF, &u);
   return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 + (double)u.ru_stime.tv_sec +
          (double)u.ru_stime.tv_usec / 1e6;
@@ -134,27 +137,28 @@ static long status_kib(const char *field) {
 /*
  * KIND auth-paired: "auth" and "auth-silent" in alternating slices of 50 transactions in
  * this one process, each timed on its own, so that their difference (what the messages
- * cost) is not buried under the few percent two processes differ by. Reports "auth" as
- * usPerTx and "auth-silent" as silentUsPerTx.
+ * cost) is not buried under the few percent two processes differ by; which half goes first
+ * alternates, so neither always pays for what the other left behind. Reports "auth" as
+ * usPerTx and "auth-silent" as silentUsPerTx. base->iterations is the warm-up of each half.
  */
 static int run_paired(const struct job *base, long iterations) {
   struct job loud = *base, quiet = *base;
   loud.kind = "auth";
   quiet.kind = "auth-silent";
+  run(&loud);
+  run(&quiet);
   loud.messages = 0;
   double loud_s = 0, quiet_s = 0, loud_cpu = 0, quiet_cpu = 0;
-  for (long done = 0; done < iterations; done += 50) {
+  for (long done = 0, turn = 0; done < iterations; done += 50, turn++) {
     long n = iterations - done < 50 ? iterations - done : 50;
     loud.iterations = quiet.iterations = n;
-    double t = now(), c = cpu();
-    run(&loud);
-    loud_s += now() - t;
-    loud_cpu += cpu() - c;
-    t = now();
-    c = cpu();
-    run(&quiet);
-    quiet_s += now() - t;
-    quiet_cpu += cpu() - c;
+    for (int k = 0; k < 2; k++) {
+      int is_loud = (k == 0) == (turn % 2 == 0);
+      double t = now(), c = cpu();
+      run(is_loud ? &loud : &quiet);
+      *(is_loud ? &loud_s : &quiet_s) += now() - t;
+      *(is_loud ? &loud_cpu : &quiet_cpu) += cpu() - c;
+    }
     if (loud.failed || quiet.failed) return 1;
   }
   double n = (double)iterations;
@@ -209,17 +213,13 @@ int main(int argc, char **argv) {
 
   pthread_t sibling;
   sibling_running = start_sibling(&sibling);
-  if (!strcmp(base.kind, "auth-paired")) {
-    /* Warm both halves (see run_paired). */
-    struct job loud = base, quiet = base;
-    loud.kind = "auth";
-    quiet.kind = "auth-silent";
-    run(&loud);
-    run(&quiet);
-    if (loud.failed || quiet.failed) return 1;
-  } else {
-    run(&base); /* warm-up: page in libpam, the modules, the service file */
+  if (sibling_running && parallel > 1) {
+    /* cpu() would then count the main thread only, which just waits for the others. */
+    fprintf(stderr, "baseline: SEED_PAM_BENCH_SIBLING needs PARALLEL 1\n");
+    return 2;
   }
+  if (!strcmp(base.kind, "auth-paired")) return run_paired(&base, iterations);
+  run(&base); /* warm-up: page in libpam, the modules, the service file */
   if (base.failed) return 1;
 
   struct job *jobs = calloc((size_t)parallel, sizeof *jobs);
@@ -229,7 +229,6 @@ int main(int argc, char **argv) {
     jobs[t].iterations = iterations / parallel + (t < iterations % parallel);
     jobs[t].messages = 0;
   }
-  if (!strcmp(base.kind, "auth-paired")) return run_paired(&base, iterations);
   double start = now(), cpu_start = cpu();
   if (parallel == 1) {
     run(&jobs[0]);

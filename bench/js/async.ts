@@ -1,29 +1,16 @@
 /**
  * The async API's runner for `deno task bench` (Deno and Bun): the one-shot
  * `authenticate()` (authenticate + account management) with PARALLEL calls in
- * flight. Reports a skip when this checkout has no async API yet.
+ * flight.
  *
  * @module
  */
 
 import process from "node:process";
+import { authenticate } from "../../mod.ts";
 import { collectGarbage, parseArgs, rssKiB, timeAndReport } from "./common.ts";
 
-type OneShot = (options: {
-  service: string;
-  user: string;
-  password: string;
-  confdir?: string;
-  library?: string;
-}) => Promise<unknown>;
-
 const args = parseArgs();
-const api = await import("../../mod.ts") as Record<string, unknown>;
-const authenticate = api.authenticate as OneShot | undefined;
-if (typeof authenticate !== "function") {
-  console.log(JSON.stringify({ skipped: "this checkout has no async authenticate() yet" }));
-  process.exit(0);
-}
 if (args.kind !== "oneshot") {
   throw new Error(`the async runner only runs "oneshot", not ${args.kind}`);
 }
@@ -43,7 +30,7 @@ async function run(count: number, parallel: number, rssAt?: Record<number, numbe
   const lane = async () => {
     while (started < count) {
       started++;
-      await authenticate!(options);
+      await authenticate(options);
       done++;
       if (rssAt && checkpoints.has(done)) {
         collectGarbage();

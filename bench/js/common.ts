@@ -102,7 +102,9 @@ export async function timeAndReport(
  * Kind `auth-paired` (as bench/c/baseline.c): `loud` and `quiet` in
  * alternating slices of 50 transactions in this one process, each timed on
  * its own, so their difference is not buried under the few percent two
- * processes differ by. Reports `loud` as usPerTx and `quiet` as silentUsPerTx.
+ * processes differ by; which half goes first alternates, so neither always
+ * pays for what the other left behind (garbage, allocator state). Reports
+ * `loud` as usPerTx and `quiet` as silentUsPerTx.
  */
 export function timePairedAndReport(
   iterations: number,
@@ -119,14 +121,18 @@ export function timePairedAndReport(
     const used = process.cpuUsage(cpu);
     return [ms, used.user + used.system];
   };
-  for (let done = 0; done < iterations; done += 50) {
+  for (let done = 0, turn = 0; done < iterations; done += 50, turn++) {
     const n = Math.min(50, iterations - done);
-    const [ms, cpu] = slice(loud, n);
-    loudMs += ms;
-    loudCpu += cpu;
-    const [qms, qcpu] = slice(quiet, n);
-    quietMs += qms;
-    quietCpu += qcpu;
+    for (const half of turn % 2 ? ["quiet", "loud"] : ["loud", "quiet"]) {
+      const [ms, cpu] = slice(half === "loud" ? loud : quiet, n);
+      if (half === "loud") {
+        loudMs += ms;
+        loudCpu += cpu;
+      } else {
+        quietMs += ms;
+        quietCpu += cpu;
+      }
+    }
   }
   report({
     n: iterations,
