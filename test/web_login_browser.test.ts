@@ -172,180 +172,146 @@ function logLines(log: string): string[] {
   return readFileSync(log, "utf8").split("\n").filter((l) => l && !l.startsWith("***"));
 }
 
-for (const runtime of ["deno", "bun"] as const) {
-  test(
-    `web login (${runtime} server): info, password and one-time code prompts, then the session`,
-    {
-      skip,
-      timeout,
-    },
-    async () => {
-      const { page, close } = await newPage();
-      try {
-        const server = await serverOn(runtime);
-        await page.goto(server.base);
-        await shot(page, runtime, "01-user-name");
-        await enterUser(page, "alice");
-
-        const password = page.locator("input[type=password]");
-        await password.waitFor();
-        assert.match(
-          await page.locator("body").innerText(),
-          /Welcome to the @seed\/pam web login demo, alice\./,
-        );
-        await shot(page, runtime, "02-password");
-        await answer(page, "wonderland");
-
-        // pam_matrix's "echo" option: an echo-on prompt, so a text field.
-        const code = page.locator("input[type=text][name^=answer-]");
-        await code.waitFor();
-        const text = await page.locator("body").innerText();
-        assert.match(text, /Authentication succeeded/);
-        assert.match(text, /one-time code is 424242/);
-        await shot(page, runtime, "03-one-time-code");
-        await answer(page, "424242");
-
-        const { kind, text: resultText } = await result(page);
-        assert.equal(kind, "success");
-        assert.match(resultText, /Logged in as alice/);
-        const env = await page.locator("[data-pam-env]").innerText();
-        assert.match(env, /HOMEDIR\s+\/home\/alice/);
-        assert.match(env, /CRED\s+\/tmp\/alice/);
-        await shot(page, runtime, "04-logged-in");
-        // Nothing the person typed comes back in the page or the server's log.
-        assert.doesNotMatch(await page.content(), /wonderland|424242"/);
-        assert.doesNotMatch(server.output(), /wonderland/);
-      } finally {
-        await close();
-      }
-    },
-  );
-
-  test(
-    `web login (${runtime} server): a wrong password shows the module's message; the retry waits out the fail delay`,
-    {
-      skip,
-      timeout,
-    },
-    async () => {
-      const { page, close } = await newPage();
-      try {
-        const server = await serverOn(runtime);
-        await page.goto(server.base);
-        await enterUser(page, "alice");
-        await answer(page, "not-the-password");
-        const { kind, text } = await result(page);
-        const failedAt = Date.now();
-        assert.equal(kind, "failure");
-        assert.match(text, /Authentication failed/); // pam_matrix's PAM_ERROR_MSG
-        assert.match(text, /PAM_AUTH_ERR/);
-        assert.doesNotMatch(text, /\bat \S+:\d+/, "no stack trace");
-        await shot(page, runtime, "05-wrong-password");
-
-        // The failure page has the user form again, filled in: retry at once.
-        assert.equal(await page.locator("input[name=user]").inputValue(), "alice");
-        const retry = enterUser(page, "alice");
-        // While this client waits, the server answers others at once.
-        await new Promise((r) => setTimeout(r, 200));
-        const t0 = Date.now();
-        const other = await fetch(server.base);
-        assert.equal(other.status, 200);
-        await other.text();
-        assert.ok(Date.now() - t0 < 500, `another request took ${Date.now() - t0} ms`);
-        await retry;
-        await page.locator("input[type=password]").waitFor();
-        const waited = Date.now() - failedAt;
-        // pam_faildelay delay=2000000 asks for 2 s, which libpam randomises to 1-3 s.
-        assert.ok(waited >= 900, `the retry came after ${waited} ms, before the fail delay`);
-      } finally {
-        await close();
-      }
-    },
-  );
-
-  test(`web login (${runtime} server): an expired password is changed through the page`, {
-    skip,
-    timeout,
-  }, async () => {
+/** One test against a fresh server on `runtime`, with a page already at its start page. */
+function browserTest(
+  runtime: "deno" | "bun",
+  name: string,
+  body: (page: Page, server: Server) => Promise<void>,
+): void {
+  test(`web login (${runtime} server): ${name}`, { skip, timeout }, async () => {
     const { page, close } = await newPage();
     try {
       const server = await serverOn(runtime);
       await page.goto(server.base);
-      await enterUser(page, "bob");
-      await answer(page, "builder");
-      await answer(page, "424242");
-
-      // pam_stress: acct_mgmt says NEW_AUTHTOK_REQD, chauthtok asks in one batch.
-      await page.locator("input[type=password]").first().waitFor();
-      const changing = await page.locator("body").innerText();
-      assert.match(changing, /Your password has expired/);
-      assert.match(changing, /Changing STRESS password for bob\./);
-      assert.equal(await page.locator("input[type=password]").count(), 2);
-      await shot(page, runtime, "06-expired-password");
-      await answer(page, "new-secret", "new-secret");
-
-      const { kind, text } = await result(page);
-      assert.equal(kind, "success");
-      assert.match(text, /Logged in as bob/);
-      await shot(page, runtime, "07-password-changed");
+      await body(page, server);
     } finally {
       await close();
     }
   });
+}
 
-  test(
-    `web login (${runtime} server): logout closes the PAM session`,
-    { skip, timeout },
-    async () => {
-      const { page, close } = await newPage();
-      try {
-        const server = await serverOn(runtime);
-        const before = logLines(server.stack.log).length;
-        await page.goto(server.base);
-        await enterUser(page, "alice");
-        await answer(page, "wonderland");
-        await answer(page, "424242");
-        assert.equal((await result(page)).kind, "success");
-        assert.deepEqual(logLines(server.stack.log).slice(before), [
-          "open_session",
-          "alice",
-        ]);
+for (const runtime of ["deno", "bun"] as const) {
+  browserTest(
+    runtime,
+    `info, password and one-time code prompts, then the session`,
+    async (page, server) => {
+      await shot(page, runtime, "01-user-name");
+      await enterUser(page, "alice");
 
-        await page.locator("form[action='/logout'] button").click();
-        await page.locator("input[name=user]").waitFor();
-        assert.match(
-          await page.locator("body").innerText(),
-          /alice logged out: the PAM session is closed/,
-        );
-        assert.deepEqual(logLines(server.stack.log).slice(before), [
-          "open_session",
-          "alice",
-          "close_session",
-          "alice",
-        ]);
-        await shot(page, runtime, "08-logged-out");
-      } finally {
-        await close();
-      }
+      const password = page.locator("input[type=password]");
+      await password.waitFor();
+      assert.match(
+        await page.locator("body").innerText(),
+        /Welcome to the @seed\/pam web login demo, alice\./,
+      );
+      await shot(page, runtime, "02-password");
+      await answer(page, "wonderland");
+
+      // pam_matrix's "echo" option: an echo-on prompt, so a text field.
+      const code = page.locator("input[type=text][name^=answer-]");
+      await code.waitFor();
+      const text = await page.locator("body").innerText();
+      assert.match(text, /Authentication succeeded/);
+      assert.match(text, /one-time code is 424242/);
+      await shot(page, runtime, "03-one-time-code");
+      await answer(page, "424242");
+
+      const { kind, text: resultText } = await result(page);
+      assert.equal(kind, "success");
+      assert.match(resultText, /Logged in as alice/);
+      const env = await page.locator("[data-pam-env]").innerText();
+      assert.match(env, /HOMEDIR\s+\/home\/alice/);
+      assert.match(env, /CRED\s+\/tmp\/alice/);
+      await shot(page, runtime, "04-logged-in");
+      // Nothing the person typed comes back in the page or the server's log.
+      assert.doesNotMatch(await page.content(), /wonderland|424242"/);
+      assert.doesNotMatch(server.output(), /wonderland/);
     },
   );
 
-  test(
-    `web login (${runtime} server): what PAM says is escaped, never markup`,
-    { skip, timeout },
-    async () => {
-      const { page, close } = await newPage();
-      try {
-        const server = await serverOn(runtime);
-        await page.goto(server.base);
-        // pam_echo's %u puts the user name into a PAM message.
-        await enterUser(page, `<img src=x id=injected>`);
-        await page.locator("input[type=password]").waitFor();
-        assert.equal(await page.locator("#injected").count(), 0);
-        assert.match(await page.locator("body").innerText(), /demo, <img src=x id=injected>\./);
-      } finally {
-        await close();
-      }
+  browserTest(
+    runtime,
+    `a wrong password shows the module's message; the retry waits out the fail delay`,
+    async (page, server) => {
+      await enterUser(page, "alice");
+      await answer(page, "not-the-password");
+      const { kind, text } = await result(page);
+      const failedAt = Date.now();
+      assert.equal(kind, "failure");
+      assert.match(text, /Authentication failed/); // pam_matrix's PAM_ERROR_MSG
+      assert.match(text, /PAM_AUTH_ERR/);
+      assert.doesNotMatch(text, /\bat \S+:\d+/, "no stack trace");
+      await shot(page, runtime, "05-wrong-password");
+
+      // The failure page has the user form again, filled in: retry at once.
+      assert.equal(await page.locator("input[name=user]").inputValue(), "alice");
+      const retry = enterUser(page, "alice");
+      // While this client waits, the server answers others at once.
+      await new Promise((r) => setTimeout(r, 200));
+      const t0 = Date.now();
+      const other = await fetch(server.base);
+      assert.equal(other.status, 200);
+      await other.text();
+      assert.ok(Date.now() - t0 < 500, `another request took ${Date.now() - t0} ms`);
+      await retry;
+      await page.locator("input[type=password]").waitFor();
+      const waited = Date.now() - failedAt;
+      // pam_faildelay delay=2000000 asks for 2 s, which libpam randomises to 1-3 s.
+      assert.ok(waited >= 900, `the retry came after ${waited} ms, before the fail delay`);
     },
   );
+
+  browserTest(runtime, `an expired password is changed through the page`, async (page) => {
+    await enterUser(page, "bob");
+    await answer(page, "builder");
+    await answer(page, "424242");
+
+    // pam_stress: acct_mgmt says NEW_AUTHTOK_REQD, chauthtok asks in one batch.
+    await page.locator("input[type=password]").first().waitFor();
+    const changing = await page.locator("body").innerText();
+    assert.match(changing, /Your password has expired/);
+    assert.match(changing, /Changing STRESS password for bob\./);
+    assert.equal(await page.locator("input[type=password]").count(), 2);
+    await shot(page, runtime, "06-expired-password");
+    await answer(page, "new-secret", "new-secret");
+
+    const { kind, text } = await result(page);
+    assert.equal(kind, "success");
+    assert.match(text, /Logged in as bob/);
+    await shot(page, runtime, "07-password-changed");
+  });
+
+  browserTest(runtime, `logout closes the PAM session`, async (page, server) => {
+    const before = logLines(server.stack.log).length;
+    await enterUser(page, "alice");
+    await answer(page, "wonderland");
+    await answer(page, "424242");
+    assert.equal((await result(page)).kind, "success");
+    assert.deepEqual(logLines(server.stack.log).slice(before), [
+      "open_session",
+      "alice",
+    ]);
+
+    await page.locator("form[action='/logout'] button").click();
+    await page.locator("input[name=user]").waitFor();
+    assert.match(
+      await page.locator("body").innerText(),
+      /alice logged out: the PAM session is closed/,
+    );
+    assert.deepEqual(logLines(server.stack.log).slice(before), [
+      "open_session",
+      "alice",
+      "close_session",
+      "alice",
+    ]);
+    await shot(page, runtime, "08-logged-out");
+  });
+
+  browserTest(runtime, `what PAM says is escaped, never markup`, async (page) => {
+    // pam_echo's %u puts the user name into a PAM message.
+    await enterUser(page, `<img src=x id=injected>`);
+    await page.locator("input[type=password]").waitFor();
+    assert.equal(await page.locator("#injected").count(), 0);
+    assert.match(await page.locator("body").innerText(), /demo, <img src=x id=injected>\./);
+  });
 }
