@@ -35,6 +35,11 @@ export {
   type AuthenticateOptions,
   type AuthenticateResult,
 } from "./src/async.ts";
+export {
+  keepModulesLoaded,
+  type KeepModulesLoadedOptions,
+  LoadedModules,
+} from "./src/loaded_modules.ts";
 export { setWorkerPoolSize, type WorkerPoolStats, workerPoolStats } from "./src/pool.ts";
 export {
   closeSession,
