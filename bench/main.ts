@@ -56,7 +56,12 @@ type ImplId =
   | "bun-sync"
   | "deno-async"
   | "bun-async"
-  | "node";
+  | "node"
+  | "c-kept"
+  | "deno-sync-kept"
+  | "bun-sync-kept"
+  | "deno-async-kept"
+  | "bun-async-kept";
 
 interface Impl {
   id: ImplId;
@@ -93,6 +98,10 @@ const withRaw: ImplId[] = ["c", "deno-raw", "bun-raw", "deno-sync", "bun-sync"];
 // What a second running thread in the process costs C itself (see bench/c/baseline.c).
 const withSiblings: ImplId[] = ["c", "c-busy", "c-waking", ...withRaw.slice(1)];
 const asyncImpls: ImplId[] = ["c", "deno-async", "bun-async"];
+// The same with the service's modules kept loaded (keepModulesLoaded(); C: a pam_start held
+// open), C included: what is left when libpam no longer dlopens the modules per transaction.
+const syncKept: ImplId[] = ["c-kept", "deno-sync-kept", "bun-sync-kept"];
+const asyncKept: ImplId[] = ["c-kept", "deno-async-kept", "bun-async-kept"];
 
 const stubIterations = baseIterations * 10;
 const rows: Row[] = [
@@ -103,7 +112,7 @@ const rows: Row[] = [
     service: "permit",
     kind: "full",
     parallel: 1,
-    impls: withSiblings,
+    impls: [...withSiblings, ...syncKept],
     iterations: baseIterations,
   },
   {
@@ -112,7 +121,7 @@ const rows: Row[] = [
     service: "matrix",
     kind: "full",
     parallel: 1,
-    impls: sync,
+    impls: [...sync, ...syncKept],
     iterations: baseIterations,
   },
   {
@@ -140,7 +149,7 @@ const rows: Row[] = [
     service: "oneshot",
     kind: "oneshot",
     parallel: 1,
-    impls: sync,
+    impls: [...sync, ...syncKept],
     iterations: baseIterations,
   },
   {
@@ -189,7 +198,7 @@ const rows: Row[] = [
     service: "oneshot",
     kind: "oneshot",
     parallel: p,
-    impls: asyncImpls,
+    impls: p === 1 || p === 4 ? [...asyncImpls, ...asyncKept] : asyncImpls,
     iterations: baseIterations,
   })),
   ...PARALLEL.map((p): Row => ({
@@ -198,7 +207,9 @@ const rows: Row[] = [
     service: "etc",
     kind: "oneshot",
     parallel: p,
-    impls: ["c", "deno-async", "bun-async", "node"],
+    impls: p === 4
+      ? ["c", "deno-async", "bun-async", "node", ...asyncKept]
+      : ["c", "deno-async", "bun-async", "node"],
     // libpam also loads /etc/pam.d/other for a service outside a confdir: ~6x the work.
     iterations: Math.max(50, Math.round(baseIterations / 5)),
     etc: true,
@@ -448,7 +459,7 @@ async function setUp(): Promise<Map<ImplId, Impl>> {
     "run",
     "--allow-ffi",
     "--allow-read",
-    "--allow-env=SEED_PAM_BENCH_LIBRARY",
+    "--allow-env=SEED_PAM_BENCH_LIBRARY,SEED_PAM_BENCH_KEEP_MODULES",
     ...(soak ? ["--v8-flags=--expose-gc"] : []),
   ];
   const c = await buildC();
@@ -479,6 +490,16 @@ async function setUp(): Promise<Map<ImplId, Impl>> {
       id: `bun-${kind}`,
       label: `Bun ${bunVersion ?? ""}, ${what}`,
       ...(bun ? { command: [bun, script] } : { skip: "bun not found (npm ci installs it)" }),
+    });
+  }
+  const keep = { SEED_PAM_BENCH_KEEP_MODULES: "1" };
+  for (const id of ["c", "deno-sync", "bun-sync", "deno-async", "bun-async"] as const) {
+    const base = impls.get(id)!;
+    impls.set(`${id}-kept`, {
+      ...base,
+      id: `${id}-kept`,
+      label: `${base.label}, modules kept`,
+      env: { ...base.env, ...keep },
     });
   }
   const wantNode = !soak && (!only || only.includes("node")) &&
@@ -710,6 +731,32 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
     );
     d.node = {
       throughput4VsSequential: paired(m("etc-1", "node"), m("etc-4", "node"), (a, b) => a / b),
+    };
+    // With the modules kept loaded, C too: the same ratios without libpam's dlopen per
+    // transaction (not what the targets judge; keepModulesLoaded() is an opt-in).
+    const ratio = (rowA: string, a: ImplId, rowB: string, b: ImplId) =>
+      paired(m(rowA, a), m(rowB, b), (x, y) => x / y);
+    for (const id of ["deno-sync-kept", "bun-sync-kept"] as const) {
+      d[id] = {
+        fullVsCKept: ratio("permit", id, "permit", "c-kept"),
+        conversationVsCKept: ratio("conversation", id, "conversation", "c-kept"),
+        oneshotVsCKept: ratio("oneshot-sync", id, "oneshot-sync", "c-kept"),
+      };
+    }
+    for (
+      const [id, syncId] of [
+        ["deno-async-kept", "deno-sync-kept"],
+        ["bun-async-kept", "bun-sync-kept"],
+      ] as const
+    ) {
+      d[id] = {
+        sequentialVsSync: ratio("oneshot-async-1", id, "oneshot-sync", syncId),
+        throughput4VsSequential: ratio("oneshot-async-1", id, "oneshot-async-4", id),
+        throughput4VsAuthenticatePam: ratio("etc-4", "node", "etc-4", id),
+      };
+    }
+    d["c-kept"] = {
+      throughput4VsSequential: ratio("oneshot-async-1", "c-kept", "oneshot-async-4", "c-kept"),
     };
     return d;
   };

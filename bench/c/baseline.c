@@ -18,6 +18,9 @@
  * dlopen and dlclose must then flush the other core's TLB too (an inter-processor interrupt,
  * dear on a VM). A JavaScript runtime always has such threads (its JIT, its collector, the
  * async API's main thread). CPU time then counts the working thread only.
+ *
+ * SEED_PAM_BENCH_KEEP_MODULES=1 holds one more handle of SERVICE open for the whole run, as
+ * keepModulesLoaded() does: the modules stay loaded, so each pam_start's dlopen only counts.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -217,6 +220,16 @@ int main(int argc, char **argv) {
     /* cpu() would then count the main thread only, which just waits for the others. */
     fprintf(stderr, "baseline: SEED_PAM_BENCH_SIBLING needs PARALLEL 1\n");
     return 2;
+  }
+  const char *keep = getenv("SEED_PAM_BENCH_KEEP_MODULES");
+  if (keep && *keep) {
+    /* Never ended: the process exits with it. No module function runs on it. */
+    static struct pam_conv anchor_conv = {converse, NULL};
+    pam_handle_t *anchor = NULL;
+    int s = strcmp(base.confdir, "-")
+                ? pam_start_confdir(base.service, NULL, &anchor_conv, base.confdir, &anchor)
+                : pam_start(base.service, NULL, &anchor_conv, &anchor);
+    if (check(s, "pam_start (keep modules)", &base) != PAM_SUCCESS) return 1;
   }
   if (!strcmp(base.kind, "auth-paired")) return run_paired(&base, iterations);
   run(&base); /* warm-up: page in libpam, the modules, the service file */

@@ -9,8 +9,10 @@
 import process from "node:process";
 import { authenticate } from "../../mod.ts";
 import { collectGarbage, parseArgs, rssKiB, timeAndReport } from "./common.ts";
+import { keepModulesIfAsked } from "./keep.ts";
 
 const args = parseArgs();
+keepModulesIfAsked(args);
 if (args.kind !== "oneshot") {
   throw new Error(`the async runner only runs "oneshot", not ${args.kind}`);
 }

@@ -8,8 +8,10 @@
 
 import { PamTransaction, passwordConversation } from "../../mod.ts";
 import { collectGarbage, parseArgs, rssKiB, timeAndReport, timePairedAndReport } from "./common.ts";
+import { keepModulesIfAsked } from "./keep.ts";
 
 const args = parseArgs();
+keepModulesIfAsked(args);
 let messages = 0;
 const conversation = passwordConversation(args.password, { onMessage: () => messages++ });
 const options = {
