@@ -36,6 +36,8 @@ const credFlags: FlagTable = {
 
 /** The flag word for `options`; a `TypeError` for unknown keys or non-boolean values. */
 export function flagsOf(options: unknown, what: string, table: FlagTable): number {
+  // The common call passes no flags: no object, no entries array, on every PAM call.
+  if (options === undefined) return 0;
   const given = optionsObject<Record<string, unknown>>(options, what);
   let flags = 0;
   for (const [key, value] of Object.entries(given)) {

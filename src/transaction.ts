@@ -628,7 +628,9 @@ export class PamTransaction {
       );
     }
     const slot = this.#slot;
-    slot.messages = [];
+    // A fresh array only when the last call left messages (PamError copies them): most
+    // calls have none, and this runs on every PAM call.
+    if (slot.messages.length > 0) slot.messages = [];
     slot.cause = undefined;
     slot.failDelayUsec = undefined;
     let status: number;
