@@ -460,6 +460,37 @@ test("threads are reused across transactions", async () => {
   assert.equal(workerPoolStats().started, before);
 });
 
+test("a transaction outlives its thread's event loop turns, idle and busy", {
+  skip: noMatrix,
+}, async () => {
+  // The worker lets its event loop run every few dozen requests (so the runtime can
+  // collect its garbage); the handle and its state must come through every such turn.
+  await using stack = matrixStack();
+  await using tx = await AsyncPamTransaction.start({
+    service: "web",
+    user: "alice",
+    confdir: stack.confdir,
+    conversation: async (messages) => {
+      await sleep(1);
+      return messages.map(() => "secret");
+    },
+  });
+  const started = workerPoolStats().started;
+  for (let i = 0; i < 100; i++) { // one at a time: the idle turns
+    await tx.putEnv(`N${i}=${i}`);
+    if (i % 10 === 0) await sleep(1);
+  }
+  // Issued together: past the turn the thread takes even with requests waiting.
+  const values = await Promise.all(
+    Array.from({ length: 600 }, (_, i) => i % 2 ? tx.getEnv(`N${i % 100}`) : tx.getItem("user")),
+  );
+  values.forEach((value, i) => assert.equal(value, i % 2 ? String(i % 100) : "alice"));
+  await tx.authenticate();
+  await tx.acctMgmt();
+  assert.equal(Object.keys(await tx.getEnvList()).length, 100);
+  assert.equal(workerPoolStats().started, started, "no new thread took over the handle");
+});
+
 test("sync and async APIs give identical results on the same stacks", {
   skip: noMatrix,
 }, async () => {
