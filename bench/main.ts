@@ -50,6 +50,7 @@ type ImplId =
   | "c"
   | "c-busy"
   | "c-waking"
+  | "c-idle"
   | "deno-raw"
   | "bun-raw"
   | "deno-sync"
@@ -96,7 +97,7 @@ const sync: ImplId[] = ["c", "deno-sync", "bun-sync"];
 // The runtimes' floor, on the rows that need no conversation.
 const withRaw: ImplId[] = ["c", "deno-raw", "bun-raw", "deno-sync", "bun-sync"];
 // What a second running thread in the process costs C itself (see bench/c/baseline.c).
-const withSiblings: ImplId[] = ["c", "c-busy", "c-waking", ...withRaw.slice(1)];
+const withSiblings: ImplId[] = ["c", "c-busy", "c-waking", "c-idle", ...withRaw.slice(1)];
 const asyncImpls: ImplId[] = ["c", "deno-async", "bun-async"];
 // The same with the service's modules kept loaded (keepModulesLoaded(); C: a pam_start held
 // open), C included: what is left when libpam no longer dlopens the modules per transaction.
@@ -328,6 +329,8 @@ interface Result {
   seconds: number;
   usPerTx: number;
   cpuUsPerTx: number;
+  /** µs per transaction of the fastest tenth of the run's slices of 100 (see bench/js/common.ts). */
+  quietUsPerTx?: number;
   /** Kind auth-paired: the PAM_SILENT half, timed in the same process. */
   silentUsPerTx?: number;
   silentCpuUsPerTx?: number;
@@ -468,6 +471,7 @@ async function setUp(): Promise<Map<ImplId, Impl>> {
     const [id, kind, what] of [
       ["c-busy", "busy", "+ a thread spinning"],
       ["c-waking", "waking", "+ a thread waking /100 µs"],
+      ["c-idle", "idle", "+ a thread blocked throughout"],
     ] as const
   ) {
     impls.set(id, { ...c, id, label: `C ${what}`, env: { SEED_PAM_BENCH_SIBLING: kind } });
@@ -625,6 +629,9 @@ interface CellSummary {
   cpuUsPerTx: number;
   ratioToC: number;
   cpuRatioToC: number;
+  /** The median of the per-repetition ratios of the quiet slices' figures. */
+  quietUsPerTx: number;
+  quietRatioToC: number;
   overCUs: number;
   cpuOverCUs: number;
   peakRssKiB: number;
@@ -640,11 +647,12 @@ type Report = ReturnType<typeof summarise>;
 function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
   /** One figure of every repetition of a cell (undefined where a run failed). */
   const series =
-    (key: "usPerTx" | "cpuUsPerTx" | "silentUsPerTx" | "silentCpuUsPerTx") =>
+    (key: "usPerTx" | "cpuUsPerTx" | "quietUsPerTx" | "silentUsPerTx" | "silentCpuUsPerTx") =>
     (row: string, id: ImplId): (number | undefined)[] =>
       cells.get(row)?.get(id)?.results.map((r) => r?.[key]) ?? [];
   const us = series("usPerTx");
   const cpu = series("cpuUsPerTx");
+  const quiet = series("quietUsPerTx");
   const table = selected.map((row) => {
     const results: Record<string, CellSummary> = {};
     for (const [id, cell] of cells.get(row.id)!) {
@@ -656,6 +664,10 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
         cpuUsPerTx: median(ok.map((r) => r.cpuUsPerTx)),
         ratioToC: id === "c" ? 1 : paired(us(row.id, id), us(row.id, "c"), (a, b) => a / b),
         cpuRatioToC: id === "c" ? 1 : paired(cpu(row.id, id), cpu(row.id, "c"), (a, b) => a / b),
+        quietUsPerTx: median(ok.flatMap((r) => r.quietUsPerTx ?? [])),
+        quietRatioToC: id === "c"
+          ? 1
+          : paired(quiet(row.id, id), quiet(row.id, "c"), (a, b) => a / b),
         overCUs: paired(us(row.id, id), us(row.id, "c"), (a, b) => a - b),
         cpuOverCUs: paired(cpu(row.id, id), cpu(row.id, "c"), (a, b) => a - b),
         peakRssKiB: median(ok.map((r) => r.peakRssKiB)),
@@ -763,6 +775,8 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
   const derived = {
     wall: derive(us, series("silentUsPerTx")),
     cpu: derive(cpu, series("silentCpuUsPerTx")),
+    // The paired per-message rows have no slices: their quiet figures stay NaN.
+    quiet: derive(quiet, () => []),
   };
 
   const result = (row: string, id: ImplId) => table.find((t) => t.id === row)?.results[id];
@@ -774,6 +788,7 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
     target: string;
     value?: number;
     cpu?: number;
+    quiet?: number;
     limit: number;
     max: boolean;
   }[] = [];
@@ -789,6 +804,7 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
         target: `${id}: ${what}`,
         value: r?.ratioToC,
         cpu: r?.cpuRatioToC,
+        quiet: r?.quietRatioToC,
         limit,
         max: true,
       });
@@ -809,7 +825,13 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
         ["throughput4VsAuthenticatePam", "4 in flight ≥ 1.2× authenticate-pam's rate", 1.2, false],
       ] as const
     ) {
-      targets.push({ target: `${id}: ${what}`, value: derived.wall[id][key], limit, max });
+      targets.push({
+        target: `${id}: ${what}`,
+        value: derived.wall[id][key],
+        quiet: derived.quiet[id][key],
+        limit,
+        max,
+      });
     }
   }
   return {
@@ -842,27 +864,31 @@ function printText(report: Report) {
     out.push("", `${row.title}  [${row.iterations} tx/process]`);
     out.push(
       `  ${"implementation".padEnd(40)} ${"µs/tx".padStart(9)} ${h1.padStart(6)} ${
-        "CPU µs/tx".padStart(10)
-      } ${h2.padStart(8)} ${"peak RSS".padStart(10)}`,
+        "quiet ×C".padStart(8)
+      } ${"CPU µs/tx".padStart(10)} ${h2.padStart(8)} ${"peak RSS".padStart(10)}`,
     );
     for (const r of cells) {
       const a = row.stub ? fmt(r.overCUs, 2) : fmt(r.ratioToC, 2);
       const b = row.stub ? fmt(r.cpuOverCUs, 2) : fmt(r.cpuRatioToC, 2);
+      // Slices of 100 stub transactions last microseconds: too short to say anything.
+      const q = row.stub ? "—" : fmt(r.quietRatioToC, 2);
       out.push(
         `  ${r.label.padEnd(40)} ${fmt(r.usPerTx, row.stub ? 2 : 1).padStart(9)} ${a.padStart(6)} ${
-          fmt(r.cpuUsPerTx, row.stub ? 2 : 1).padStart(10)
-        } ${b.padStart(8)} ${(fmt(r.peakRssKiB / 1024) + " MiB").padStart(10)}` +
+          q.padStart(8)
+        } ${fmt(r.cpuUsPerTx, row.stub ? 2 : 1).padStart(10)} ${b.padStart(8)} ${
+          (fmt(r.peakRssKiB / 1024) + " MiB").padStart(10)
+        }` +
           (r.errors.length ? `  (${r.errors.length} failed: ${r.errors[0]})` : ""),
       );
     }
   }
-  for (const metric of ["cpu", "wall"] as const) {
-    out.push(
-      "",
-      `Derived from ${
-        metric === "cpu" ? "CPU time" : "wall-clock time"
-      } (medians of per-repetition values):`,
-    );
+  const source = {
+    cpu: "CPU time",
+    quiet: "the quiet slices' wall-clock time",
+    wall: "wall-clock time",
+  };
+  for (const metric of ["cpu", "quiet", "wall"] as const) {
+    out.push("", `Derived from ${source[metric]} (medians of per-repetition values):`);
     for (const [id, d] of Object.entries(report.derived[metric])) {
       const values = Object.entries(d).filter(([, v]) => Number.isFinite(v));
       if (values.length) {
@@ -870,11 +896,15 @@ function printText(report: Report) {
       }
     }
   }
-  out.push("", "Targets (issue 7, on wall-clock time; CPU time beside):");
+  out.push("", "Targets (issue 7, on wall-clock time; the quiet slices' and CPU time beside):");
   for (const t of report.targets) {
+    const beside = [
+      t.quiet !== undefined && Number.isFinite(t.quiet) ? `quiet: ${fmt(t.quiet, 2)}` : "",
+      t.cpu !== undefined ? `CPU: ${fmt(t.cpu, 2)}` : "",
+    ].filter(Boolean);
     out.push(
       `  [${t.status.padEnd(12)}] ${t.target}: ${fmt(t.value, 2)}` +
-        (t.cpu !== undefined ? ` (CPU: ${fmt(t.cpu, 2)})` : ""),
+        (beside.length ? ` (${beside.join(", ")})` : ""),
     );
   }
   console.log(out.join("\n"));

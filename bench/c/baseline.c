@@ -9,15 +9,18 @@
  * as half of auth-paired).
  * PARALLEL > 1 runs KIND on that many threads, one handle per thread, each
  * thread doing its share of ITERATIONS transactions (the C model of "N in flight").
- * Prints one JSON line: {"n","seconds","usPerTx","cpuUsPerTx","messagesPerTx","peakRssKiB",
- * "rssKiB"}; wall-clock and CPU time (all threads) cover the timed loop only.
+ * Prints one JSON line: {"n","seconds","usPerTx","cpuUsPerTx","quietUsPerTx","messagesPerTx",
+ * "peakRssKiB","rssKiB"}; wall-clock and CPU time (all threads) cover the timed loop only;
+ * quietUsPerTx is the fastest tenth of its slices of 100 transactions (see tick()).
  *
- * SEED_PAM_BENCH_SIBLING=busy|waking adds one more thread that does no PAM work: "busy"
- * spins on the other core, "waking" sleeps 100 µs at a time. It shows what running libpam in
- * a process whose other threads run costs: every mmap, mprotect and munmap of the modules'
- * dlopen and dlclose must then flush the other core's TLB too (an inter-processor interrupt,
- * dear on a VM). A JavaScript runtime always has such threads (its JIT, its collector, the
- * async API's main thread). CPU time then counts the working thread only.
+ * SEED_PAM_BENCH_SIBLING=busy|waking|idle adds one more thread that does no PAM work: "busy"
+ * spins on the other core, "waking" sleeps 100 µs at a time, "idle" blocks for the whole run.
+ * It shows what running libpam in a process with other threads costs. While they run, every
+ * munmap of the modules' dlclose must also flush the other core's TLB (an inter-processor
+ * interrupt, dear on a VM); and even while they never run, glibc and the kernel leave their
+ * single-threaded fast paths (malloc without locks, fdget without a reference count, no
+ * cancellation points). A JavaScript runtime always has such threads (its JIT, its collector,
+ * the async API's main thread). CPU time then counts the working thread only.
  *
  * SEED_PAM_BENCH_KEEP_MODULES=1 holds one more handle of SERVICE open for the whole run, as
  * keepModulesLoaded() does: the modules stay loaded, so each pam_start's dlopen only counts.
@@ -96,16 +99,51 @@ static void one(struct job *job) {
   pam_end(h, s);
 }
 
-static void *run(void *arg) {
-  struct job *job = arg;
-  for (long i = 0; i < job->iterations && !job->failed; i++) one(job);
-  return NULL;
-}
-
 static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/*
+ * The slice clock (as bench/js/common.ts's): the time at every SLICE-th transaction completed
+ * in the timed loop, by whichever thread completes it, so that the fastest slices can be told
+ * from the ones another tenant of the machine slowed down.
+ */
+#define SLICE 100
+static double *marks;
+static long completed;
+
+static void tick(void) {
+  if (!marks) return;
+  long c = __atomic_add_fetch(&completed, 1, __ATOMIC_SEQ_CST);
+  if (c % SLICE == 0) marks[c / SLICE] = now();
+}
+
+static int by_value(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* µs per transaction of the fastest tenth of the slices (-1 when there are none). */
+static double quiet_us(long iterations) {
+  long slices = iterations / SLICE;
+  if (slices < 1) return -1;
+  double *us = calloc((size_t)slices, sizeof *us);
+  for (long i = 0; i < slices; i++) us[i] = (marks[i + 1] - marks[i]) * 1e6 / SLICE;
+  qsort(us, (size_t)slices, sizeof *us, by_value);
+  double quiet = us[slices / 10];
+  free(us);
+  return quiet;
+}
+
+static void *run(void *arg) {
+  struct job *job = arg;
+  for (long i = 0; i < job->iterations && !job->failed; i++) {
+    one(job);
+    tick();
+  }
+  return NULL;
 }
 
 static int sibling_running;
@@ -189,15 +227,36 @@ static void *waking_sibling(void *unused) {
   return NULL;
 }
 
+/* Blocked for the whole run: the process is multi-threaded, yet no second thread ever runs. */
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_wake = PTHREAD_COND_INITIALIZER;
+
+static void *idle_sibling(void *unused) {
+  (void)unused;
+  pthread_mutex_lock(&idle_lock);
+  while (!sibling_stop) pthread_cond_wait(&idle_wake, &idle_lock);
+  pthread_mutex_unlock(&idle_lock);
+  return NULL;
+}
+
+static void stop_sibling(pthread_t thread) {
+  pthread_mutex_lock(&idle_lock);
+  sibling_stop = 1;
+  pthread_cond_signal(&idle_wake);
+  pthread_mutex_unlock(&idle_lock);
+  pthread_join(thread, NULL);
+}
+
 /* Starts the SEED_PAM_BENCH_SIBLING thread, if asked for; returns 1 when one runs. */
 static int start_sibling(pthread_t *thread) {
   const char *kind = getenv("SEED_PAM_BENCH_SIBLING");
   if (!kind || !*kind) return 0;
   void *(*body)(void *) = strcmp(kind, "busy") == 0     ? busy_sibling
                           : strcmp(kind, "waking") == 0 ? waking_sibling
+                          : strcmp(kind, "idle") == 0   ? idle_sibling
                                                         : NULL;
   if (!body) {
-    fprintf(stderr, "baseline: SEED_PAM_BENCH_SIBLING is busy or waking, not %s\n", kind);
+    fprintf(stderr, "baseline: SEED_PAM_BENCH_SIBLING is busy, waking or idle, not %s\n", kind);
     exit(2);
   }
   return pthread_create(thread, NULL, body, NULL) == 0;
@@ -242,7 +301,9 @@ int main(int argc, char **argv) {
     jobs[t].iterations = iterations / parallel + (t < iterations % parallel);
     jobs[t].messages = 0;
   }
+  marks = calloc((size_t)(iterations / SLICE + 1), sizeof *marks);
   double start = now(), cpu_start = cpu();
+  marks[0] = start;
   if (parallel == 1) {
     run(&jobs[0]);
   } else {
@@ -251,8 +312,7 @@ int main(int argc, char **argv) {
   }
   double seconds = now() - start, cpu_seconds = cpu() - cpu_start;
   if (sibling_running) {
-    sibling_stop = 1;
-    pthread_join(sibling, NULL);
+    stop_sibling(sibling);
   }
   long n = iterations, messages = 0;
   for (int t = 0; t < parallel; t++) {
@@ -260,9 +320,9 @@ int main(int argc, char **argv) {
     messages += jobs[t].messages;
   }
   printf("{\"n\":%ld,\"seconds\":%.6f,\"usPerTx\":%.3f,\"cpuUsPerTx\":%.3f,"
-         "\"messagesPerTx\":%.3f,\"peakRssKiB\":%ld,\"rssKiB\":%ld}\n",
+         "\"quietUsPerTx\":%.3f,\"messagesPerTx\":%.3f,\"peakRssKiB\":%ld,\"rssKiB\":%ld}\n",
          n, seconds, seconds * 1e6 / (double)n, cpu_seconds * 1e6 / (double)n,
-         (double)messages / (double)n,
+         quiet_us(n), (double)messages / (double)n,
          status_kib("VmHWM"), status_kib("VmRSS"));
   return 0;
 }

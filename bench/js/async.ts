@@ -8,7 +8,7 @@
 
 import process from "node:process";
 import { authenticate } from "../../mod.ts";
-import { collectGarbage, parseArgs, rssKiB, timeAndReport } from "./common.ts";
+import { collectGarbage, parseArgs, rssKiB, tick, timeAndReport } from "./common.ts";
 import { keepModulesIfAsked } from "./keep.ts";
 
 const args = parseArgs();
@@ -34,6 +34,7 @@ async function run(count: number, parallel: number, rssAt?: Record<number, numbe
       started++;
       await authenticate(options);
       done++;
+      tick();
       if (rssAt && checkpoints.has(done)) {
         collectGarbage();
         rssAt[done] = rssKiB();

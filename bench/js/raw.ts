@@ -9,7 +9,7 @@
  */
 
 import process from "node:process";
-import { parseArgs, timeAndReport } from "./common.ts";
+import { parseArgs, tick, timeAndReport } from "./common.ts";
 
 type Call = (...args: unknown[]) => number;
 interface Raw {
@@ -100,5 +100,8 @@ function one(): void {
 
 for (let i = 0; i < args.warmup; i++) one();
 await timeAndReport(args.iterations, () => {
-  for (let i = 0; i < args.iterations; i++) one();
+  for (let i = 0; i < args.iterations; i++) {
+    one();
+    tick();
+  }
 });

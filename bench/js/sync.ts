@@ -7,7 +7,14 @@
  */
 
 import { PamTransaction, passwordConversation } from "../../mod.ts";
-import { collectGarbage, parseArgs, rssKiB, timeAndReport, timePairedAndReport } from "./common.ts";
+import {
+  collectGarbage,
+  parseArgs,
+  rssKiB,
+  tick,
+  timeAndReport,
+  timePairedAndReport,
+} from "./common.ts";
 import { keepModulesIfAsked } from "./keep.ts";
 
 const args = parseArgs();
@@ -78,6 +85,7 @@ if (args.kind === "auth-paired") {
   await timeAndReport(args.iterations, () => {
     for (let i = 1; i <= args.iterations; i++) {
       one();
+      tick();
       if (checkpoints.has(i)) {
         collectGarbage();
         rssAt[i] = rssKiB();
