@@ -9,6 +9,7 @@
 import { Worker } from "node:worker_threads";
 import {
   ANSWERED,
+  ASLEEP,
   CHANNEL_BYTES,
   type ConverseMessage,
   FAILED,
@@ -51,7 +52,7 @@ type Pending = {
 export class PamWorker {
   readonly #worker: Worker;
   readonly #channel: SharedArrayBuffer = new SharedArrayBuffer(CHANNEL_BYTES);
-  readonly #words: Int32Array = new Int32Array(this.#channel, 0, REPLY + 1);
+  readonly #words: Int32Array = new Int32Array(this.#channel, 0, ASLEEP + 1);
   /** The request in flight; its id is the REQUEST word. */
   #current: Pending | undefined;
   #lastId = 0;
@@ -106,7 +107,8 @@ export class PamWorker {
       this.#worker.ref();
       Atomics.add(inFlight, 0, 1);
       Atomics.store(this.#words, REQUEST, this.#lastId);
-      Atomics.notify(this.#words, REQUEST);
+      // A worker still polling sees the new id by itself (see ASLEEP).
+      if (Atomics.load(this.#words, ASLEEP) === 1) Atomics.notify(this.#words, REQUEST);
       this.#pollReply();
     });
   }

@@ -15,6 +15,7 @@ import { setImmediate } from "node:timers";
 import { parentPort, workerData } from "node:worker_threads";
 import {
   ANSWERED,
+  ASLEEP,
   type ConverseMessage,
   FAILED,
   readAnswers,
@@ -44,7 +45,7 @@ if (!port) {
   throw new Error("src/worker.ts is the entry of a PAM worker thread; import mod.ts instead");
 }
 const channel: SharedArrayBuffer = workerData.channel;
-const words = new Int32Array(channel, 0, REPLY + 1);
+const words = new Int32Array(channel, 0, ASLEEP + 1);
 /** Word 0: requests in flight across the pool. */
 const pool = new Int32Array(workerData.pool);
 
@@ -249,7 +250,11 @@ async function serve(): Promise<never> {
       continue;
     }
     if (id === served) {
+      // Said before sleeping, and Atomics.wait compares REQUEST again: a request stored
+      // after the check above either finds ASLEEP set (and notifies) or stops the wait.
+      Atomics.store(words, ASLEEP, 1);
       Atomics.wait(words, REQUEST, served);
+      Atomics.store(words, ASLEEP, 0);
       continue;
     }
     served = id;

@@ -491,6 +491,23 @@ test("a transaction outlives its thread's event loop turns, idle and busy", {
   assert.equal(workerPoolStats().started, started, "no new thread took over the handle");
 });
 
+test("a request sent just as the worker goes to sleep still wakes it", async () => {
+  // The worker polls ~200 µs for its next request, then sleeps; the main thread wakes it
+  // only when it says it sleeps. Requests sent at every moment around that edge must all
+  // arrive (a lost one would hang this test).
+  await using stack = createTestStack({ services: { ok: permitAll } });
+  await using tx = await AsyncPamTransaction.start({
+    service: "ok",
+    user: "u",
+    confdir: stack.confdir,
+  });
+  for (let i = 0; i < 1500; i++) {
+    const until = performance.now() + (i % 50) * 0.01; // 0 to 490 µs, spun: timers are too coarse
+    while (performance.now() < until) { /* spin */ }
+    assert.equal(await tx.getItem("user"), "u");
+  }
+});
+
 test("sync and async APIs give identical results on the same stacks", {
   skip: noMatrix,
 }, async () => {
