@@ -1,9 +1,11 @@
 /**
  * What the main thread and a PAM worker thread say to each other, and the
  * `SharedArrayBuffer` it travels through: requests and replies as JSON in a
- * message area, handed over with `Atomics.notify` (a `postMessage` round trip
- * costs ~85 µs on Deno, this ~10 µs), and the conversation's answers as
- * UTF-8 bytes in an answer area. Both areas are wiped once read.
+ * message area, handed over with `Atomics.notify` (no wake-up at all while
+ * the worker still polls, and a cheaper one than `postMessage`'s when it
+ * sleeps: 95–108 µs against 109–170 µs per round trip on a 2-vCPU VM), and
+ * the conversation's answers as UTF-8 bytes in an answer area. Both areas
+ * are wiped once read.
  *
  * @module
  */
