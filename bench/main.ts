@@ -629,8 +629,9 @@ interface CellSummary {
   cpuUsPerTx: number;
   ratioToC: number;
   cpuRatioToC: number;
-  /** The median of the per-repetition ratios of the quiet slices' figures. */
+  /** The median over repetitions of the quiet slices' µs per transaction. */
   quietUsPerTx: number;
+  /** The median of the per-repetition ratios of those figures to C's. */
   quietRatioToC: number;
   overCUs: number;
   cpuOverCUs: number;

@@ -44,6 +44,32 @@ function matrixStack(extra: Record<string, string> = {}) {
 const permitAll = "auth required pam_permit.so\naccount required pam_permit.so\n";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** `promise`, or a failure naming `what` if it takes longer than `ms` (a lost wake-up hangs). */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no reply within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Runs `body`; if it fails, terminates the worker threads before rethrowing, so that a
+ * worker that missed its wake-up cannot hang the test's cleanup (`end()` would wait for it).
+ */
+async function failingCleanly(body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    terminateAllWorkers();
+    throw error;
+  }
+}
+
 /** Resolves with the error a promise rejects with; fails if it resolves. */
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -465,8 +491,9 @@ test("a transaction outlives its thread's event loop turns, idle and busy", {
 }, async () => {
   // The worker lets its event loop run every few dozen requests (so the runtime can
   // collect its garbage); the handle and its state must come through every such turn.
+  // (Which kind of turn, idle or busy, depends on how fast this thread sends the next call.)
   await using stack = matrixStack();
-  await using tx = await AsyncPamTransaction.start({
+  const tx = await AsyncPamTransaction.start({
     service: "web",
     user: "alice",
     confdir: stack.confdir,
@@ -475,37 +502,50 @@ test("a transaction outlives its thread's event loop turns, idle and busy", {
       return messages.map(() => "secret");
     },
   });
-  const started = workerPoolStats().started;
-  for (let i = 0; i < 100; i++) { // one at a time: the idle turns
-    await tx.putEnv(`N${i}=${i}`);
-    if (i % 10 === 0) await sleep(1);
-  }
-  // Issued together: past the turn the thread takes even with requests waiting.
-  const values = await Promise.all(
-    Array.from({ length: 600 }, (_, i) => i % 2 ? tx.getEnv(`N${i % 100}`) : tx.getItem("user")),
-  );
-  values.forEach((value, i) => assert.equal(value, i % 2 ? String(i % 100) : "alice"));
-  await tx.authenticate();
-  await tx.acctMgmt();
-  assert.equal(Object.keys(await tx.getEnvList()).length, 100);
-  assert.equal(workerPoolStats().started, started, "no new thread took over the handle");
+  await failingCleanly(async () => {
+    const started = workerPoolStats().started;
+    for (let i = 0; i < 100; i++) { // one at a time: the idle turns
+      await within(tx.putEnv(`N${i}=${i}`), 10_000, `putEnv #${i}`);
+      if (i % 10 === 0) await sleep(1);
+    }
+    // Issued together: each is sent the moment the one before it is answered.
+    const values = await within(
+      Promise.all(
+        Array.from(
+          { length: 600 },
+          (_, i) => i % 2 ? tx.getEnv(`N${i % 100}`) : tx.getItem("user"),
+        ),
+      ),
+      30_000,
+      "600 calls issued together",
+    );
+    values.forEach((value, i) => assert.equal(value, i % 2 ? String(i % 100) : "alice"));
+    await tx.authenticate();
+    await tx.acctMgmt();
+    assert.equal(Object.keys(await tx.getEnvList()).length, 100);
+    assert.equal(workerPoolStats().started, started, "no new thread took over the handle");
+  });
+  await tx.end();
 });
 
 test("a request sent just as the worker goes to sleep still wakes it", async () => {
   // The worker polls ~200 µs for its next request, then sleeps; the main thread wakes it
   // only when it says it sleeps. Requests sent at every moment around that edge must all
-  // arrive (a lost one would hang this test).
+  // arrive.
   await using stack = createTestStack({ services: { ok: permitAll } });
-  await using tx = await AsyncPamTransaction.start({
+  const tx = await AsyncPamTransaction.start({
     service: "ok",
     user: "u",
     confdir: stack.confdir,
   });
-  for (let i = 0; i < 1500; i++) {
-    const until = performance.now() + (i % 50) * 0.01; // 0 to 490 µs, spun: timers are too coarse
-    while (performance.now() < until) { /* spin */ }
-    assert.equal(await tx.getItem("user"), "u");
-  }
+  await failingCleanly(async () => {
+    for (let i = 0; i < 1500; i++) {
+      const until = performance.now() + (i % 50) * 0.01; // 0 to 490 µs, spun: timers are too coarse
+      while (performance.now() < until) { /* spin */ }
+      assert.equal(await within(tx.getItem("user"), 10_000, `request #${i}`), "u");
+    }
+  });
+  await tx.end();
 });
 
 test("sync and async APIs give identical results on the same stacks", {
