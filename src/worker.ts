@@ -228,8 +228,8 @@ function turnDue(idle: boolean): boolean {
 /**
  * Serves requests until the thread is terminated. Between turns of the event
  * loop (see {@linkcode turn}) it waits for the next request in
- * `Atomics.wait`: waking a thread blocked there is far cheaper than
- * delivering a message to its event loop. (`terminate()` interrupts the wait
+ * `Atomics.wait`: a worker still polling needs no wake-up at all, and one
+ * blocked there wakes sooner than its event loop would for a message. (`terminate()` interrupts the wait
  * on both runtimes.)
  */
 async function serve(): Promise<never> {

@@ -29,42 +29,27 @@ const options = {
   library: args.library,
 };
 
+// `using` ends each transaction as an application would, also when a call throws.
 const kinds: Record<string, () => void> = {
   full() {
-    const tx = PamTransaction.start(options);
-    try {
-      tx.authenticate();
-      tx.acctMgmt();
-      tx.openSession();
-      tx.closeSession();
-    } finally {
-      tx.end();
-    }
+    using tx = PamTransaction.start(options);
+    tx.authenticate();
+    tx.acctMgmt();
+    tx.openSession();
+    tx.closeSession();
   },
   auth() {
-    const tx = PamTransaction.start(options);
-    try {
-      tx.authenticate();
-    } finally {
-      tx.end();
-    }
+    using tx = PamTransaction.start(options);
+    tx.authenticate();
   },
   "auth-silent"() {
-    const tx = PamTransaction.start(options);
-    try {
-      tx.authenticate({ silent: true });
-    } finally {
-      tx.end();
-    }
+    using tx = PamTransaction.start(options);
+    tx.authenticate({ silent: true });
   },
   oneshot() {
-    const tx = PamTransaction.start(options);
-    try {
-      tx.authenticate();
-      tx.acctMgmt();
-    } finally {
-      tx.end();
-    }
+    using tx = PamTransaction.start(options);
+    tx.authenticate();
+    tx.acctMgmt();
   },
 };
 
