@@ -92,8 +92,9 @@ export const sessionProcessSymbols = {
   read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   // ssize_t write(int fd, const void *buf, size_t count)
   write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  // int dup(int oldfd): the channel moves off fd 1, so a module's stray printf cannot corrupt it.
-  dup: { parameters: ["i32"], result: "i32" },
+  // int fcntl(int fd, int cmd, int arg), as F_DUPFD_CLOEXEC: the channel moves off fd 1, so a
+  // module's stray printf cannot corrupt it, and no program the session starts inherits it.
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   // int dup2(int oldfd, int newfd)
   dup2: { parameters: ["i32", "i32"], result: "i32" },
   // uid_t getuid(void)
