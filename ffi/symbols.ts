@@ -82,6 +82,30 @@ export const libcSymbols = {
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Record<string, SymbolDefinition>;
 
+/**
+ * libc's pseudo-terminal calls, bound apart from {@linkcode libcSymbols} so
+ * that only a process that opens a terminal pays for binding them.
+ */
+export const ptySymbols = {
+  posix_openpt: { parameters: ["i32"], result: "i32" },
+  grantpt: { parameters: ["i32"], result: "i32" },
+  unlockpt: { parameters: ["i32"], result: "i32" },
+  ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  // open, fcntl and ioctl are variadic. Called with their one optional argument as a fixed one,
+  // they receive it where they look for it on x86_64 and aarch64 Linux (the ABIs this supports).
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  ioctl: { parameters: ["i32", "usize", "buffer"], result: "i32" },
+  // Aliased: a bound table's own close() unloads the library.
+  close_fd: { symbol: "close", parameters: ["i32"], result: "i32" },
+  // ssize_t taken as an int: every write is at most 64 KiB, so the low 32 bits are the value.
+  write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  getgrnam_r: { parameters: ["buffer", "buffer", "buffer", "usize", "buffer"], result: "i32" },
+  // Deno's process.getuid() would need --allow-sys on top of --allow-ffi.
+  geteuid: { parameters: [], result: "u32" },
+  getegid: { parameters: [], result: "u32" },
+} as const satisfies Record<string, SymbolDefinition>;
+
 /** The conversation function libpam calls: `int (*conv)(int, const struct pam_message **, struct pam_response **, void *)`. */
 export const conversationCallback = {
   // appdata_ptr is only ever the integer id this package put there: taken as an integer, it

@@ -12,15 +12,19 @@ import {
   native,
   pamSymbols,
   type Pointer,
+  ptySymbols,
 } from "../ffi/mod.ts";
 
 /** libpam's bound functions. */
 export type PamLibrary = Bound<typeof pamSymbols>;
 /** libc's bound functions. */
 export type LibcLibrary = Bound<typeof libcSymbols>;
+/** libc's bound pseudo-terminal functions. */
+export type PtyLibrary = Bound<typeof ptySymbols>;
 
 const pamByPath = new Map<string, PamLibrary>();
 let libc: LibcLibrary | undefined;
+let ptyLibc: PtyLibrary | undefined;
 
 /** libpam at `path` (default `libpam.so.0`), opened on first use. */
 export function openPam(path: string = defaultLibraries.pam): PamLibrary {
@@ -54,6 +58,24 @@ export function strerrorText(
 export function openLibc(): LibcLibrary {
   libc ??= native.open(defaultLibraries.libc, libcSymbols);
   return libc;
+}
+
+/** libc's pseudo-terminal functions, opened on first use. */
+export function openPtyLibc(): PtyLibrary {
+  ptyLibc ??= native.open(defaultLibraries.libc, ptySymbols);
+  return ptyLibc;
+}
+
+/** The `errno` the last failed libc call on this thread left. */
+export function lastErrno(): number {
+  const location = openLibc().__errno_location();
+  return location ? native.readI32(location, 0) : 0;
+}
+
+/** libc's text for `errno` (default: the last one), with its number, for error messages. */
+export function errnoText(errno: number = lastErrno()): string {
+  const message = errno ? openLibc().strerror(errno) : null;
+  return message ? `${native.readCString(message)} (errno ${errno})` : "unknown error";
 }
 
 function permissionHint(): string {
