@@ -101,6 +101,9 @@ export const ptySymbols = {
   // ssize_t taken as an int: every write is at most 64 KiB, so the low 32 bits are the value.
   write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   getgrnam_r: { parameters: ["buffer", "buffer", "buffer", "usize", "buffer"], result: "i32" },
+  // On the descriptor, not the path: Deno wants --allow-all to change a file under /dev.
+  fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
   // Deno's process.getuid() would need --allow-sys on top of --allow-ffi.
   geteuid: { parameters: [], result: "u32" },
   getegid: { parameters: [], result: "u32" },

@@ -12,7 +12,7 @@
  */
 
 import { spawn as spawnChild } from "node:child_process";
-import { chmodSync, chownSync, existsSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { native } from "../../ffi/mod.ts";
 import type { NativeAdapter } from "../../ffi/types.ts";
 import { errnoText, lastErrno, openPtyLibc } from "../library.ts";
@@ -86,11 +86,13 @@ export interface Pty {
    * Gives the slave to a user the way login(1) and sshd do: owner `uid`,
    * group `tty` and mode 0620 where that group exists (so `write` and
    * `wall` reach it), else group `gid` and mode 0600. Needs root unless
-   * `uid` is this process's own.
+   * `uid` is this process's own; call it before the program's spawn (once
+   * the last program has exited the slave is let go).
    *
    * @param mode overrides the mode (permission bits only).
    * @throws {TypeError} for ids or a mode out of range.
-   * @throws {Error} when the system refuses (`EPERM` without root).
+   * @throws {Error} when the pty is closed or let go, or the system refuses
+   * (`EPERM` without root).
    */
   chown(uid: number, gid: number, mode?: number): void;
   /**
@@ -235,20 +237,21 @@ class Terminal implements Pty {
       throw new TypeError(`mode must be permission bits from 0 to 0o777, got ${describe(mode)}`);
     }
     this.#open();
+    const slave = this.#held();
     const tty = ttyGroupId();
-    chownSync(this.slavePath, uid, tty ?? gid);
-    chmodSync(this.slavePath, mode ?? (tty === undefined ? 0o600 : 0o620));
+    const libc = openPtyLibc();
+    if (
+      libc.fchown(slave, uid, tty ?? gid) !== 0 ||
+      libc.fchmod(slave, mode ?? (tty === undefined ? 0o600 : 0o620)) !== 0
+    ) {
+      throw new Error(`Cannot give ${this.slavePath} to uid ${uid}: ${errnoText()}`);
+    }
   }
 
   async spawn(argv: readonly string[], options?: PtySpawnOptions): Promise<PtyProcess> {
     const args = checkArgv(argv);
     const { env, cwd, uid, gid } = checkSpawnOptions(options);
-    this.#open();
-    if (this.#slave < 0) {
-      throw new Error(
-        `The programs on ${this.slavePath} have all exited and its slave is let go: open a new pty`,
-      );
-    }
+    this.#held();
     const drop = uid === undefined ? [] : privilegeDrop(uid, gid!);
     const child = spawnChild(
       tool("setsid"),
@@ -306,6 +309,16 @@ class Terminal implements Pty {
   #open(): number {
     if (this.#master < 0) throw new Error(`The pseudo-terminal ${this.slavePath} is closed`);
     return this.#master;
+  }
+
+  #held(): number {
+    this.#open();
+    if (this.#slave < 0) {
+      throw new Error(
+        `The programs on ${this.slavePath} have all exited and its slave is let go: open a new pty`,
+      );
+    }
+    return this.#slave;
   }
 
   #letGo(): void {
