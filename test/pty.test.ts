@@ -4,10 +4,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { readFile } from "node:fs/promises";
 import { openPty, type Pty, type PtyProcess } from "../src/session/_pty.ts";
 
 const isRoot = spawnSync("id", ["-u"], { encoding: "utf8" }).stdout.trim() === "0";
+const hasCc = spawnSync("cc", ["--version"]).status === 0;
 const notRoot = isRoot ? false : "needs root: only root runs programs as another user";
 const env = { PATH: "/usr/bin:/bin", HOME: "/", TERM: "dumb", PS1: "pty$ " };
 const encoder = new TextEncoder();
@@ -70,6 +74,14 @@ function alive(pid: number): boolean {
   return spawnSync("ps", ["-p", String(pid)]).status === 0;
 }
 
+/** A program started on a fresh pty of `size`, whose output a Screen collects; disposing closes the pty. */
+async function start(argv: string[], size = { cols: 80, rows: 24 }) {
+  const pty = openPty(size);
+  const screen = new Screen(pty);
+  const program = await pty.spawn(argv, { env });
+  return { pty, screen, program, [Symbol.dispose]: () => pty.close() };
+}
+
 async function finish(program: PtyProcess, screen: Screen) {
   const status = await program.status;
   await screen.ended;
@@ -77,13 +89,11 @@ async function finish(program: PtyProcess, screen: Screen) {
 }
 
 test("tty prints the slave; the last output comes before readable closes, then the exit code", async () => {
-  using pty = openPty({ cols: 80, rows: 24 });
-  assert.match(pty.slavePath, /^\/dev\/pts\/\d+$/);
-  const screen = new Screen(pty);
-  const program = await pty.spawn(
+  using run = await start(
     ["sh", "-c", 'tty; echo "pid=$$ sid=$(cut -d" " -f6 /proc/$$/stat)"; printf done; exit 3'],
-    { env },
   );
+  const { pty, screen, program } = run;
+  assert.match(pty.slavePath, /^\/dev\/pts\/\d+$/);
   assert.deepEqual(await finish(program, screen), { code: 3, signal: null });
   assert.equal(
     screen.text,
@@ -93,12 +103,10 @@ test("tty prints the slave; the last output comes before readable closes, then t
 });
 
 test("the program holds the slave as 0, 1 and 2 and nothing of the master", async () => {
-  using pty = openPty({ cols: 80, rows: 24 });
-  const screen = new Screen(pty);
-  const program = await pty.spawn(
+  using run = await start(
     ["sh", "-c", 'for f in /proc/$$/fd/*; do echo "${f##*/}=$(readlink "$f")"; done'],
-    { env },
   );
+  const { pty, screen, program } = run;
   assert.deepEqual(await finish(program, screen), { code: 0, signal: null });
   const fds = new Map(
     screen.text.trim().split("\r\n").map((line) => line.split("=") as [string, string]),
@@ -110,12 +118,11 @@ test("the program holds the slave as 0, 1 and 2 and nothing of the master", asyn
 });
 
 test("stty size reports the size given, then the new one after resize(); SIGWINCH arrives", async () => {
-  using pty = openPty({ cols: 100, rows: 30 });
-  const screen = new Screen(pty);
-  const program = await pty.spawn(
+  using run = await start(
     ["sh", "-c", "trap 'echo winch' WINCH; stty size; read line; stty size"],
-    { env },
+    { cols: 100, rows: 30 },
   );
+  const { pty, screen, program } = run;
   const after = await screen.waitFor("30 100\r\n");
   pty.resize(120, 40);
   await type(pty, "\r");
@@ -125,9 +132,8 @@ test("stty size reports the size given, then the new one after resize(); SIGWINC
 });
 
 test("an interactive sh survives Ctrl-C sent to a foreground sleep, answers, and ends at Ctrl-D", async () => {
-  using pty = openPty({ cols: 80, rows: 24 });
-  const screen = new Screen(pty);
-  const shell = await pty.spawn(["sh", "-i"], { env });
+  using run = await start(["sh", "-i"]);
+  const { pty, screen, program: shell } = run;
   let at = await screen.waitFor("pty$ ");
   await type(pty, "sleep 30\r");
   let sleeper: number | undefined;
@@ -146,9 +152,11 @@ test("an interactive sh survives Ctrl-C sent to a foreground sleep, answers, and
 });
 
 test("close() hangs up the program and ends readable", async () => {
-  const pty = openPty({ cols: 80, rows: 24 });
-  const screen = new Screen(pty);
-  const program = await pty.spawn(["sh", "-c", "echo ready; while :; do sleep 1; done"], { env });
+  const { pty, screen, program } = await start([
+    "sh",
+    "-c",
+    "echo ready; while :; do sleep 1; done",
+  ]);
   await screen.waitFor("ready");
   pty.close();
   pty.close();
@@ -158,13 +166,11 @@ test("close() hangs up the program and ends readable", async () => {
 });
 
 test("a write the program is not yet reading waits, without blocking, and arrives whole", async () => {
-  using pty = openPty({ cols: 80, rows: 24 });
-  const screen = new Screen(pty);
   const size = 200_000; // far more than the slave's input queue holds
-  const program = await pty.spawn(
+  using run = await start(
     ["sh", "-c", `stty raw -echo; echo ready; sleep 1; head -c ${size} | wc -c`],
-    { env },
   );
+  const { pty, screen, program } = run;
   await screen.waitFor("ready");
   const bytes = new Uint8Array(size + 8).fill(0x61).subarray(8); // a view with an offset
   const writer = pty.writable.getWriter();
@@ -253,5 +259,57 @@ test(
     assert.deepEqual(await finish(program, screen), { code: 0, signal: null });
     const groups = spawnSync("id", ["-G", "nobody"], { encoding: "utf8" }).stdout.trim();
     assert.equal(screen.text, `65534\r\n65534\r\n${groups}\r\n${pty.slavePath}\r\n`);
+  },
+);
+
+test(
+  "without root, spawning as another user is an error",
+  { skip: isRoot ? "runs only without root (as root every user is allowed)" : false },
+  async () => {
+    using pty = openPty({ cols: 80, rows: 24 });
+    await assert.rejects(pty.spawn(["true"], { uid: 0, gid: 0 }), /Only root/);
+  },
+);
+
+test(
+  "the user's LD_PRELOAD and its kin reach the program, never the root-run steps before it",
+  { skip: notRoot || (hasCc ? false : "no C compiler (cc) to build the preloaded library") },
+  async () => {
+    // A user can put LD_PRELOAD into the PAM environment (pam_env's user_readenv): setsid, sh and
+    // setpriv run as root, and a library they preload would run as root.
+    const dir = mkdtempSync(join(tmpdir(), "seed-pam-pty-"));
+    try {
+      chmodSync(dir, 0o755);
+      writeFileSync(
+        join(dir, "tell.c"),
+        "#include <stdio.h>\n#include <unistd.h>\n__attribute__((constructor)) static void tell(void)" +
+          ' { dprintf(2, "preloaded as %d\\n", (int)geteuid()); }\n',
+      );
+      const built = spawnSync("cc", [
+        "-shared",
+        "-fPIC",
+        "-o",
+        join(dir, "tell.so"),
+        join(dir, "tell.c"),
+      ], {
+        encoding: "utf8",
+      });
+      assert.equal(built.status, 0, built.stderr);
+      using pty = openPty({ cols: 80, rows: 24 });
+      const screen = new Screen(pty);
+      const program = await pty.spawn(["/usr/bin/env"], {
+        env: { ...env, LD_PRELOAD: join(dir, "tell.so"), GCONV_PATH: "/nowhere" },
+        uid: 65534,
+        gid: 65534,
+      });
+      assert.deepEqual(await finish(program, screen), { code: 0, signal: null });
+      const [first, ...printed] = screen.text.trim().split("\r\n");
+      assert.equal(first, "preloaded as 65534", "preloaded once, into the program, as the user");
+      assert.ok(printed.includes(`LD_PRELOAD=${join(dir, "tell.so")}`), screen.text);
+      assert.ok(printed.includes("GCONV_PATH=/nowhere"), screen.text);
+      assert.ok(!/preloaded|SEED_PAM_PTY_/.test(printed.join("\n")), screen.text);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   },
 );

@@ -4,7 +4,7 @@
  * stdin, stdout, stderr and controlling terminal, as the session's user.
  *
  * The master comes from libc (`posix_openpt`) because neither runtime opens
- * one; the runtime reads it through {@linkcode NativeAdapter.readStream}
+ * one; the runtime reads it through `NativeAdapter.readStream` (ffi/types.ts)
  * (neither Deno's files nor node:fs can adopt a descriptor they did not
  * open), and writes go through libc's `write` on the non-blocking descriptor.
  *
@@ -14,7 +14,6 @@
 import { spawn as spawnChild } from "node:child_process";
 import { existsSync } from "node:fs";
 import { native } from "../../ffi/mod.ts";
-import type { NativeAdapter } from "../../ffi/types.ts";
 import { errnoText, lastErrno, openPtyLibc } from "../library.ts";
 import { checkCString, cString, describe, optionsObject } from "../validate.ts";
 
@@ -177,7 +176,7 @@ export function openPty(size: PtySize): Pty {
     // not free the master's number while writes and resizes still use it.
     const reader = libc.fcntl(master, F_DUPFD_CLOEXEC, 0);
     if (reader < 0) throw new Error(`Cannot duplicate the master: ${errnoText()}`);
-    return new Terminal(master, slave, reader, slavePath, native);
+    return new Terminal(master, slave, reader, slavePath);
   } catch (error) {
     for (const fd of opened) libc.close_fd(fd);
     throw error;
@@ -194,17 +193,11 @@ class Terminal implements Pty {
   #running = 0;
   #started = 0;
 
-  constructor(
-    master: number,
-    slave: number,
-    reader: number,
-    slavePath: string,
-    ffi: NativeAdapter,
-  ) {
+  constructor(master: number, slave: number, reader: number, slavePath: string) {
     this.#master = master;
     this.#slave = slave;
     this.slavePath = slavePath;
-    const source = ffi.readStream(reader).getReader();
+    const source = native.readStream(reader).getReader();
     this.#source = source;
     let cancelled = false;
     // A stream of our own in front of the adapter's: close() must end it even while a caller
@@ -253,10 +246,11 @@ class Terminal implements Pty {
     const { env, cwd, uid, gid } = checkSpawnOptions(options);
     this.#held();
     const drop = uid === undefined ? [] : privilegeDrop(uid, gid!);
+    const { rootEnv, restore } = drop.length && env ? setAside(env) : { rootEnv: env, restore: [] };
     const child = spawnChild(
       tool("setsid"),
-      ["/bin/sh", "-c", ATTACH, this.slavePath, ...drop, ...args],
-      { env, cwd, stdio: "ignore" },
+      ["/bin/sh", "-c", ATTACH, this.slavePath, ...drop, ...restore, ...args],
+      { env: rootEnv, cwd, stdio: "ignore" },
     );
     this.#running++;
     let ended = false;
@@ -399,6 +393,56 @@ function privilegeDrop(uid: number, gid: number): string[] {
   throw new Error(
     `Only root can run a program as another user (uid ${uid}); this process runs as uid ${euid}`,
   );
+}
+
+// What glibc drops from the environment of a setuid program (<unsecvars.h>), and the dynamic
+// loader's whole LD_ family: setsid, sh and setpriv run as root, and these would make them load
+// code or read files the user chose.
+const unsafeForRoot = new Set([
+  "GCONV_PATH",
+  "GETCONF_DIR",
+  "GLIBC_TUNABLES",
+  "HOSTALIASES",
+  "LOCALDOMAIN",
+  "LOCPATH",
+  "MALLOC_TRACE",
+  "NIS_PATH",
+  "NLSPATH",
+  "RESOLV_HOST_CONF",
+  "RES_OPTIONS",
+  "TMPDIR",
+  "TZDIR",
+]);
+const ASIDE = "SEED_PAM_PTY_";
+
+/**
+ * `env` for the steps that run as root, with each variable unsafe there renamed, and the command
+ * that, run as the user after setpriv, names them back: the values stay in the environment, off
+ * every command line.
+ */
+function setAside(
+  env: Record<string, string>,
+): { rootEnv: Record<string, string>; restore: string[] } {
+  const rootEnv: Record<string, string> = {};
+  const names: string[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (name.startsWith(ASIDE)) {
+      throw new TypeError(`Environment variables named ${ASIDE}* are this module's own: ${name}`);
+    }
+    if (!unsafeForRoot.has(name) && !name.startsWith("LD_")) {
+      rootEnv[name] = value;
+      continue;
+    }
+    // Written into the restoring script below, so it must be a plain shell name.
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      throw new TypeError(`Cannot pass "${name}" safely to a program run as another user`);
+    }
+    rootEnv[ASIDE + name] = value;
+    names.push(name);
+  }
+  if (names.length === 0) return { rootEnv, restore: [] };
+  const script = names.map((n) => `${n}=$${ASIDE}${n}; export ${n}; unset ${ASIDE}${n}; `).join("");
+  return { rootEnv, restore: ["/bin/sh", "-c", `${script}exec "$@"`, "sh"] };
 }
 
 const tools = new Map<string, string>();
