@@ -227,6 +227,11 @@ test("bad sizes, argv and options are errors before anything runs", async () => 
   await assert.rejects(pty.spawn(["true"], { uid: 0 }), /go together/);
   await assert.rejects(pty.spawn(["true"], { env: { "A=B": "c" } }), TypeError);
   await assert.rejects(pty.spawn(["true"], { env: { A: 1 } as never }), TypeError);
+  await assert.rejects(pty.spawn(["true"], { cwd: "/nonexistent-seed-pam" }), /ENOENT/);
+  const screen = new Screen(pty);
+  const program = await pty.spawn(["echo", "a failed start leaves the pty usable"], { env });
+  assert.deepEqual(await finish(program, screen), { code: 0, signal: null });
+  assert.equal(screen.text, "a failed start leaves the pty usable\r\n");
   const writer = pty.writable.getWriter();
   await assert.rejects(writer.write("text" as never), TypeError);
 });

@@ -17,7 +17,16 @@ import { native } from "../../ffi/mod.ts";
 import { errnoText, lastErrno, openPtyLibc } from "../library.ts";
 import { checkCString, cString, describe, optionsObject } from "../validate.ts";
 
-/** A terminal's size in character cells. */
+/**
+ * A terminal's size in character cells.
+ *
+ * @example
+ * ```ts ignore
+ * import { openPty, type PtySize } from "./_pty.ts";
+ * const size: PtySize = { cols: 120, rows: 40 };
+ * using pty = openPty(size);
+ * ```
+ */
 export interface PtySize {
   /** Columns, 1 to 65535. */
   cols: number;
@@ -25,9 +34,22 @@ export interface PtySize {
   rows: number;
 }
 
-/** How {@linkcode Pty.spawn} runs a program. */
+/**
+ * How {@linkcode Pty.spawn} runs a program.
+ *
+ * @example
+ * ```ts ignore
+ * import type { PtySpawnOptions } from "./_pty.ts";
+ * const asNobody: PtySpawnOptions = { env: { PATH: "/usr/bin:/bin" }, cwd: "/", uid: 65534, gid: 65534 };
+ * ```
+ */
 export interface PtySpawnOptions {
-  /** The program's whole environment (default: this process's). */
+  /**
+   * The program's whole environment (default: this process's). With a `uid`,
+   * the variables that would make a root process load or read what the user
+   * chose (`LD_*`, and those glibc drops for setuid programs) reach the
+   * program but not the steps before it that still run as root.
+   */
   env?: Record<string, string>;
   /** Its working directory (default: this process's). */
   cwd?: string;
@@ -41,7 +63,15 @@ export interface PtySpawnOptions {
   gid?: number;
 }
 
-/** How a program ended: its exit code, or the signal that killed it. */
+/**
+ * How a program ended: its exit code, or the signal that killed it.
+ *
+ * @example
+ * ```ts ignore
+ * import type { PtyStatus } from "./_pty.ts";
+ * const describe = (s: PtyStatus): string => s.signal ?? `exit ${s.code}`;
+ * ```
+ */
 export interface PtyStatus {
   /** The exit code, or `null` when a signal ended it. */
   code: number | null;
@@ -49,7 +79,18 @@ export interface PtyStatus {
   signal: string | null;
 }
 
-/** A program running on a pseudo-terminal. */
+/**
+ * A program running on a pseudo-terminal.
+ *
+ * @example
+ * ```ts ignore
+ * import { openPty } from "./_pty.ts";
+ * using pty = openPty({ cols: 80, rows: 24 });
+ * const sleeper = await pty.spawn(["sleep", "30"]);
+ * sleeper.kill("SIGINT");
+ * console.log(await sleeper.status); // { code: null, signal: "SIGINT" }
+ * ```
+ */
 export interface PtyProcess {
   /** Its process id: the leader of its session, whose controlling terminal the pty is. */
   readonly pid: number;
@@ -66,6 +107,17 @@ export interface PtyProcess {
  * {@linkcode Pty.readable} closes once the last program holding the slave
  * has closed it, after everything it wrote; call {@linkcode Pty.close} (or
  * `using`) when done, which also hangs up programs still running on it.
+ *
+ * @example
+ * ```ts ignore
+ * import { openPty } from "./_pty.ts";
+ * using pty = openPty({ cols: 80, rows: 24 });
+ * pty.chown(1000, 1000); // the user's, before their shell starts
+ * const shell = await pty.spawn(["bash", "-l"], { uid: 1000, gid: 1000 });
+ * const keys = pty.writable.getWriter();
+ * await keys.write(new TextEncoder().encode("echo hello\r"));
+ * pty.resize(100, 30);
+ * ```
  */
 export interface Pty {
   /** The slave's path, `/dev/pts/N`: `PAM_TTY`, and `pts/N` is the utmp line. */
@@ -229,7 +281,6 @@ class Terminal implements Pty {
     if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o777)) {
       throw new TypeError(`mode must be permission bits from 0 to 0o777, got ${describe(mode)}`);
     }
-    this.#open();
     const slave = this.#held();
     const tty = ttyGroupId();
     const libc = openPtyLibc();
