@@ -8,6 +8,7 @@
 
 import { CFunction, CString, dlopen, FFIType, JSCallback, read, toArrayBuffer } from "bun:ffi";
 import { closeSync } from "node:fs";
+import process from "node:process";
 import { convertArguments } from "./arguments.ts";
 import { dataViewOf } from "./data_view.ts";
 import type { NativeType, SymbolDefinition } from "./symbols.ts";
@@ -103,6 +104,9 @@ function fileReadStream(fd: number): ReadableStream<Uint8Array> {
 /** The adapter for Bun. */
 export const adapter: NativeAdapter = {
   runtime: "bun",
+
+  // Bun has no permissions to grant; --smol trades some speed for a smaller heap.
+  scriptCommand: (script) => ({ command: process.execPath, args: ["--smol", script] }),
 
   open<S extends Record<string, SymbolDefinition>>(path: string, symbols: S) {
     const required: Record<string, ReturnType<typeof toBun>> = {};

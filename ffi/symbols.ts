@@ -83,30 +83,47 @@ export const libcSymbols = {
 } as const satisfies Record<string, SymbolDefinition>;
 
 /**
- * libc's pseudo-terminal calls, bound apart from {@linkcode libcSymbols} so
- * that only a process that opens a terminal pays for binding them.
+ * libc for the session process (src/session/): its control channel's file
+ * descriptors, the user its programs run as, and their pseudo-terminal.
  */
-export const ptySymbols = {
+export const sessionProcessSymbols = {
+  // ssize_t read(int fd, void *buf, size_t count): blocking reads of the control channel while a
+  // synchronous PAM call waits for the caller's answers.
+  read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  // ssize_t write(int fd, const void *buf, size_t count)
+  write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  // int dup(int oldfd): the channel moves off fd 1, so a module's stray printf cannot corrupt it.
+  dup: { parameters: ["i32"], result: "i32" },
+  // int dup2(int oldfd, int newfd)
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
+  // uid_t getuid(void)
+  getuid: { parameters: [], result: "u32" },
+  // gid_t getgid(void): a program may run as the session process's own user without setpriv.
+  getgid: { parameters: [], result: "u32" },
+  // int getpwnam_r(const char *name, struct passwd *pwd, char *buf, size_t buflen,
+  //                struct passwd **result): the user's uid, gid, home and shell, thread-safe.
+  getpwnam_r: {
+    parameters: ["buffer", "buffer", "buffer", "usize", "buffer"],
+    result: "i32",
+  },
+  // The pseudo-terminal (src/session/_pty.ts). open, fcntl and ioctl are variadic: called with
+  // their one optional argument as a fixed one, they find it where they look on x86_64 and
+  // aarch64 Linux (the ABIs this supports).
   posix_openpt: { parameters: ["i32"], result: "i32" },
   grantpt: { parameters: ["i32"], result: "i32" },
   unlockpt: { parameters: ["i32"], result: "i32" },
   ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  // open, fcntl and ioctl are variadic. Called with their one optional argument as a fixed one,
-  // they receive it where they look for it on x86_64 and aarch64 Linux (the ABIs this supports).
   open: { parameters: ["buffer", "i32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   ioctl: { parameters: ["i32", "usize", "buffer"], result: "i32" },
   // Aliased: a bound table's own close() unloads the library.
   close_fd: { symbol: "close", parameters: ["i32"], result: "i32" },
-  // ssize_t taken as an int: every write is at most 64 KiB, so the low 32 bits are the value.
-  write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  getgrnam_r: { parameters: ["buffer", "buffer", "buffer", "usize", "buffer"], result: "i32" },
   // On the descriptor, not the path: Deno wants --allow-all to change a file under /dev.
   fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
-  // Deno's process.getuid() would need --allow-sys on top of --allow-ffi.
-  geteuid: { parameters: [], result: "u32" },
-  getegid: { parameters: [], result: "u32" },
+  // int getgrnam_r(const char *name, struct group *grp, char *buf, size_t buflen,
+  //                struct group **result): the tty group.
+  getgrnam_r: { parameters: ["buffer", "buffer", "buffer", "usize", "buffer"], result: "i32" },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /** The conversation function libpam calls: `int (*conv)(int, const struct pam_message **, struct pam_response **, void *)`. */

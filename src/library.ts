@@ -12,19 +12,15 @@ import {
   native,
   pamSymbols,
   type Pointer,
-  ptySymbols,
 } from "../ffi/mod.ts";
 
 /** libpam's bound functions. */
 export type PamLibrary = Bound<typeof pamSymbols>;
 /** libc's bound functions. */
 export type LibcLibrary = Bound<typeof libcSymbols>;
-/** libc's bound pseudo-terminal functions. */
-export type PtyLibrary = Bound<typeof ptySymbols>;
 
 const pamByPath = new Map<string, PamLibrary>();
 let libc: LibcLibrary | undefined;
-let ptyLibc: PtyLibrary | undefined;
 
 /** libpam at `path` (default `libpam.so.0`), opened on first use. */
 export function openPam(path: string = defaultLibraries.pam): PamLibrary {
@@ -58,12 +54,6 @@ export function strerrorText(
 export function openLibc(): LibcLibrary {
   libc ??= native.open(defaultLibraries.libc, libcSymbols);
   return libc;
-}
-
-/** libc's pseudo-terminal functions, opened on first use. */
-export function openPtyLibc(): PtyLibrary {
-  ptyLibc ??= native.open(defaultLibraries.libc, ptySymbols);
-  return ptyLibc;
 }
 
 /** The `errno` the last failed libc call on this thread left. */

@@ -14,8 +14,9 @@
 import { spawn as spawnChild } from "node:child_process";
 import { existsSync } from "node:fs";
 import { native } from "../../ffi/mod.ts";
-import { errnoText, lastErrno, openPtyLibc } from "../library.ts";
+import { errnoText, lastErrno } from "../library.ts";
 import { checkCString, cString, describe, optionsObject } from "../validate.ts";
+import { processLibc } from "./_spawn.ts";
 
 /**
  * A terminal's size in character cells.
@@ -204,7 +205,7 @@ const decoder = new TextDecoder();
  */
 export function openPty(size: PtySize): Pty {
   const { cols, rows } = checkSize(size);
-  const libc = openPtyLibc();
+  const libc = processLibc();
   // Non-blocking, so the runtime can poll it and a full input queue never stalls a write;
   // close-on-exec, so no program ever holds the master.
   const master = libc.posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
@@ -283,7 +284,7 @@ class Terminal implements Pty {
     }
     const slave = this.#held();
     const tty = ttyGroupId();
-    const libc = openPtyLibc();
+    const libc = processLibc();
     if (
       libc.fchown(slave, uid, tty ?? gid) !== 0 ||
       libc.fchmod(slave, mode ?? (tty === undefined ? 0o600 : 0o620)) !== 0
@@ -340,7 +341,7 @@ class Terminal implements Pty {
 
   close(): void {
     if (this.#master < 0) return;
-    openPtyLibc().close_fd(this.#master);
+    processLibc().close_fd(this.#master);
     this.#master = -1;
     this.#letGo();
     // Closes the reader's descriptor, the master's last: the kernel then hangs up the slave.
@@ -368,7 +369,7 @@ class Terminal implements Pty {
 
   #letGo(): void {
     if (this.#slave < 0) return;
-    openPtyLibc().close_fd(this.#slave);
+    processLibc().close_fd(this.#slave);
     this.#slave = -1;
   }
 
@@ -376,7 +377,7 @@ class Terminal implements Pty {
     if (!(chunk instanceof Uint8Array)) {
       throw new TypeError(`A terminal takes Uint8Array chunks, got ${describe(chunk)}`);
     }
-    const libc = openPtyLibc();
+    const libc = processLibc();
     let done = 0;
     let wait = 1;
     while (done < chunk.length) {
@@ -406,14 +407,14 @@ function setWindowSize(fd: number, cols: number, rows: number): void {
   const view = new DataView(winsize.buffer);
   view.setUint16(0, rows, true);
   view.setUint16(2, cols, true);
-  if (openPtyLibc().ioctl(fd, TIOCSWINSZ, winsize) !== 0) {
+  if (processLibc().ioctl(fd, TIOCSWINSZ, winsize) !== 0) {
     throw new Error(`Cannot set the terminal's size: ${errnoText()}`);
   }
 }
 
 /** The `tty` group's id (`getgrnam_r`), or `undefined` where there is none. */
 function ttyGroupId(): number | undefined {
-  const libc = openPtyLibc();
+  const libc = processLibc();
   // struct group: gr_name, gr_passwd (pointers), then gr_gid at 16; 32 bytes on 64-bit Linux.
   const group = new Uint8Array(32);
   const result = new Uint8Array(8);
@@ -434,15 +435,15 @@ function ttyGroupId(): number | undefined {
 
 /** setpriv's arguments that make the rest of the command line run as `uid`. */
 function privilegeDrop(uid: number, gid: number): string[] {
-  const libc = openPtyLibc();
-  const euid = libc.geteuid();
-  if (euid === 0) {
+  const libc = processLibc();
+  const self = libc.getuid();
+  if (self === 0) {
     return [tool("setpriv"), `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--"];
   }
   // Without root, setpriv could not even set the groups: running as oneself needs no change.
-  if (uid === euid && gid === libc.getegid()) return [];
+  if (uid === self && gid === libc.getgid()) return [];
   throw new Error(
-    `Only root can run a program as another user (uid ${uid}); this process runs as uid ${euid}`,
+    `Only root can run a program as another user (uid ${uid}); this process runs as uid ${self}`,
   );
 }
 
