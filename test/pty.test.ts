@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readFile } from "node:fs/promises";
 import { openPty, type Pty, type PtyProcess } from "../src/session/_pty.ts";
+import { splitRootEnv } from "../src/session/_root_env.ts";
 
 const isRoot = spawnSync("id", ["-u"], { encoding: "utf8" }).stdout.trim() === "0";
 const hasCc = spawnSync("cc", ["--version"]).status === 0;
@@ -312,9 +313,33 @@ test(
       assert.equal(first, "preloaded as 65534", "preloaded once, into the program, as the user");
       assert.ok(printed.includes(`LD_PRELOAD=${join(dir, "tell.so")}`), screen.text);
       assert.ok(printed.includes("GCONV_PATH=/nowhere"), screen.text);
-      assert.ok(!/preloaded|SEED_PAM_PTY_/.test(printed.join("\n")), screen.text);
+      assert.ok(!/preloaded|SEED_PAM_ASIDE_/.test(printed.join("\n")), screen.text);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   },
 );
+
+test("splitRootEnv renames what root must not see, keeps the rest, refuses what it cannot carry", () => {
+  const { rootEnv, restore } = splitRootEnv({ PATH: "/usr/bin", LD_AUDIT: "a", TMPDIR: "/t" });
+  assert.deepEqual(rootEnv, {
+    PATH: "/usr/bin",
+    SEED_PAM_ASIDE_LD_AUDIT: "a",
+    SEED_PAM_ASIDE_TMPDIR: "/t",
+  });
+  assert.equal(restore.length, 4);
+  assert.ok(!restore.join(" ").includes("/t"), "no value on the command line");
+  // env -i: Deno's spawnSync adds its own environment to the one it is given.
+  const assignments = Object.entries(rootEnv).map(([name, value]) => `${name}=${value}`);
+  const named = spawnSync("/usr/bin/env", ["-i", ...assignments, ...restore, "/usr/bin/env"], {
+    encoding: "utf8",
+  });
+  assert.deepEqual(named.stdout.trim().split("\n").filter((v) => !v.startsWith("PWD=")).sort(), [
+    "LD_AUDIT=a",
+    "PATH=/usr/bin",
+    "TMPDIR=/t",
+  ]);
+  assert.deepEqual(splitRootEnv({ TERM: "dumb" }), { rootEnv: { TERM: "dumb" }, restore: [] });
+  assert.throws(() => splitRootEnv({ "LD_A-B": "x" }), TypeError);
+  assert.throws(() => splitRootEnv({ SEED_PAM_ASIDE_X: "x" }), TypeError);
+});

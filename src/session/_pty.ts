@@ -16,6 +16,7 @@ import { existsSync } from "node:fs";
 import { native } from "../../ffi/mod.ts";
 import { errnoText, lastErrno } from "../library.ts";
 import { checkCString, cString, describe, optionsObject } from "../validate.ts";
+import { splitRootEnv } from "./_root_env.ts";
 import { processLibc } from "./_spawn.ts";
 
 /**
@@ -298,7 +299,9 @@ class Terminal implements Pty {
     const { env, cwd, uid, gid } = checkSpawnOptions(options);
     this.#held();
     const drop = uid === undefined ? [] : privilegeDrop(uid, gid!);
-    const { rootEnv, restore } = drop.length && env ? setAside(env) : { rootEnv: env, restore: [] };
+    const { rootEnv, restore } = drop.length && env
+      ? splitRootEnv(env)
+      : { rootEnv: env, restore: [] };
     const child = spawnChild(
       tool("setsid"),
       ["/bin/sh", "-c", ATTACH, this.slavePath, ...drop, ...restore, ...args],
@@ -445,56 +448,6 @@ function privilegeDrop(uid: number, gid: number): string[] {
   throw new Error(
     `Only root can run a program as another user (uid ${uid}); this process runs as uid ${self}`,
   );
-}
-
-// What glibc drops from the environment of a setuid program (<unsecvars.h>), and the dynamic
-// loader's whole LD_ family: setsid, sh and setpriv run as root, and these would make them load
-// code or read files the user chose.
-const unsafeForRoot = new Set([
-  "GCONV_PATH",
-  "GETCONF_DIR",
-  "GLIBC_TUNABLES",
-  "HOSTALIASES",
-  "LOCALDOMAIN",
-  "LOCPATH",
-  "MALLOC_TRACE",
-  "NIS_PATH",
-  "NLSPATH",
-  "RESOLV_HOST_CONF",
-  "RES_OPTIONS",
-  "TMPDIR",
-  "TZDIR",
-]);
-const ASIDE = "SEED_PAM_PTY_";
-
-/**
- * `env` for the steps that run as root, with each variable unsafe there renamed, and the command
- * that, run as the user after setpriv, names them back: the values stay in the environment, off
- * every command line.
- */
-function setAside(
-  env: Record<string, string>,
-): { rootEnv: Record<string, string>; restore: string[] } {
-  const rootEnv: Record<string, string> = {};
-  const names: string[] = [];
-  for (const [name, value] of Object.entries(env)) {
-    if (name.startsWith(ASIDE)) {
-      throw new TypeError(`Environment variables named ${ASIDE}* are this module's own: ${name}`);
-    }
-    if (!unsafeForRoot.has(name) && !name.startsWith("LD_")) {
-      rootEnv[name] = value;
-      continue;
-    }
-    // Written into the restoring script below, so it must be a plain shell name.
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-      throw new TypeError(`Cannot pass "${name}" safely to a program run as another user`);
-    }
-    rootEnv[ASIDE + name] = value;
-    names.push(name);
-  }
-  if (names.length === 0) return { rootEnv, restore: [] };
-  const script = names.map((n) => `${n}=$${ASIDE}${n}; export ${n}; unset ${ASIDE}${n}; `).join("");
-  return { rootEnv, restore: ["/bin/sh", "-c", `${script}exec "$@"`, "sh"] };
 }
 
 const tools = new Map<string, string>();
