@@ -377,7 +377,7 @@ for (const runtime of ["deno", "bun"] as const) {
       const text = await after.text();
       assert.doesNotMatch(text, /Logged in as|data-pam-result="success"/);
       assert.match(text, /<input name="user"/);
-      // Until issue 16's fix, an open session holds one of the server's few PAM threads.
+      // Log out, so that the server holds no more for the tests after this one than before.
       await page.locator("form[action='/logout'] button").click();
       await page.locator("input[name=user]").waitFor();
     },
