@@ -245,7 +245,10 @@ test("web login handler: a browser that goes away has its login cancelled and it
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   assert.deepEqual(sessionLog(s.stack), ["open_session", "alice", "close_session", "alice"]);
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  // The cancelled login settles once its session process has answered: wait for it, bounded.
+  while (!s.logs.some((l) => l.startsWith('login abandoned for "bob"')) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   const log = s.logs.join("\n");
   assert.match(log, /closing the session of "alice": the browser went away/);
   assert.match(log, /login abandoned for "bob": .*The login was cancelled\./);
@@ -509,7 +512,8 @@ test("web login handler: only allowed host names are served, and Origin must be 
   for (const origin of ["http://evil.example:8000", "http://localhost:8000", "null"]) {
     assert.equal((await visitor.post("/login", { user: "alice" }, { origin })).status, 403);
   }
-  assert.doesNotMatch(s.logs.join("\n"), /login started for "alice" from 127\.0\.0\.1\n.*\n/);
+  const started = s.logs.filter((line) => line.startsWith("login started")).length;
+  assert.equal(started, 1, "only the real login started one");
 
   // The list is configurable; then the loopback names are refused unless listed.
   await using configured = setup({ allowedHosts: ["login.example.org", "::1"] });

@@ -40,8 +40,10 @@ export interface Client {
   readonly key: string;
   /** The address the entry was created from (what the per-address bound counts). */
   readonly address: string | undefined;
-  /** When the browser last sent a request. */
+  /** When the browser last sent a request, or was last answered. */
   seen: number;
+  /** How many of its requests are being answered (the browser is there, not idle). */
+  busy: number;
   flow?: LoginFlow;
   session?: LoginSession;
   sessionNotices?: readonly PamMessage[];
@@ -167,6 +169,7 @@ export class ClientTable {
       key: randomId(),
       address,
       seen: Date.now(),
+      busy: 0,
     };
     this.#byId.set(entry.id, entry);
     if (address !== undefined) {

@@ -202,7 +202,10 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
   const sweep = (): void => {
     const now = Date.now();
     for (const client of clients.values()) {
-      if (now - client.seen > idleTimeoutMs) forget(client, "the browser went away");
+      // A browser waiting for an answer (a login post while PAM works) is not idle.
+      if (client.busy === 0 && now - client.seen > idleTimeoutMs) {
+        forget(client, "the browser went away");
+      }
     }
     for (const [key, until] of notBefore) if (until <= now) notBefore.delete(key);
   };
@@ -366,6 +369,17 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     return new URLSearchParams(new TextDecoder().decode(body));
   };
 
+  // Runs a post of `client`'s; the sweeper leaves the client alone until it is answered.
+  const whileBusy = async (client: Client, work: () => Promise<Response>): Promise<Response> => {
+    client.busy++;
+    try {
+      return await work();
+    } finally {
+      client.busy--;
+      client.seen = Date.now();
+    }
+  };
+
   // The response to a post that changed what the session can do: the cookie names the entry
   // as it is when the response leaves (renewed meanwhile perhaps), or is dropped if it was
   // evicted.
@@ -449,85 +463,87 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
         log("login refused: every entry of the client table holds an open session");
         return html(errorPage("Too many sessions are open; try again later"), 503);
       }
-      return await startLogin(client, user, url, clientAddress);
+      return await whileBusy(client, () => startLogin(client, user, url, clientAddress));
     }
     // An expired, replaced or forged session: start over with a fresh page.
     if (!sameText(token, known.csrf)) return redirect();
     const client = known;
 
-    switch (url.pathname) {
-      case "/login": {
-        const user = loginUser(form);
-        if (user === undefined) {
-          return html(loginPage({ csrf: client.csrf, notice: BAD_USER }), 400);
+    return await whileBusy(client, async (): Promise<Response> => {
+      switch (url.pathname) {
+        case "/login": {
+          const user = loginUser(form);
+          if (user === undefined) {
+            return html(loginPage({ csrf: client.csrf, notice: BAD_USER }), 400);
+          }
+          if (client.session) return redirect();
+          return await startLogin(client, user, url, clientAddress);
         }
-        if (client.session) return redirect();
-        return await startLogin(client, user, url, clientAddress);
-      }
-      case "/answer": {
-        const flow = client.flow;
-        const step = flow?.current;
-        if (!flow || step?.kind !== "prompt" || String(step.step) !== form.get("step")) {
-          return redirect();
-        }
-        const values: string[] = [];
-        for (const [i, message] of step.messages.entries()) {
-          if (!isPrompt(message)) continue;
-          const value = form.get(`answer-${i}`) ?? "";
-          if (value.length > MAX_ANSWER) {
-            flow.cancel();
+        case "/answer": {
+          const flow = client.flow;
+          const step = flow?.current;
+          if (!flow || step?.kind !== "prompt" || String(step.step) !== form.get("step")) {
             return redirect();
           }
-          values.push(value);
-        }
-        // This answer may be the one that logs the browser in: a new id first, so that an id
-        // planted in the browser (or one that leaked) never becomes a logged-in session.
-        clients.renew(client);
-        const key = clientAddress ?? client.key;
-        // Answers wait out the fail delay too, one at a time per client, so logins opened
-        // side by side cannot have their guesses checked faster than one per delay.
-        await inTurn(key, async () => {
-          await failDelay(key);
-          flow.answer(step.step, values);
-          const outcome = await flow.next();
-          // Set the delay a failure asks for before the next answer's turn begins.
-          if (outcome && outcome.kind !== "prompt") settle(client, flow, outcome, key);
-        });
-        return renewed(client, url);
-      }
-      case "/cancel": {
-        const flow = client.flow;
-        if (flow) {
-          flow.cancel();
-          client.flow = undefined;
-          client.notice = "Login cancelled.";
-          log(`login cancelled for ${JSON.stringify(flow.user)}`);
-        }
-        return redirect();
-      }
-      default: { // "/logout"
-        // Whatever the old id could do ends here.
-        clients.renew(client);
-        const session = client.session;
-        client.session = undefined;
-        client.sessionNotices = undefined;
-        if (session) {
-          try {
-            await session.close();
-            client.notice = `${session.user} logged out: the PAM session is closed.`;
-            log(`logout of ${JSON.stringify(session.user)}`);
-          } catch (error) {
-            client.notice = `Logged out, but closing the PAM session failed: ${
-              error instanceof Error ? error.message : "unknown error"
-            }`;
-            log(
-              `closing the session of ${JSON.stringify(session.user)} failed: ${describe(error)}`,
-            );
+          const values: string[] = [];
+          for (const [i, message] of step.messages.entries()) {
+            if (!isPrompt(message)) continue;
+            const value = form.get(`answer-${i}`) ?? "";
+            if (value.length > MAX_ANSWER) {
+              flow.cancel();
+              return redirect();
+            }
+            values.push(value);
           }
+          // This answer may be the one that logs the browser in: a new id first, so that an id
+          // planted in the browser (or one that leaked) never becomes a logged-in session.
+          clients.renew(client);
+          const key = clientAddress ?? client.key;
+          // Answers wait out the fail delay too, one at a time per client, so logins opened
+          // side by side cannot have their guesses checked faster than one per delay.
+          await inTurn(key, async () => {
+            await failDelay(key);
+            flow.answer(step.step, values);
+            const outcome = await flow.next();
+            // Set the delay a failure asks for before the next answer's turn begins.
+            if (outcome && outcome.kind !== "prompt") settle(client, flow, outcome, key);
+          });
+          return renewed(client, url);
         }
-        return renewed(client, url);
+        case "/cancel": {
+          const flow = client.flow;
+          if (flow) {
+            flow.cancel();
+            client.flow = undefined;
+            client.notice = "Login cancelled.";
+            log(`login cancelled for ${JSON.stringify(flow.user)}`);
+          }
+          return redirect();
+        }
+        default: { // "/logout"
+          // Whatever the old id could do ends here.
+          clients.renew(client);
+          const session = client.session;
+          client.session = undefined;
+          client.sessionNotices = undefined;
+          if (session) {
+            try {
+              await session.close();
+              client.notice = `${session.user} logged out: the PAM session is closed.`;
+              log(`logout of ${JSON.stringify(session.user)}`);
+            } catch (error) {
+              client.notice = `Logged out, but closing the PAM session failed: ${
+                error instanceof Error ? error.message : "unknown error"
+              }`;
+              log(
+                `closing the session of ${JSON.stringify(session.user)} failed: ${describe(error)}`,
+              );
+            }
+          }
+          return renewed(client, url);
+        }
       }
-    }
+    });
   };
 
   return {
