@@ -21,16 +21,16 @@
 // - libpam logs through syslog; the wrapper turns that into
 //   "PWRAP_ERROR[...] - SYSLOG(3): ..." lines on stderr, sometimes in the
 //   middle of a line (after a prompt). They are removed before comparing.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { createTestStack, type TestStack, wrapperModule } from "../src/testing.ts";
 import { evaluateFlagExpression, FlagExpressionError } from "../src/flag_expression.ts";
+import { compileModule } from "./_modules.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const cli = join(root, "src", "cli.ts");
@@ -42,21 +42,12 @@ const which = (name: string) => spawnSync("sh", ["-c", `command -v ${name}`]).st
 const havePamtester = which("pamtester");
 const haveWrapper = wrapperModule("pam_matrix") !== undefined;
 const havePython = which("python3");
-const haveGcc = which("gcc") &&
-  spawnSync("sh", ["-c", "test -f /usr/include/security/pam_ext.h"]).status === 0;
-
-// A sloppy module, built once: it takes no answer (NULL, what misc_conv answers at end of input)
-// for the empty password and so authenticates on it. Neither a closed nor an empty stdin may let
-// the CLI report that as a success.
-const moduleDir = haveGcc ? mkdtempSync(join(tmpdir(), "seed-pam-cli-")) : undefined;
-after(() => {
-  if (moduleDir) rmSync(moduleDir, { recursive: true, force: true });
-});
-const nullAnswerModule = moduleDir ? join(moduleDir, "pam_null_answer.so") : undefined;
-if (moduleDir && nullAnswerModule) {
-  writeFileSync(
-    join(moduleDir, "null_answer.c"),
-    `#include <security/pam_modules.h>
+// A sloppy module: it takes no answer (NULL, what misc_conv answers at end of input) for the
+// empty password and so authenticates on it. Neither a closed nor an empty stdin may let the CLI
+// report that as a success.
+const nullAnswer = compileModule(
+  "null_answer",
+  `#include <security/pam_modules.h>
 #include <security/pam_ext.h>
 #include <stdlib.h>
 int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
@@ -71,20 +62,9 @@ int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv) {
   return PAM_SUCCESS;
 }
 `,
-  );
-  const built = spawnSync("gcc", [
-    "-shared",
-    "-fPIC",
-    "-o",
-    nullAnswerModule,
-    join(moduleDir, "null_answer.c"),
-    "-lpam",
-  ], { encoding: "utf8" });
-  assert.equal(built.status, 0, built.stderr);
-}
-const skipNullAnswer = nullAnswerModule
-  ? false
-  : "gcc or the PAM headers (libpam0g-dev) are missing";
+);
+const nullAnswerModule = nullAnswer.path;
+const skipNullAnswer = nullAnswer.why ?? false;
 const skipParity = !havePamtester
   ? "pamtester is not installed (apt-get install pamtester)"
   : !haveWrapper
