@@ -71,6 +71,9 @@ export const libcSymbols = {
   // The terminal conversation turns echo off (and back on) the way libpam_misc's misc_conv does.
   tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
   tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  // Variadic in C; bound for F_GETFL, which takes no third argument. Tells the /dev/null the
+  // runtimes put in place of a closed standard input (opened read-write) from a redirected one.
+  fcntl: { parameters: ["i32", "i32"], result: "i32" },
   utmpxname: { parameters: ["buffer"], result: "i32" },
   setutxent: { parameters: [], result: "void" },
   getutxid: { parameters: ["buffer"], result: "pointer" },
