@@ -4,13 +4,14 @@
 // ever reaches a page or the log.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import {
   createWebLogin,
   type WebLogin,
   type WebLoginOptions,
 } from "../examples/web-login/handler.ts";
-import { createDemoStack, type DemoStack } from "../examples/web-login/stack.ts";
+import { createDemoStack, type DemoStack, demoUsers } from "../examples/web-login/stack.ts";
 import { wrapperModule } from "../src/testing.ts";
 
 const skip = wrapperModule("pam_matrix") ? false : "needs Debian's libpam-wrapper (pam_matrix)";
@@ -162,6 +163,27 @@ test(
     assert.match(sid, /^pam_sid=[\w-]{43}; Path=\/; HttpOnly; SameSite=Strict$/);
   },
 );
+
+test("web login handler: the page shows id run as the user in the session; logout closes it", {
+  skip,
+}, async () => {
+  await using s = setup();
+  const [account, password] = Object.entries(demoUsers).find(([u]) =>
+    u !== "alice" && u !== "bob"
+  )!;
+  const client = new Client(s.web, "192.0.2.1");
+  const page = await client.login(account, [password], ["424242"]);
+  assert.equal(result(page), "success", page);
+  const uid = spawnSync("id", ["-u", account], { encoding: "utf8" }).stdout.trim();
+  assert.match(page, new RegExp(`<pre data-pam-id>\\$ id\\nuid=${uid}\\(${account}\\)`));
+  assert.equal((await client.post("/logout", {})).status, 303);
+  assert.match(await client.get(), new RegExp(`${account} logged out`));
+  assert.deepEqual(sessionLog(s.stack), ["open_session", account, "close_session", account]);
+  // alice exists only in pam_matrix's file: her page says why id could not run.
+  const alice = new Client(s.web, "192.0.2.2");
+  const hers = await alice.login("alice", ["wonderland"], ["424242"]);
+  assert.match(hers, /id could not run as alice: .*no passwd entry/);
+});
 
 test("web login handler: a login through every prompt; no answer reaches a page or the log", {
   skip,

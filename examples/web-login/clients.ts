@@ -47,6 +47,8 @@ export interface Client {
   flow?: LoginFlow;
   session?: LoginSession;
   sessionNotices?: readonly PamMessage[];
+  /** What `id` printed as the user, once the session opened. */
+  sessionId?: string;
   failure?: { user: string; messages: readonly PamMessage[]; description: string };
   notice?: string;
 }

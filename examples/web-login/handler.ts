@@ -273,6 +273,7 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     if (step.kind === "success") {
       client.session = step.session;
       client.sessionNotices = step.notices;
+      client.sessionId = step.id;
       log(`login succeeded for ${JSON.stringify(step.session.user)}`);
       return;
     }
@@ -291,6 +292,7 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
         user: client.session.user,
         env: client.session.env,
         messages: client.sessionNotices ?? [],
+        id: client.sessionId ?? "",
       });
     }
     if (client.flow) {
@@ -526,6 +528,7 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
           const session = client.session;
           client.session = undefined;
           client.sessionNotices = undefined;
+          client.sessionId = undefined;
           if (session) {
             try {
               await session.close();
