@@ -6,7 +6,7 @@
  * @module
  */
 
-import { closeSync, openSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, type Stats } from "node:fs";
 import process from "node:process";
 import { native } from "../ffi/mod.ts";
 import { errnoText, openLibc } from "./library.ts";
@@ -211,30 +211,115 @@ export function checkFilePath(file: unknown, what: string): asserts file is stri
   }
 }
 
+/** What a file that is not a regular one is, for the message. */
+function kindOf(stats: Stats): string {
+  if (stats.isSymbolicLink()) return "a symbolic link (not followed)";
+  if (stats.isDirectory()) return "a directory";
+  if (stats.isFIFO()) return "a FIFO";
+  if (stats.isCharacterDevice()) return "a character device";
+  if (stats.isBlockDevice()) return "a block device";
+  if (stats.isSocket()) return "a socket";
+  return "not a regular file";
+}
+
+function cannotWrite(file: string, what: string, why: string, cause?: unknown): Error {
+  return new Error(
+    `Cannot write the ${what} "${file}": ${why}. Pass utmp: { utmpFile, wtmpFile } to use ` +
+      "other files, or utmp: false to log in without utmp/wtmp records",
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+// O_NONBLOCK: opening a FIFO or a device cannot wait; O_NOCTTY: a terminal never becomes ours.
+const openFlags = constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK |
+  constants.O_NOCTTY;
+
 /**
- * Checks before any PAM call that `file` can be written, creating it (empty,
- * mode 0644) when `create` is set, so a wrong path or missing root fails
- * early with a clear message instead of after the session opened.
+ * Opens `file` read-write for utmp records, and returns the descriptor only
+ * if it is a regular file, reached without following a symbolic link in its
+ * last component, whose size is a whole number of records: never a FIFO or a
+ * device (which would block or swallow the writes), never a text file (which
+ * glibc would cut to a multiple of 384 bytes before appending). Created
+ * (empty, mode 0644) when missing and `create` is set. Throws an `Error`
+ * naming the file, what is wrong, and the way out; nothing is written.
  */
-export function ensureWritable(file: string, what: string, create: boolean): void {
+export function openUtmpFile(file: string, what: string, create: boolean): number {
   checkFilePath(file, what);
+  let before: Stats | undefined;
+  try {
+    before = lstatSync(file);
+  } catch (error) {
+    if ((error as { code?: string }).code !== "ENOENT" || !create) {
+      throw cannotWrite(file, what, reason(error), error);
+    }
+  }
+  // Refused before it is opened: opening a device can have effects of its own.
+  if (before && !before.isFile()) throw cannotWrite(file, what, `it is ${kindOf(before)}`);
   let fd: number;
   try {
-    fd = openSync(file, create ? "a+" : "r+", 0o644);
+    fd = openSync(file, openFlags | (create ? constants.O_CREAT : 0), 0o644);
   } catch (error) {
-    const code = (error as { code?: string }).code;
-    const why = code === "EACCES" || code === "EPERM"
-      ? "permission denied (the system files are writable by root only)"
-      : code === "ENOENT"
-      ? "it does not exist"
-      : (error as Error).message;
-    throw new Error(
-      `Cannot write the ${what} "${file}": ${why}. Pass utmp: { utmpFile, wtmpFile } to use ` +
-        "other files, or utmp: false to log in without utmp/wtmp records",
-      { cause: error },
-    );
+    throw cannotWrite(file, what, reason(error), error);
   }
-  closeSync(fd);
+  try {
+    const stats = fstatSync(fd);
+    // Checked again on what was opened: the path may have been swapped in between.
+    if (!stats.isFile()) throw cannotWrite(file, what, `it is ${kindOf(stats)}`);
+    if (before && (stats.ino !== before.ino || stats.dev !== before.dev)) {
+      throw cannotWrite(file, what, "it was replaced while being opened");
+    }
+    if (stats.size % utmpxLayout.size !== 0) {
+      throw cannotWrite(
+        file,
+        what,
+        `its size (${stats.size} bytes) is not a whole number of ${utmpxLayout.size}-byte ` +
+          "utmp records, so it is not a utmp file",
+      );
+    }
+    return fd;
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
+
+function reason(error: unknown): string {
+  const code = (error as { code?: string }).code;
+  return code === "EACCES" || code === "EPERM"
+    ? "permission denied (the system files are writable by root only)"
+    : code === "ENOENT"
+    ? "it does not exist"
+    : code === "ELOOP"
+    ? "it is a symbolic link (not followed)"
+    : (error as Error).message;
+}
+
+/**
+ * Checks before any PAM call that `file` can be written as {@linkcode openUtmpFile}
+ * requires, creating it when `create` is set, so a wrong path, a file that is
+ * no utmp file or missing root fails early with a clear message instead of
+ * after the session opened.
+ */
+export function ensureWritable(file: string, what: string, create: boolean): void {
+  closeSync(openUtmpFile(file, what, create));
+}
+
+/**
+ * Runs `fn` with the checked descriptor of `file` as a path glibc opens:
+ * `/proc/self/fd/N` is the very file that was checked, whatever the path
+ * names by then.
+ */
+function withCheckedFile<T>(
+  file: string,
+  what: string,
+  fn: (path: string, fd: number) => T,
+): T {
+  const fd = openUtmpFile(file, what, false);
+  try {
+    return fn(`/proc/self/fd/${fd}`, fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function clearErrno(): void {
@@ -243,22 +328,24 @@ function clearErrno(): void {
 }
 
 /**
- * Runs `fn` with libc's utmp database pointed at `file`, and points it back
- * at the system file afterwards: `utmpxname` is process-wide state.
+ * Runs `fn` with libc's utmp database pointed at `file` (checked, by its
+ * descriptor), and points it back at the system file afterwards: `utmpxname`
+ * is process-wide state.
  */
 function withUtmpFile<T>(file: string, fn: () => T): T {
-  const libc = openLibc();
-  const name = cString(file, "the utmp file name");
-  if (libc.utmpxname(name) !== 0) {
-    throw new Error(`utmpxname refused "${file}": ${errnoText()}`);
-  }
-  try {
-    libc.setutxent();
-    return fn();
-  } finally {
-    libc.endutxent();
-    libc.utmpxname(systemUtmpName);
-  }
+  return withCheckedFile(file, "utmp file", (path) => {
+    const libc = openLibc();
+    if (libc.utmpxname(cString(path, "the utmp file name")) !== 0) {
+      throw new Error(`utmpxname refused "${file}": ${errnoText()}`);
+    }
+    try {
+      libc.setutxent();
+      return fn();
+    } finally {
+      libc.endutxent();
+      libc.utmpxname(systemUtmpName);
+    }
+  });
 }
 
 /** Writes `entry` into the utmp file (`pututxline`), replacing the entry with the same id. */
@@ -272,44 +359,76 @@ export function putUtmpx(file: string, entry: UtmpxEntry): void {
   });
 }
 
-/**
- * Marks the login entry with `entry.id` dead (`DEAD_PROCESS`, user and host
- * cleared, time now), as `logout(3)` does, but only while it is still the
- * entry of `entry.pid` and `entry.line`: a later login on the same line keeps
- * its entry. Returns whether an entry was cleared.
- */
-export function clearUtmpx(file: string, entry: UtmpxEntry): boolean {
-  checkPlatform();
-  const L = utmpxLayout;
-  return withUtmpFile(file, () => {
-    const libc = openLibc();
-    const key = encodeUtmpx({ ...entry, type: UtmpType.USER_PROCESS });
-    const found = libc.getutxid(key);
-    if (!found) return false;
-    const current = decodeUtmpx(native.view(found, L.size).slice());
-    if (
-      current.type !== UtmpType.USER_PROCESS || current.pid !== entry.pid ||
-      current.line !== entry.line
-    ) {
-      return false;
-    }
-    clearErrno();
-    const dead = { ...entry, type: UtmpType.DEAD_PROCESS, user: "", host: "", address: undefined };
-    if (!libc.pututxline(encodeUtmpx(dead))) {
-      throw new Error(`pututxline could not clear the utmp entry in "${file}": ${errnoText()}`);
-    }
-    return true;
-  });
+/** How {@linkcode clearUtmpx} marks the entry dead. */
+export interface LogoutOptions {
+  /** The logout time (default: now). */
+  timeMs?: number;
+  /** Also append the logout record here, only when the entry was the login's. */
+  wtmpFile?: string;
 }
 
-/** Appends `entry` to the wtmp file (`updwtmpx`), checking that it grew: `updwtmpx` returns nothing. */
+/**
+ * Marks the utmp entry of `login` dead (`DEAD_PROCESS`, user and host
+ * cleared), as `logout(3)` does, but only while it is still that login's
+ * entry: the same id, line, pid, user and login time. A later login on the
+ * same line (even from a process with the same pid) keeps its entry, and no
+ * wtmp logout record is written for it. With `wtmpFile`, the logout record
+ * goes there first (the order `pam_open_session(3)` asks for); both files are
+ * checked before either is written. Returns whether the entry was ours.
+ */
+export function clearUtmpx(file: string, login: UtmpxEntry, options: LogoutOptions = {}): boolean {
+  checkPlatform();
+  const L = utmpxLayout;
+  const dead: UtmpxEntry = {
+    type: UtmpType.DEAD_PROCESS,
+    pid: login.pid,
+    line: login.line,
+    id: login.id,
+    user: "",
+    host: "",
+    timeMs: options.timeMs ?? Date.now(),
+  };
+  // As the file holds it: fields cut to their sizes, the time to microseconds.
+  const want = decodeUtmpx(encodeUtmpx({ ...login, type: UtmpType.USER_PROCESS }));
+  const clear = (logWtmp: (entry: UtmpxEntry) => void) =>
+    withUtmpFile(file, () => {
+      const libc = openLibc();
+      const found = libc.getutxid(encodeUtmpx({ ...login, type: UtmpType.USER_PROCESS }));
+      if (!found) return false;
+      const current = decodeUtmpx(native.view(found, L.size).slice());
+      if (
+        current.type !== UtmpType.USER_PROCESS || current.pid !== want.pid ||
+        current.line !== want.line || current.user !== want.user ||
+        current.timeMs !== want.timeMs
+      ) {
+        return false;
+      }
+      logWtmp(dead);
+      clearErrno();
+      if (!libc.pututxline(encodeUtmpx(dead))) {
+        throw new Error(`pututxline could not clear the utmp entry in "${file}": ${errnoText()}`);
+      }
+      return true;
+    });
+  const wtmp = options.wtmpFile;
+  if (wtmp === undefined) return clear(() => {});
+  return withCheckedFile(wtmp, "wtmp file", (path, fd) => clear((e) => append(wtmp, path, fd, e)));
+}
+
+/**
+ * Appends `entry` to the wtmp file (`updwtmpx`), checked first as
+ * {@linkcode openUtmpFile} says, and checking that it grew: `updwtmpx`
+ * returns nothing.
+ */
 export function appendWtmpx(file: string, entry: UtmpxEntry): void {
   checkPlatform();
-  const before = statSync(file).size;
-  openLibc().updwtmpx(cString(file, "the wtmp file name"), encodeUtmpx(entry));
-  // glibc first cuts a torn trailing record off, then appends one whole record.
-  const expected = before - (before % utmpxLayout.size) + utmpxLayout.size;
-  if (statSync(file).size < expected) {
+  withCheckedFile(file, "wtmp file", (path, fd) => append(file, path, fd, entry));
+}
+
+function append(file: string, path: string, fd: number, entry: UtmpxEntry): void {
+  const before = fstatSync(fd).size;
+  openLibc().updwtmpx(cString(path, "the wtmp file name"), encodeUtmpx(entry));
+  if (fstatSync(fd).size < before + utmpxLayout.size) {
     throw new Error(`updwtmpx could not append to the wtmp file "${file}"`);
   }
 }

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -256,7 +256,12 @@ test(
       `import process from "node:process";\nimport { closeSession } from ${
         JSON.stringify(mod)
       };\n` +
-        `await closeSession(JSON.parse(process.env.SESSION_RECORD), { silent: true });\n` +
+        `const record = JSON.parse(process.env.SESSION_RECORD);\n` +
+        // The closer names what it trusts; the record only has to agree.
+        `await closeSession(record, { silent: true, confdir: ${JSON.stringify(stack.confdir)}, ` +
+        `utmp: { utmpFile: ${JSON.stringify(stack.utmp)}, wtmpFile: ${
+          JSON.stringify(stack.wtmp)
+        } } });\n` +
         `console.log("closed in", process.pid);\n`,
     );
     const args = isDeno
@@ -601,3 +606,154 @@ test("an abort once the session is open still undoes all of it", { skip }, async
   assert.deepEqual(steps.slice(-2), ["close_session", "setcred(delete)"]);
   assert.equal(who(stack.utmp), "");
 });
+
+/** What closeSession needs to trust a record of `stack`: its own confdir and files. */
+function closer(stack: ReturnType<typeof sessionStack>) {
+  return { confdir: stack.confdir, utmp: { utmpFile: stack.utmp, wtmpFile: stack.wtmp } };
+}
+
+for (const inProcess of [false, true]) {
+  const how = inProcess ? " (inProcess)" : "";
+  test(`a record is data: it cannot choose the modules or the files closeSession uses${how}`, {
+    skip,
+  }, async () => {
+    await using stack = sessionStack();
+    await using evil = sessionStack({ session: "session optional pam_exec.so {{dir}}/pwned.sh" });
+    const pwned = join(evil.dir, "pwned");
+    writeFileSync(join(evil.dir, "pwned.sh"), `#!/bin/sh\ntouch ${pwned}\n`);
+    chmodSync(join(evil.dir, "pwned.sh"), 0o755);
+    const session = await login(options(stack, { inProcess }));
+    const record: SessionRecord = JSON.parse(JSON.stringify(session.record));
+    const victim = join(stack.dir, "victim.txt");
+    writeFileSync(victim, "x".repeat(960));
+    const edited: SessionRecord[] = [
+      { ...record, confdir: evil.confdir },
+      { ...record, confdir: undefined },
+      { ...record, wtmpFile: victim },
+      { ...record, utmpFile: victim },
+    ];
+    for (const r of edited) {
+      await assert.rejects(closeSession(r, { ...closer(stack), inProcess }), TypeError);
+    }
+    // Without options the closer's defaults (/etc/pam.d, the system files) decide: refused too.
+    await assert.rejects(closeSession(record, { inProcess }), /is not the one this closer/);
+    assert.equal(size(pwned), 0);
+    assert.throws(() => statSync(pwned));
+    assert.equal(readFileSync(victim, "utf8"), "x".repeat(960));
+    assert.equal(size(stack.wtmp), 384);
+    assert.match(who(stack.utmp), /alice/);
+    assert.ok(!stepNames(readSteps(stack.steps)).includes("close_session"));
+    // The closer's own choice, which the record agrees with, closes it.
+    await closeSession(record, { ...closer(stack), inProcess });
+    assert.equal(who(stack.utmp), "");
+    assert.equal(size(stack.wtmp), 768);
+    await session.close().catch(() => {});
+  });
+
+  test(`utmp/wtmp files must be regular utmp files: refused before anything is written${how}`, {
+    skip,
+  }, async () => {
+    await using stack = sessionStack();
+    const fifo = join(stack.dir, "fifo");
+    assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+    const text = join(stack.dir, "notes.txt");
+    writeFileSync(text, "y".repeat(960));
+    const link = join(stack.dir, "link");
+    symlinkSync(text, link);
+    const bad: Array<[Record<string, string>, RegExp]> = [
+      [{ utmpFile: fifo }, /utmp file .*: it is a FIFO/],
+      [{ wtmpFile: fifo }, /wtmp file .*: it is a FIFO/],
+      [{ utmpFile: "/dev/zero" }, /utmp file "\/dev\/zero": it is a character device/],
+      [{ wtmpFile: "/dev/zero" }, /wtmp file "\/dev\/zero": it is a character device/],
+      [{ wtmpFile: text }, /960 bytes\) is not a whole number of 384-byte/],
+      [{ utmpFile: link }, /symbolic link \(not followed\)/],
+      [{ wtmpFile: link }, /symbolic link \(not followed\)/],
+    ];
+    for (const [files, message] of bad) {
+      const utmp = { utmpFile: stack.utmp, wtmpFile: stack.wtmp, ...files };
+      await assert.rejects(login(options(stack, { utmp, inProcess })), message);
+    }
+    assert.deepEqual(readSteps(stack.steps), [], "PAM never ran");
+    assert.equal(readFileSync(text, "utf8"), "y".repeat(960));
+    assert.equal(size(stack.wtmp), 0);
+
+    // A file broken after login: the close refuses to write it, and still closes PAM.
+    const session = await login(options(stack, { inProcess }));
+    const record: SessionRecord = JSON.parse(JSON.stringify(session.record));
+    await session.detach();
+    const saved = readFileSync(stack.wtmp);
+    rmSync(stack.wtmp);
+    symlinkSync(text, stack.wtmp);
+    await assert.rejects(closeSession(record, { ...closer(stack), inProcess }), /symbolic link/);
+    assert.equal(readFileSync(text, "utf8"), "y".repeat(960));
+    assert.match(who(stack.utmp), /alice/, "the utmp entry is not cleared without its logout");
+    rmSync(stack.wtmp);
+    writeFileSync(stack.wtmp, saved);
+  });
+
+  test(`an old record never ends a newer login on the same line and pid${how}`, {
+    skip,
+  }, async () => {
+    await using stack = sessionStack();
+    // Both logins claim one pid (utmp.pid), as a reused pid would.
+    const utmp = { utmpFile: stack.utmp, wtmpFile: stack.wtmp, pid: 4242 };
+    const old = await login(options(stack, { utmp, inProcess }));
+    const oldRecord: SessionRecord = JSON.parse(JSON.stringify(old.record));
+    await old.detach();
+    await new Promise((r) => setTimeout(r, 5)); // another login time
+    const newer = await login(options(stack, { utmp, inProcess }));
+    assert.notEqual(newer.record.loginTime, oldRecord.loginTime);
+    const wtmpBefore = size(stack.wtmp);
+    await closeSession(oldRecord, { ...closer(stack), inProcess });
+    assert.match(who(stack.utmp), /^alice\s+pts\/42\s/m, "the newer login's entry is still there");
+    assert.equal(size(stack.wtmp), wtmpBefore, "no wtmp logout for an entry that was not ours");
+    await newer.close();
+    assert.equal(who(stack.utmp), "");
+    assert.equal(size(stack.wtmp), wtmpBefore + 384);
+  });
+
+  test(`closeSession whose pam_start fails still writes the exit entries first${how}`, {
+    skip,
+  }, async () => {
+    await using stack = sessionStack();
+    const session = await login(options(stack, { inProcess }));
+    const record: SessionRecord = JSON.parse(JSON.stringify(session.record));
+    await session.detach();
+    rmSync(join(stack.confdir, "app")); // and there is no "other": pam_start fails
+    const error = await closeSession(record, { ...closer(stack), inProcess }).then(
+      () => assert.fail("closeSession resolved"),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof PamError, String(error));
+    assert.equal(error.code, ReturnCode.ABORT);
+    assert.equal(who(stack.utmp), "");
+    const wtmp = readUtmpxFile(readFileSync(stack.wtmp));
+    assert.deepEqual(wtmp.map((e) => e.type), [UtmpType.USER_PROCESS, UtmpType.DEAD_PROCESS]);
+  });
+
+  test(`control characters that would reach utmp are TypeErrors before anything runs${how}`, {
+    skip,
+  }, async () => {
+    await using stack = sessionStack();
+    const forged = "x\npts/0    2026-01-01 00:00 (evil)";
+    const cases: Partial<LoginOptions>[] = [
+      { rhost: forged },
+      { tty: "/dev/pts/1\r" },
+      { ruser: "bob\x1b[2J" },
+      { user: forged },
+      { utmp: { utmpFile: stack.utmp, wtmpFile: stack.wtmp, host: "h\u009b1m" } },
+      { utmp: { utmpFile: stack.utmp, wtmpFile: stack.wtmp, line: "pts/\n" } },
+      { utmp: { utmpFile: stack.utmp, wtmpFile: stack.wtmp, id: "a\tb" } },
+    ];
+    for (const more of cases) {
+      await assert.rejects(
+        login(options(stack, { ...more, inProcess })),
+        (e: unknown) => e instanceof TypeError && /control characters/.test(e.message),
+        JSON.stringify(more),
+      );
+    }
+    assert.deepEqual(readSteps(stack.steps), []);
+    assert.equal(size(stack.utmp), 0);
+    assert.equal(size(stack.wtmp), 0);
+  });
+}

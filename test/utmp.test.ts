@@ -152,19 +152,12 @@ test("who lists a utmp entry until it is cleared; last shows login and logout", 
   assert.match(run("who", [utmp]), /^carol\s+pts\/91\s.*\(192\.0\.2\.44\)$/m);
 
   // A clear for a different pid must leave the entry alone.
-  assert.equal(clearUtmpx(utmp, { ...entry, pid: process.pid + 1, timeMs: Date.now() }), false);
+  assert.equal(clearUtmpx(utmp, { ...entry, pid: process.pid + 1 }, { wtmpFile: wtmp }), false);
   assert.match(run("who", [utmp]), /^carol\s/m);
+  assert.equal(readFileSync(wtmp).length, 384, "no wtmp logout for an entry that was not ours");
 
   // In the past: `last` says "still running" for a logout in the very second it runs.
-  const logout = {
-    ...entry,
-    type: UtmpType.DEAD_PROCESS,
-    user: "",
-    host: "",
-    timeMs: Date.now() - 2000,
-  };
-  assert.equal(clearUtmpx(utmp, logout), true);
-  appendWtmpx(wtmp, logout);
+  assert.equal(clearUtmpx(utmp, entry, { timeMs: Date.now() - 2000, wtmpFile: wtmp }), true);
   const who = run("who", [utmp]);
   assert.doesNotMatch(who, /carol/);
   assert.match(who, /^dave\s+pts\/92/m);
@@ -172,6 +165,9 @@ test("who lists a utmp entry until it is cleared; last shows login and logout", 
   assert.equal(records.length, 2);
   assert.equal(records[0].type, UtmpType.DEAD_PROCESS);
   assert.equal(records[0].user, "");
+  // Cleared once: the same login again is no longer there to clear, and adds no logout.
+  assert.equal(clearUtmpx(utmp, entry, { wtmpFile: wtmp }), false);
+  assert.equal(readFileSync(wtmp).length, 2 * 384);
 
   const last = run("last", ["-f", wtmp, "--time-format", "iso"]);
   // Login at least a minute before logout, so `last` prints a duration, not "still".

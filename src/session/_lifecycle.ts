@@ -114,8 +114,22 @@ export function checkPid(value: unknown, what: string): number {
   return value;
 }
 
-/** `value` fits utmp's fixed-size field of `size` bytes. */
+// C0, DEL and C1: a newline forges a line in `who` and `last`, an escape rewrites the terminal.
+// deno-lint-ignore no-control-regex
+const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Throws a `TypeError` if `value` holds a control character, which would reach utmp verbatim. */
+export function checkPrintable(value: string | null | undefined, what: string): void {
+  if (typeof value === "string" && controlCharacter.test(value)) {
+    throw new TypeError(
+      `${what} must not contain control characters (such as newlines): they would reach utmp`,
+    );
+  }
+}
+
+/** `value` fits utmp's fixed-size field of `size` bytes, and holds no control character. */
 export function checkField(value: string, size: number, what: string): string {
+  checkPrintable(value, what);
   const length = encoder.encode(value).length;
   if (length === 0 || length > size) {
     throw new TypeError(
@@ -153,13 +167,16 @@ export function planUtmp(
   checkField(line, 32, "the utmp line");
   const id = optionalString(u.id, "utmp.id") ?? idOfLine(line);
   checkField(id, 4, "utmp.id");
+  const host = optionalString(u.host, "utmp.host") ?? rhost ?? "";
+  checkPrintable(host, u.host === undefined ? "rhost" : "utmp.host");
+  checkPrintable(tty, "tty");
   checkPlatform();
   return {
     utmpFile: absolute(utmpFile) ?? systemUtmpFile,
     wtmpFile: absolute(wtmpFile) ?? systemWtmpFile,
     line,
     id,
-    host: optionalString(u.host, "utmp.host") ?? rhost ?? "",
+    host,
     ...(u.pid === undefined ? {} : { pid: checkPid(u.pid, "utmp.pid") }),
   };
 }
@@ -198,6 +215,11 @@ export function planLogin(o: Record<string, unknown>): LoginPlan {
   if (rhost !== undefined) items.rhost = rhost;
   if (ruser !== undefined) items.ruser = ruser;
   const utmp = planUtmp(o.utmp, tty, rhost);
+  if (utmp) {
+    // Into utmp as the user (ut_user), and into the PAM items modules log.
+    checkPrintable(o.user as string | null | undefined, "user");
+    checkPrintable(ruser, "ruser");
+  }
   return {
     service: o.service as string,
     user: (o.user as string | undefined) ?? null,
@@ -274,6 +296,8 @@ export async function openSession(
       loginTime: new Date(loginTimeMs).toISOString(),
     };
     if (u) {
+      // A module may have mapped the name: what reaches utmp is checked, not what was asked.
+      checkPrintable(user, "PAM_USER");
       const entry: UtmpxEntry = {
         type: UtmpType.USER_PROCESS,
         pid: record.pid,
@@ -310,38 +334,55 @@ export function closeSteps(
   r: RecordData,
   silent: boolean,
 ): Array<() => unknown> {
+  return [() => writeExitEntries(r), ...pamCloseSteps(tx, silent)];
+}
+
+function pamCloseSteps(tx: LifecycleTransaction, silent: boolean): Array<() => unknown> {
   const flags = { silent };
   return [
-    () => writeExitEntries(r),
     () => tx.closeSession(flags),
     () => tx.setCred("delete", flags),
     () => tx.end(),
   ];
 }
 
-function writeExitEntries(r: RecordData): void {
-  if (!r.utmpFile || !r.wtmpFile || !r.line || !r.id) return;
-  const entry: UtmpxEntry = {
-    type: UtmpType.DEAD_PROCESS,
+/**
+ * Closing from a record, in a transaction `start` opens: the exit entries
+ * come first, before `pam_start`, so a transaction that cannot start (a
+ * missing service file, a broken stack) still leaves no live utmp entry; then
+ * the items and the PAM steps. Rejects with the first failure.
+ */
+export async function closeFromRecord(
+  r: RecordData,
+  silent: boolean,
+  start: () => LifecycleTransaction | Promise<LifecycleTransaction>,
+): Promise<void> {
+  await allSteps([
+    () => writeExitEntries(r),
+    async () => {
+      const tx = await start();
+      await allSteps([() => setItems(tx, r.items), ...pamCloseSteps(tx, silent)]);
+    },
+  ]);
+}
+
+/**
+ * The logout: a wtmp record and the utmp entry marked dead, only while the
+ * utmp entry is still the one this session wrote (user, line, pid and login
+ * time): an older record never ends a newer login.
+ */
+export function writeExitEntries(r: RecordData): boolean {
+  if (!r.utmpFile || !r.wtmpFile || !r.line || !r.id) return false;
+  const login: UtmpxEntry = {
+    type: UtmpType.USER_PROCESS,
     pid: r.pid,
     line: r.line,
     id: r.id,
-    user: "",
+    user: r.user,
     host: "",
-    timeMs: Date.now(),
+    timeMs: Date.parse(r.loginTime),
   };
-  let first: unknown;
-  try {
-    appendWtmpx(r.wtmpFile, entry);
-  } catch (error) {
-    first = error;
-  }
-  try {
-    clearUtmpx(r.utmpFile, entry);
-  } catch (error) {
-    first ??= error;
-  }
-  if (first !== undefined) throw first;
+  return clearUtmpx(r.utmpFile, login, { wtmpFile: r.wtmpFile });
 }
 
 /** Runs every step, in order, even after one fails; rethrows the first failure. */
@@ -394,6 +435,11 @@ export function checkRecord(record: unknown): RecordData {
     }
     checkField(r.line as string, 32, "record.line");
     checkField(r.id as string, 4, "record.id");
+    if (Number.isNaN(Date.parse(r.loginTime))) {
+      throw new TypeError(
+        "record.loginTime must be an ISO 8601 time: the utmp entry is matched on it",
+      );
+    }
     checkFilePath(r.utmpFile, "record.utmpFile");
     checkFilePath(r.wtmpFile, "record.wtmpFile");
     checkPlatform();

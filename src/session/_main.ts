@@ -29,11 +29,11 @@ import { encodeFrame, type Frame, FrameDecoder, readFrameSync } from "./_frames.
 import {
   allSteps,
   checkUtmpFiles,
+  closeFromRecord,
   closeSteps,
   type LoginPlan,
   openSession,
   type RecordData,
-  setItems,
 } from "./_lifecycle.ts";
 import { CallerConversationFailure, decodeAnswers, encodeMessages, toWire } from "./_protocol.ts";
 import { processLibc, spawnAsUser, type SpawnPlan } from "./_spawn.ts";
@@ -201,15 +201,19 @@ async function runClose(start: CloseStart): Promise<void> {
   const r = start.record;
   let error: unknown;
   try {
-    const tx = startTransaction(
-      r.service,
-      r.user,
-      start.confdir,
-      start.library,
-      undefined,
-      start.conversation,
+    await closeFromRecord(
+      r,
+      start.silent,
+      () =>
+        startTransaction(
+          r.service,
+          r.user,
+          start.confdir,
+          start.library,
+          undefined,
+          start.conversation,
+        ),
     );
-    await allSteps([() => setItems(tx, r.items), ...closeSteps(tx, r, start.silent)]);
   } catch (e) {
     error = e;
   } finally {

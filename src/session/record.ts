@@ -8,14 +8,13 @@
 import { type AsyncConversation, AsyncPamTransaction } from "../async.ts";
 import { checkConversation, describe, optionalBoolean, optionsObject } from "../validate.ts";
 import { diedError, quiet, SessionProcess } from "./_client.ts";
+import { systemUtmpFile, systemWtmpFile } from "../utmp.ts";
 import {
-  allSteps,
   checkKeys,
   checkRecord,
-  closeSteps,
+  closeFromRecord,
   optionalString,
   type RecordData,
-  setItems,
 } from "./_lifecycle.ts";
 import { fromWire, type WireError } from "./_protocol.ts";
 import { isAbsolute, resolve } from "node:path";
@@ -37,7 +36,11 @@ export interface SessionRecord {
   user: string;
   /** The items set before authentication. */
   items: { tty?: string; rhost?: string; ruser?: string };
-  /** The configuration directory, when not `/etc/pam.d`. */
+  /**
+   * The configuration directory, when not `/etc/pam.d`. Not obeyed:
+   * `closeSession` runs the modules of its own `confdir` option and refuses a
+   * record that names another.
+   */
   confdir?: string;
   /** The session's process: `ut_pid` of the utmp entries. */
   pid: number;
@@ -47,9 +50,9 @@ export interface SessionRecord {
   line?: string;
   /** `ut_id`, when utmp/wtmp entries were written. */
   id?: string;
-  /** The utmp file holding the login entry. */
+  /** The utmp file holding the login entry (checked against `closeSession`'s, never obeyed). */
   utmpFile?: string;
-  /** The wtmp file holding the login record. */
+  /** The wtmp file holding the login record (checked against `closeSession`'s, never obeyed). */
   wtmpFile?: string;
 }
 
@@ -67,15 +70,63 @@ export interface CloseSessionOptions {
   conversation?: AsyncConversation | undefined;
   /** `PAM_SILENT` on every call. */
   silent?: boolean | undefined;
-  /** Overrides the record's configuration directory. */
+  /**
+   * The configuration directory whose modules close the session (default
+   * `/etc/pam.d`). The closer decides, not the record: a record naming
+   * another directory is refused with a `TypeError`.
+   */
   confdir?: string | undefined;
+  /**
+   * The utmp and wtmp files the exit entries go to (default `/var/run/utmp`
+   * and `/var/log/wtmp`): the closer decides, not the record; a record with
+   * entries in other files is refused with a `TypeError`.
+   */
+  utmp?: { utmpFile?: string | undefined; wtmpFile?: string | undefined } | undefined;
   /** The libpam file to load (default `libpam.so.0`). */
   library?: string | undefined;
   /** Closes in the caller's own process instead of a session process (see `LoginOptions.inProcess`). */
   inProcess?: boolean | undefined;
 }
 
-const closeKeys = ["conversation", "silent", "confdir", "library", "inProcess"];
+const closeKeys = ["conversation", "silent", "confdir", "library", "inProcess", "utmp"];
+
+function absolute(path: string | undefined): string | undefined {
+  return path === undefined || isAbsolute(path) ? path : resolve(path);
+}
+
+/**
+ * The record, with what it may not choose checked against what the closer
+ * chose: a record is data anyone who can write its file could edit, so it
+ * never picks the modules that run as root or the files that are written.
+ */
+function trustedRecord(
+  r: RecordData,
+  confdir: string | undefined,
+  utmp: Record<string, unknown>,
+): RecordData {
+  if (absolute(r.confdir) !== confdir) {
+    throw new TypeError(
+      `the record's confdir (${r.confdir ?? "the default, /etc/pam.d"}) is not the one this ` +
+        `closer trusts (${confdir ?? "the default, /etc/pam.d"}): pass closeSession(record, ` +
+        "{ confdir }) with the directory the session was opened with",
+    );
+  }
+  if (r.line === undefined) return r;
+  const files = {
+    utmpFile: absolute(optionalString(utmp.utmpFile, "utmp.utmpFile")) ?? systemUtmpFile,
+    wtmpFile: absolute(optionalString(utmp.wtmpFile, "utmp.wtmpFile")) ?? systemWtmpFile,
+  };
+  for (const name of ["utmpFile", "wtmpFile"] as const) {
+    if (absolute(r[name]) !== files[name]) {
+      throw new TypeError(
+        `the record's ${name} (${r[name]}) is not the one this closer writes ` +
+          `(${files[name]}): pass closeSession(record, { utmp: { utmpFile, wtmpFile } }) ` +
+          "with the files the session was opened with",
+      );
+    }
+  }
+  return { ...r, ...files };
+}
 
 /**
  * Closes a session `login()` opened, from any process, given its
@@ -105,27 +156,29 @@ export async function closeSession(
   record: SessionRecord,
   options?: CloseSessionOptions,
 ): Promise<void> {
-  const r = checkRecord(record);
+  const checked = checkRecord(record);
   const o = optionsObject<Record<string, unknown>>(options, "closeSession() options");
   checkKeys(o, closeKeys, "closeSession() options");
   checkConversation(o.conversation);
   const silent = optionalBoolean(o.silent, "silent") ?? false;
-  const given = optionalString(o.confdir, "confdir") ?? r.confdir;
-  const confdir = given === undefined || isAbsolute(given) ? given : resolve(given);
+  const confdir = absolute(optionalString(o.confdir, "confdir"));
+  const utmp = o.utmp === undefined ? {} : optionsObject<Record<string, unknown>>(o.utmp, "utmp");
+  checkKeys(utmp, ["utmpFile", "wtmpFile"], "closeSession() utmp options");
   const library = optionalString(o.library, "library");
   if (o.inProcess !== undefined && typeof o.inProcess !== "boolean") {
     throw new TypeError(`inProcess must be a boolean, got ${describe(o.inProcess)}`);
   }
+  const r = trustedRecord(checked, confdir, utmp);
   const conversation = o.conversation as AsyncConversation | undefined;
   if (o.inProcess) {
-    const tx = await AsyncPamTransaction.start({
-      service: r.service,
-      user: r.user,
-      ...(conversation !== undefined ? { conversation } : {}),
-      ...(confdir !== undefined ? { confdir } : {}),
-      ...(library !== undefined ? { library } : {}),
-    });
-    await allSteps([() => setItems(tx, r.items), ...closeSteps(tx, r, silent)]);
+    await closeFromRecord(r, silent, () =>
+      AsyncPamTransaction.start({
+        service: r.service,
+        user: r.user,
+        ...(conversation !== undefined ? { conversation } : {}),
+        ...(confdir !== undefined ? { confdir } : {}),
+        ...(library !== undefined ? { library } : {}),
+      }));
     return;
   }
   const proc = new SessionProcess(conversation);
