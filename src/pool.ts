@@ -211,7 +211,7 @@ export class PamWorker {
  * one-line `data:` module then imports the real entry (Deno's module cache
  * and `--allow-import` rules apply to it as to any import).
  */
-function workerEntry(url: URL): URL {
+export function workerEntry(url: URL): URL {
   if (url.protocol === "file:") return url;
   return new URL(`data:text/javascript,import ${encodeURIComponent(JSON.stringify(url.href))};`);
 }

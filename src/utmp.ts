@@ -441,3 +441,22 @@ export function readUtmpxFile(bytes: Uint8Array): UtmpxEntry[] {
   }
   return out;
 }
+
+/**
+ * The utmp calls a session makes, synchronous where it runs them directly
+ * (the session process) or promises where another thread runs them.
+ */
+export interface UtmpCalls {
+  ensureWritable(file: string, what: string, create: boolean): void | Promise<void>;
+  putUtmpx(file: string, entry: UtmpxEntry): void | Promise<void>;
+  appendWtmpx(file: string, entry: UtmpxEntry): void | Promise<void>;
+  clearUtmpx(file: string, login: UtmpxEntry, options?: LogoutOptions): boolean | Promise<boolean>;
+}
+
+/** The calls, made right here. */
+export const utmpCalls = { ensureWritable, putUtmpx, appendWtmpx, clearUtmpx } as const;
+
+/** One call for another thread to make: its name and arguments. */
+export type UtmpRequest = {
+  [K in keyof typeof utmpCalls]: { op: K; args: Parameters<(typeof utmpCalls)[K]> };
+}[keyof typeof utmpCalls];

@@ -3,7 +3,7 @@
 // closing from a second process.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -756,4 +756,65 @@ for (const inProcess of [false, true]) {
     assert.equal(size(stack.utmp), 0);
     assert.equal(size(stack.wtmp), 0);
   });
+}
+
+/** The pid of `pid`'s parent, from /proc. */
+function parentOf(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "").split(" ")[1]);
+  } catch {
+    return 0;
+  }
+}
+
+for (const inProcess of [false, true]) {
+  test(
+    `a utmp file another writer holds locked never blocks the caller's event loop${
+      inProcess ? " (inProcess)" : ""
+    }`,
+    { skip },
+    async () => {
+      // No step that reads utmp itself (who would wait for the lock too).
+      await using stack = createTestStack({
+        services: {
+          app: ["auth", "account", "session"].map((t) => `${t} required pam_permit.so`).join("\n"),
+        },
+      });
+      const files = { utmpFile: join(stack.dir, "utmp"), wtmpFile: join(stack.dir, "wtmp") };
+      writeFileSync(files.utmpFile, "");
+      // glibc's utmp calls wait for this fcntl lock (up to 10 s) before they write.
+      const holder = spawn("python3", [
+        "-c",
+        "import fcntl, sys\nf = open(sys.argv[1], 'r+')\nfcntl.lockf(f, fcntl.LOCK_EX)\n" +
+        "print('locked', flush=True)\nsys.stdin.read()\n",
+        files.utmpFile,
+      ], { stdio: ["pipe", "pipe", "inherit"] });
+      await new Promise((resolve) => holder.stdout!.once("data", resolve));
+      let settled = false;
+      const pending = login({
+        service: "app",
+        user: "alice",
+        confdir: stack.confdir,
+        tty: "/dev/pts/42",
+        utmp: files,
+        inProcess,
+      }).finally(() => settled = true);
+      // Seeing the login's utmp call wait for the lock (in /proc/locks) takes this event loop's
+      // turns: a blocked loop would see it only once the call gave up (glibc's 10 s), failed.
+      const ino = statSync(files.utmpFile).ino;
+      const ours = (pid: number) => pid === process.pid || parentOf(pid) === process.pid;
+      const waiting = () =>
+        readFileSync("/proc/locks", "utf8").split("\n").some((line) => {
+          const f = line.trim().split(/\s+/);
+          return f[1] === "->" && line.includes(`:${ino} `) && ours(Number(f[5]));
+        });
+      while (!waiting() && !settled) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(settled, false, "the login finished while the lock was held");
+      holder.stdin!.end(); // releases the lock: the login goes on
+      const session = await pending;
+      assert.match(who(files.utmpFile), /alice/);
+      await session.close();
+      assert.equal(who(files.utmpFile), "");
+    },
+  );
 }

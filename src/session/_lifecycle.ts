@@ -16,16 +16,14 @@ import { PamError } from "../errors.ts";
 import type { AuthFlags, ChauthtokFlags, CredAction, SilentFlag } from "../transaction.ts";
 import {
   addressOfHost,
-  appendWtmpx,
   checkFilePath,
   checkPlatform,
-  clearUtmpx,
-  ensureWritable,
   idOfLine,
   lineOfTty,
-  putUtmpx,
   systemUtmpFile,
   systemWtmpFile,
+  type UtmpCalls,
+  utmpCalls,
   UtmpType,
   type UtmpxEntry,
 } from "../utmp.ts";
@@ -234,11 +232,14 @@ export function planLogin(o: Record<string, unknown>): LoginPlan {
 }
 
 /** Fails before PAM runs, not after the session opened: root-only files, typos. */
-export function checkUtmpFiles(plan: UtmpPlan | undefined): void {
+export async function checkUtmpFiles(
+  plan: UtmpPlan | undefined,
+  calls: UtmpCalls = utmpCalls,
+): Promise<void> {
   if (!plan) return;
   // Files the caller named are created; the system ones are the system's to create.
-  ensureWritable(plan.utmpFile, "utmp file", plan.utmpFile !== systemUtmpFile);
-  ensureWritable(plan.wtmpFile, "wtmp file", plan.wtmpFile !== systemWtmpFile);
+  await calls.ensureWritable(plan.utmpFile, "utmp file", plan.utmpFile !== systemUtmpFile);
+  await calls.ensureWritable(plan.wtmpFile, "wtmp file", plan.wtmpFile !== systemWtmpFile);
 }
 
 /** Sets the items given (`undefined` ones are left unset). */
@@ -266,6 +267,7 @@ export async function openSession(
   plan: LoginPlan,
   pid: number,
   beforeUndo: () => void = () => {},
+  calls: UtmpCalls = utmpCalls,
 ): Promise<OpenedSession> {
   const flags = { silent: plan.silent };
   const undo: Array<() => unknown> = [];
@@ -308,10 +310,10 @@ export async function openSession(
         timeMs: loginTimeMs,
         address: addressOfHost(u.host),
       };
-      putUtmpx(u.utmpFile, entry);
-      undo.push(() => clearUtmpx(u.utmpFile, entry));
+      await calls.putUtmpx(u.utmpFile, entry);
+      undo.push(() => calls.clearUtmpx(u.utmpFile, entry));
       // The last step that can fail: nothing after it needs undoing in wtmp.
-      appendWtmpx(u.wtmpFile, entry);
+      await calls.appendWtmpx(u.wtmpFile, entry);
       Object.assign(record, { line: u.line, id: u.id, utmpFile: u.utmpFile, wtmpFile: u.wtmpFile });
     }
     return { user, env, record };
@@ -333,8 +335,9 @@ export function closeSteps(
   tx: LifecycleTransaction,
   r: RecordData,
   silent: boolean,
+  calls: UtmpCalls = utmpCalls,
 ): Array<() => unknown> {
-  return [() => writeExitEntries(r), ...pamCloseSteps(tx, silent)];
+  return [() => writeExitEntries(r, calls), ...pamCloseSteps(tx, silent)];
 }
 
 function pamCloseSteps(tx: LifecycleTransaction, silent: boolean): Array<() => unknown> {
@@ -356,9 +359,10 @@ export async function closeFromRecord(
   r: RecordData,
   silent: boolean,
   start: () => LifecycleTransaction | Promise<LifecycleTransaction>,
+  calls: UtmpCalls = utmpCalls,
 ): Promise<void> {
   await allSteps([
-    () => writeExitEntries(r),
+    () => writeExitEntries(r, calls),
     async () => {
       const tx = await start();
       await allSteps([() => setItems(tx, r.items), ...pamCloseSteps(tx, silent)]);
@@ -371,7 +375,10 @@ export async function closeFromRecord(
  * utmp entry is still the one this session wrote (user, line, pid and login
  * time): an older record never ends a newer login.
  */
-export function writeExitEntries(r: RecordData): boolean {
+export async function writeExitEntries(
+  r: RecordData,
+  calls: UtmpCalls = utmpCalls,
+): Promise<boolean> {
   if (!r.utmpFile || !r.wtmpFile || !r.line || !r.id) return false;
   const login: UtmpxEntry = {
     type: UtmpType.USER_PROCESS,
@@ -382,7 +389,7 @@ export function writeExitEntries(r: RecordData): boolean {
     host: "",
     timeMs: Date.parse(r.loginTime),
   };
-  return clearUtmpx(r.utmpFile, login, { wtmpFile: r.wtmpFile });
+  return await calls.clearUtmpx(r.utmpFile, login, { wtmpFile: r.wtmpFile });
 }
 
 /** Runs every step, in order, even after one fails; rethrows the first failure. */

@@ -227,7 +227,7 @@ async function runLogin(start: LoginStart): Promise<void> {
   const plan = start.plan;
   let tx: PamTransaction | undefined;
   try {
-    checkUtmpFiles(plan.utmp);
+    await checkUtmpFiles(plan.utmp);
     tx = startTransaction(
       plan.service,
       plan.user,

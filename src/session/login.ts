@@ -14,6 +14,7 @@
 
 import process from "node:process";
 import { AsyncPamTransaction, type AsyncPamTransactionOptions, detachSignal } from "../async.ts";
+import { threadUtmp } from "../_utmp_thread.ts";
 import { checkConversation, describe, optionsObject } from "../validate.ts";
 import { diedError, quiet, SessionProcess } from "./_client.ts";
 import type { Frame } from "./_frames.ts";
@@ -499,7 +500,9 @@ class InProcessBackend implements Backend {
         // Already gone.
       }
     }
-    return this.#finish(allSteps(closeSteps(this.#tx, this.#opened.record, this.#silent)));
+    return this.#finish(
+      allSteps(closeSteps(this.#tx, this.#opened.record, this.#silent, threadUtmp)),
+    );
   }
 
   detach(): Promise<void> {
@@ -659,7 +662,7 @@ async function openInSessionProcess(
 }
 
 async function loginInProcess(plan: LoginPlan, options: LoginOptions): Promise<LoginSession> {
-  checkUtmpFiles(plan.utmp);
+  await checkUtmpFiles(plan.utmp, threadUtmp);
   const tx = await AsyncPamTransaction.start({
     service: plan.service,
     ...(plan.user !== null ? { user: plan.user } : {}),
@@ -675,7 +678,7 @@ async function loginInProcess(plan: LoginPlan, options: LoginOptions): Promise<L
   let opened: OpenedSession;
   try {
     // Undo even after an abort: the transaction stops failing calls for the signal first.
-    opened = await openSession(tx, plan, process.pid, () => detachSignal(tx));
+    opened = await openSession(tx, plan, process.pid, () => detachSignal(tx), threadUtmp);
   } catch (error) {
     await tx.end().catch(() => {});
     throw error;

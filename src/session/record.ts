@@ -8,6 +8,7 @@
 import { type AsyncConversation, AsyncPamTransaction } from "../async.ts";
 import { checkConversation, describe, optionalBoolean, optionsObject } from "../validate.ts";
 import { diedError, quiet, SessionProcess } from "./_client.ts";
+import { threadUtmp } from "../_utmp_thread.ts";
 import { systemUtmpFile, systemWtmpFile } from "../utmp.ts";
 import {
   checkKeys,
@@ -178,7 +179,7 @@ export async function closeSession(
         ...(conversation !== undefined ? { conversation } : {}),
         ...(confdir !== undefined ? { confdir } : {}),
         ...(library !== undefined ? { library } : {}),
-      }));
+      }), threadUtmp);
     return;
   }
   const proc = new SessionProcess(conversation);
