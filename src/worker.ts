@@ -12,7 +12,7 @@
  */
 
 import { setImmediate } from "node:timers";
-import { parentPort, workerData } from "node:worker_threads";
+import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import {
   ANSWERED,
   ASLEEP,
@@ -40,13 +40,15 @@ import {
 import { PamError } from "./errors.ts";
 import { PamTransaction } from "./transaction.ts";
 
-const port = parentPort;
-if (!port) {
+// The main thread's end of this port receives the conversations (the thread was started
+// by src/thread_spawner.ts, its parent).
+const port = workerData?.port as MessagePort | undefined;
+if (!parentPort || !port) {
   throw new Error("src/worker.ts is the entry of a PAM worker thread; import mod.ts instead");
 }
 const channel: SharedArrayBuffer = workerData.channel;
 const words = new Int32Array(channel, 0, ASLEEP + 1);
-/** Word 0: requests in flight across the pool. */
+/** Word 0: requests running libpam work across the pool. */
 const pool = new Int32Array(workerData.pool);
 
 /** How long one Atomics.wait lasts before the worker checks its own deadline. */
