@@ -1,6 +1,6 @@
 // keepModulesLoaded(): a service's modules stay mapped between transactions, on the calling
 // thread and on the async API's workers, until release(); bad options are TypeErrors.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, renameSync, writeFileSync } from "node:fs";
@@ -72,16 +72,19 @@ test("keepModulesLoaded: the async API's worker threads share the loaded modules
   using stack = keptStack();
   // Without the async API's own idle window, so that only keepModulesLoaded() holds them.
   setModuleIdleWindow(0);
-  after(() => setModuleIdleWindow(1000));
-  const check = () =>
-    authenticate({ service: "kept", user: "alice", password: "unused", confdir: stack.confdir });
-  {
-    using _modules = keepModulesLoaded({ service: "kept", confdir: stack.confdir });
-    assert.deepEqual(await check(), { user: "alice" });
-    assert.equal(stack.mapped(), true);
+  try {
+    const check = () =>
+      authenticate({ service: "kept", user: "alice", password: "unused", confdir: stack.confdir });
+    {
+      using _modules = keepModulesLoaded({ service: "kept", confdir: stack.confdir });
+      assert.deepEqual(await check(), { user: "alice" });
+      assert.equal(stack.mapped(), true);
+    }
+    await check();
+    assert.equal(stack.mapped(), false);
+  } finally {
+    setModuleIdleWindow(1000);
   }
-  await check();
-  assert.equal(stack.mapped(), false);
 });
 
 test("keepModulesLoaded: bad options are TypeErrors before any C call", () => {
