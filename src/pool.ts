@@ -362,6 +362,20 @@ function freeWorker(): PamWorker | undefined {
   return idle.pop() ?? (all.size < maxThreads ? spawn() : undefined);
 }
 
+/**
+ * Starts one idle thread ahead of need once `size` threads are held and none
+ * is idle: then the next caller can only be served by a new thread, which on
+ * Deno takes ~0.5 s to start (see src/thread_spawner.ts); a check arriving
+ * beside held transactions (prompts waiting for a person) finds this one.
+ */
+function startSpare(): void {
+  if (idle.length > 0 || all.size >= maxThreads || all.size < size) return;
+  const spare = spawn();
+  idle.unshift(spare);
+  idleSince.set(spare, performance.now());
+  scheduleRetire();
+}
+
 /** Takes a thread out of the pool for good. */
 function retire(worker: PamWorker): void {
   all.delete(worker);
@@ -427,6 +441,7 @@ function pump(): void {
         continue;
       }
       worker.lend();
+      startSpare();
     }
     waiters.splice(i, 1);
     if (waiter.onAbort) waiter.signal!.removeEventListener("abort", waiter.onAbort);
@@ -446,6 +461,7 @@ export function acquireWorker(signal?: AbortSignal): Promise<PamWorker> {
     if (worker) {
       running++;
       worker.lend();
+      startSpare();
       return Promise.resolve(worker);
     }
   }

@@ -3,11 +3,13 @@
  * thread never waits for one to exist. Deno's `new Worker()` blocks its
  * caller until the new thread has built its JavaScript runtime: 35–60 ms per
  * thread on a 2-vCPU VM, 140–180 ms of a stalled event loop for a cold pool
- * of four. The spawner thread takes that wait instead: the main thread pays
- * one `new Worker()`, for the spawner, the first time a thread is needed
- * (or ahead of time, `startWorkerPool()`), and a message per thread after
- * that. Each thread's conversation messages reach the main thread through a
- * `MessageChannel` of its own, not through the spawner.
+ * of four. The spawner thread takes that wait instead. The main thread runs
+ * two `new Worker()`s in all, each in a turn of its own: the process's first
+ * PAM thread (a thread started from a thread starts ~0.5 s later on Deno
+ * 2.9.6, at the same CPU cost: the first check should not wait for that),
+ * and, one event loop turn later, the spawner; every later thread is a
+ * message to the spawner. Each thread's conversation messages reach the main
+ * thread through a `MessageChannel` of its own, not through the spawner.
  *
  * @module
  */
@@ -46,6 +48,10 @@ export interface ThreadEvents {
 }
 
 let spawner: Worker | undefined;
+/** Requests for the spawner made before it exists (it starts in a later turn). */
+let queued: { request: SpawnerRequest; transfer: MessagePort[] }[] | undefined;
+/** Whether the process's first thread was started (directly, see the module doc). */
+let firstStarted = false;
 let nextId = 0;
 /** Threads that hold a reference: the spawner keeps the process alive while any does. */
 let refs = 0;
@@ -69,7 +75,18 @@ export function workerEntry(url: URL): URL {
   return new URL(`data:text/javascript,import ${encodeURIComponent(JSON.stringify(url.href))};`);
 }
 
-/** The spawner thread, started on first use: the one `new Worker()` the main thread runs. */
+/** Sends `request` to the spawner, which starts in a turn of its own if it is not there yet. */
+function send(request: SpawnerRequest, transfer: MessagePort[] = []): void {
+  if (spawner) return spawner.postMessage(request, transfer);
+  if (!queued) {
+    queued = [];
+    // A turn of its own: its new Worker() must not add to the stall of the one before.
+    setTimeout(startSpawner, 0);
+  }
+  queued.push({ request, transfer });
+}
+
+/** The spawner thread: one `new Worker()` on the main thread. */
 function theSpawner(): Worker {
   if (spawner) return spawner;
   const worker = new Worker(workerEntry(spawnerUrl));
@@ -85,8 +102,10 @@ function theSpawner(): Worker {
   };
   worker.on("error", (error: Error) => lost(`failed: ${error.name}: ${error.message}`));
   worker.on("exit", (code: number) => lost(`exited with code ${code}`));
-  worker.unref();
+  if (refs === 0) worker.unref();
   spawner = worker;
+  for (const { request, transfer } of queued ?? []) worker.postMessage(request, transfer);
+  queued = undefined;
   return worker;
 }
 
@@ -116,7 +135,10 @@ export function spawnThread(
   workerData: Record<string, unknown>,
   events: ThreadEvents,
 ): SpawnedThread {
-  const owner = theSpawner();
+  if (!firstStarted && !spawner) {
+    firstStarted = true;
+    return startDirectly(url, workerData, events);
+  }
   const id = ++nextId;
   const { port1, port2 } = new MessageChannel();
   const port: MessagePort = port1;
@@ -135,26 +157,60 @@ export function spawnThread(
     referenced = false;
     if (--refs === 0) spawner?.unref();
   };
-  owner.postMessage(
-    {
-      type: "spawn",
-      id,
-      url: workerEntry(url).href,
-      workerData: { ...workerData, port: port2 },
-    } satisfies SpawnerRequest,
-    [port2],
-  );
+  send({
+    type: "spawn",
+    id,
+    url: workerEntry(url).href,
+    workerData: { ...workerData, port: port2 },
+  }, [
+    port2,
+  ]);
   return {
     ref() {
       if (referenced || !threads.has(id)) return;
       referenced = true;
+      // Before the spawner exists, its pending start (a timer) keeps the process alive.
       if (refs++ === 0) spawner?.ref();
     },
     unref() {
       if (referenced) unref();
     },
     terminate() {
-      if (threads.has(id)) spawner?.postMessage({ type: "terminate", id } satisfies SpawnerRequest);
+      if (threads.has(id)) send({ type: "terminate", id });
     },
+  };
+}
+
+/** The process's first thread, started by the main thread itself (see the module doc). */
+function startDirectly(
+  url: URL,
+  workerData: Record<string, unknown>,
+  events: ThreadEvents,
+): SpawnedThread {
+  const { port1, port2 } = new MessageChannel();
+  const worker = new Worker(workerEntry(url), {
+    workerData: { ...workerData, port: port2 },
+    transferList: [port2],
+  });
+  let gone = false;
+  const died = (reason: string) => {
+    if (gone) return;
+    gone = true;
+    port1.close();
+    worker.unref();
+    // Make sure it is gone (after an 'error'); a no-op after 'exit'.
+    worker.terminate();
+    events.death(reason);
+  };
+  // Bun re-references a worker when a listener is added after unref(): listen first.
+  port1.on("message", (message: unknown) => events.message(message));
+  worker.on("error", (error: Error) => died(`${error.name}: ${error.message}`));
+  worker.on("exit", (code: number) => died(`exit code ${code}`));
+  port1.unref();
+  worker.unref();
+  return {
+    ref: () => worker.ref(),
+    unref: () => worker.unref(),
+    terminate: () => worker.terminate(),
   };
 }

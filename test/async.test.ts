@@ -472,8 +472,9 @@ test("hundreds of concurrent one-shots, half with wrong passwords, every result 
     }
   }
   const stats = workerPoolStats();
-  // One-shots that never wait for the main thread need no more threads than run at once.
-  assert.ok(stats.workers <= stats.size, `the pool stays within its bound: ${stats.workers}`);
+  // One-shots that never wait for the main thread need no more threads than run at once,
+  // plus the one spare the pool starts ahead of need once all of those are held.
+  assert.ok(stats.workers <= stats.size + 1, `the pool stays within its bound: ${stats.workers}`);
   assert.equal(stats.queued, 0);
   assert.equal(stats.busy, 0);
 });
