@@ -97,7 +97,6 @@ function theSpawner(): Worker {
   const lost = (reason: string) => {
     if (spawner !== worker) return;
     spawner = undefined;
-    refs = 0;
     for (const id of [...threads.keys()]) dead(id, `the thread spawner ${reason}`);
   };
   worker.on("error", (error: Error) => lost(`failed: ${error.name}: ${error.message}`));
