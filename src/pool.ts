@@ -17,6 +17,7 @@ import {
   type ConverseMessage,
   FAILED,
   readMessage,
+  type ReadyMessage,
   REPLY,
   REQUEST,
   STATE,
@@ -31,7 +32,7 @@ import {
   WRITING,
 } from "./async_channel.ts";
 import type { PamMessage } from "./conversation.ts";
-import { type SpawnedThread, spawnThread, startSpawner } from "./thread_spawner.ts";
+import { type SpawnedThread, spawnThread } from "./thread_spawner.ts";
 
 /** A worker's reply to one request: its value, or the error flattened for the trip. */
 export type Outcome =
@@ -76,12 +77,17 @@ export class PamWorker {
   readonly #poll = (): void => this.#pollReply();
   /** Called with each batch of messages the worker's conversation sends. */
   onConverse: ((seq: number, messages: readonly PamMessage[]) => void) | undefined;
+  /** Called once when the thread runs and can take requests. */
+  onReady: ((worker: PamWorker) => void) | undefined;
+  #ready = false;
+  /** Whether the thread is referenced while it starts (work waits for it). */
+  #startRef = false;
   /** Called once when the thread dies. */
   onDeath: ((worker: PamWorker) => void) | undefined;
 
   constructor(url: URL) {
     this.#thread = spawnThread(url, { channel: this.#channel, pool: inFlight.buffer }, {
-      message: (message) => this.#converse(message as ConverseMessage),
+      message: (message) => this.#message(message as ConverseMessage | ReadyMessage),
       death: (reason) => this.#die(reason),
     });
   }
@@ -89,6 +95,18 @@ export class PamWorker {
   /** Why the thread died, once it has. */
   get death(): Error | undefined {
     return this.#death;
+  }
+
+  /** Whether the thread has said it runs (see {@linkcode PamWorker.onReady}). */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** Keeps the process alive until the thread runs: a caller waits for it. */
+  holdWhileStarting(): void {
+    if (this.#ready || this.#startRef || this.#death) return;
+    this.#startRef = true;
+    this.#thread.ref();
   }
 
   /**
@@ -255,6 +273,20 @@ export class PamWorker {
     );
   }
 
+  #message(message: ConverseMessage | ReadyMessage): void {
+    if (message.type === "ready") {
+      if (this.#ready || this.#death) return;
+      this.#ready = true;
+      if (this.#startRef) {
+        this.#startRef = false;
+        if (!this.#current) this.#thread.unref();
+      }
+      this.onReady?.(this);
+      return;
+    }
+    this.#converse(message);
+  }
+
   #converse(message: ConverseMessage): void {
     // A conversation of a request that is over (the worker gave up waiting) is stale.
     if (message.type !== "converse" || !this.#current || message.id !== this.#lastId) return;
@@ -308,6 +340,8 @@ export interface WorkerPoolStats {
   readonly busy: number;
   /** Threads held by a transaction or one-shot, at work or not. */
   readonly held: number;
+  /** Threads started that do not run yet (they take no work until they do). */
+  readonly starting: number;
   /** Transactions and calls waiting for a thread or for a run slot. */
   readonly queued: number;
   /** Threads started since the process began (a measure of reuse). */
@@ -338,28 +372,43 @@ let started = 0;
 /** Run slots taken: requests running libpam work (see {@linkcode PamWorker.request}). */
 let running = 0;
 const all = new Set<PamWorker>();
+/** Threads started that have not said they run yet; no work goes to them. */
+const starting = new Set<PamWorker>();
 /** Threads no transaction holds, newest last, with when each became idle. */
 const idle: PamWorker[] = [];
 const idleSince = new WeakMap<PamWorker, number>();
 const waiters: Waiter[] = [];
 let retireTimer: ReturnType<typeof setTimeout> | undefined;
 
-function spawn(): PamWorker {
+/**
+ * Starts a thread; it joins the idle ones once it says it runs. `demand`:
+ * a caller waits for it, so it keeps the process alive until then.
+ */
+function spawn(demand: boolean): void {
   const worker = new PamWorker(workerUrl);
   started++;
   all.add(worker);
+  starting.add(worker);
+  if (demand) worker.holdWhileStarting();
+  worker.onReady = (ready) => {
+    starting.delete(ready);
+    idle.push(ready);
+    idleSince.set(ready, performance.now());
+    scheduleRetire();
+    pump();
+  };
   worker.onDeath = (dead) => {
     all.delete(dead);
+    starting.delete(dead);
     const at = idle.indexOf(dead);
     if (at >= 0) idle.splice(at, 1);
     pump();
   };
-  return worker;
 }
 
-/** An idle thread, or a new one while the pool is below its bound on threads. */
+/** An idle thread that runs; new threads are started by {@linkcode pump}. */
 function freeWorker(): PamWorker | undefined {
-  return idle.pop() ?? (all.size < maxThreads ? spawn() : undefined);
+  return idle.pop();
 }
 
 /**
@@ -369,11 +418,8 @@ function freeWorker(): PamWorker | undefined {
  * beside held transactions (prompts waiting for a person) finds this one.
  */
 function startSpare(): void {
-  if (idle.length > 0 || all.size >= maxThreads || all.size < size) return;
-  const spare = spawn();
-  idle.unshift(spare);
-  idleSince.set(spare, performance.now());
-  scheduleRetire();
+  if (idle.length > 0 || starting.size > 0 || all.size >= maxThreads || all.size < size) return;
+  spawn(false);
 }
 
 /** Takes a thread out of the pool for good. */
@@ -431,12 +477,14 @@ function takeSlot(): Promise<void> | undefined {
  * frees a thread.
  */
 function pump(): void {
+  let unserved = 0;
   for (let i = 0; i < waiters.length && running < size;) {
     const waiter = waiters[i];
     let worker: PamWorker | undefined;
     if (waiter.thread) {
       worker = freeWorker();
       if (!worker) {
+        unserved++;
         i++;
         continue;
       }
@@ -448,6 +496,11 @@ function pump(): void {
     running++;
     waiter.resolve(worker);
   }
+  // Callers a run slot awaits but no thread: start threads for them (they join when running;
+  // one freed before then serves the queue first), no more than could run now.
+  unserved = Math.min(unserved, Math.max(0, size - running));
+  while (starting.size < unserved && all.size < maxThreads) spawn(true);
+  for (const worker of starting) if (unserved-- > 0) worker.holdWhileStarting();
 }
 
 /**
@@ -547,11 +600,12 @@ export function setWorkerPoolSize(threads: number, options?: { maxThreads?: numb
 }
 
 /**
- * Starts the pool ahead of time: the thread that starts the others, and
- * `size` threads, so that the first checks of a server find them ready.
+ * Starts `size` threads ahead of time, so that the first checks of a
+ * server find them running (`workerPoolStats().starting` falls to 0).
  * Optional; the pool starts by itself on first use. On Deno the main
- * thread pays one thread's start-up here (tens of milliseconds, once): the
- * threads after it start without the main thread.
+ * thread pays two threads' start-up (the first PAM thread, then the one
+ * that starts all others, each in a turn of its own, tens of milliseconds,
+ * once); later threads start without it.
  *
  * @example
  * ```ts
@@ -560,12 +614,7 @@ export function setWorkerPoolSize(threads: number, options?: { maxThreads?: numb
  * ```
  */
 export function startWorkerPool(): void {
-  startSpawner();
-  while (all.size < size) {
-    const worker = spawn();
-    idle.push(worker);
-    idleSince.set(worker, performance.now());
-  }
+  while (all.size < size) spawn(false);
 }
 
 /**
@@ -583,7 +632,8 @@ export function workerPoolStats(): WorkerPoolStats {
     maxThreads,
     workers: all.size,
     busy: running,
-    held: all.size - idle.length,
+    held: all.size - idle.length - starting.size,
+    starting: starting.size,
     queued: waiters.length,
     started,
   };

@@ -20,6 +20,7 @@ import {
   FAILED,
   readAnswers,
   readMessage,
+  type ReadyMessage,
   REPLY,
   REQUEST,
   type SerializedError,
@@ -280,4 +281,7 @@ async function serve(): Promise<never> {
   }
 }
 
+// The pool hands this thread work only from now on: a thread that is still starting (on
+// Deno, one started by the spawner thread takes ~0.5 s) would hold a check another could serve.
+port.postMessage({ type: "ready" } satisfies ReadyMessage);
 await serve();
