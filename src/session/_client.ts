@@ -8,6 +8,7 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { native } from "../../ffi/mod.ts";
 import { checkAnswers, type PamAnswer, type PamMessage, wipeByteAnswers } from "../conversation.ts";
@@ -121,17 +122,34 @@ export function runHandler(
 }
 
 /**
- * Session processes start one per event-loop turn: starting a process blocks
- * the calling thread until the runtime's executable is running (a few ms on
- * an idle machine, far more on a busy one), so twenty logins arriving at once
- * must not add up into one long stall of the caller's timers and requests.
+ * How many session processes may be starting at once. Starting one blocks
+ * the caller for a moment (until the runtime's executable runs), and each
+ * then needs some tens of milliseconds of CPU to load; twenty logins
+ * arriving together would otherwise starve the caller's own event loop of
+ * CPU on a small machine. So they start one per event-loop turn, and at most
+ * one per core is still loading (until it says "ready") at any time.
  */
-let spawnTurn: Promise<void> = Promise.resolve();
+const bootSlots = Math.max(1, availableParallelism());
+let booting = 0;
+const waitingToBoot: Array<() => void> = [];
 
-function nextSpawnTurn(): Promise<void> {
-  const turn = spawnTurn.then(() => new Promise<void>((resolve) => setTimeout(resolve, 0)));
-  spawnTurn = turn;
-  return turn;
+function acquireBootSlot(): Promise<() => void> {
+  return new Promise((resolve) => {
+    const grant = () => {
+      booting++;
+      let released = false;
+      // The next start waits for a new turn of the event loop, whatever freed the slot.
+      setTimeout(() =>
+        resolve(() => {
+          if (released) return;
+          released = true;
+          booting--;
+          waitingToBoot.shift()?.();
+        }), 0);
+    };
+    if (booting < bootSlots) grant();
+    else waitingToBoot.push(grant);
+  });
 }
 
 /** One running session process, from the caller's side. */
@@ -154,6 +172,7 @@ export class SessionProcess {
   readonly command: string;
   readonly #args: readonly string[];
   #handler: Handler | undefined;
+  #releaseBoot: (() => void) | undefined;
   #signal: AbortSignal | undefined;
   #timeoutMs: number | undefined;
 
@@ -173,7 +192,12 @@ export class SessionProcess {
         resolve(this.#exit);
       };
     });
-    this.#started = nextSpawnTurn().then(() => this.#start());
+    this.#started = acquireBootSlot().then((release) => {
+      this.#releaseBoot = release;
+      this.#start();
+      if (!this.#child) release();
+      else void this.exited.then(release);
+    });
   }
 
   #start(): void {
@@ -210,6 +234,7 @@ export class SessionProcess {
       }
       for (const frame of frames) {
         if (frame.header.t === "conv") this.#converse(frame);
+        else if (frame.header.t === "ready") this.#releaseBoot?.();
         else this.onFrame(frame);
       }
     });
