@@ -358,3 +358,30 @@ test("LD_PRELOAD from the PAM environment reaches the program, never the steps r
   assert.doesNotMatch(r.err, /preloaded as 0\b/, r.err);
   assert.match(r.err, new RegExp(`preloaded as ${uid}\\b`));
 });
+
+test("a bun build --compile binary starts its session process from itself", {
+  skip: isDeno ? "bun build --compile is Bun's (Deno runs the suite from source)" : false,
+}, async () => {
+  await using s = stack();
+  const app = join(s.dir, "app.ts");
+  const mod = fileURLToPath(new URL("../mod.ts", import.meta.url));
+  writeFileSync(
+    app,
+    `import { login } from ${JSON.stringify(mod)};\n` +
+      `const session = await login(${JSON.stringify(base(s))});\n` +
+      `const p = await session.spawn(["id", "-un"]);\n` +
+      "console.log(`as ${(await new Response(p.stdout).text()).trim()} in ${session.pid}`);\n" +
+      "await session.close();\n",
+  );
+  const binary = join(s.dir, "app");
+  const build = spawnSync(process.execPath, ["build", "--compile", app, "--outfile", binary], {
+    encoding: "utf8",
+  });
+  assert.equal(build.status, 0, build.stderr);
+  const r = spawnSync(binary, [], { encoding: "utf8", cwd: s.dir });
+  assert.equal(r.status, 0, r.stderr);
+  const m = /^as (\S+) in (\d+)$/m.exec(r.stdout);
+  assert.ok(m, r.stdout);
+  assert.equal(m[1], me);
+  assert.deepEqual(ranLog(s), [`open_session ${m[2]}`, `close_session ${m[2]}`]);
+});

@@ -9,6 +9,7 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { native } from "../../ffi/mod.ts";
 import { checkAnswers, type PamAnswer, type PamMessage, wipeByteAnswers } from "../conversation.ts";
@@ -119,6 +120,15 @@ export function runHandler(
       fail(error);
     }
   });
+}
+
+// A binary made by `bun build --compile` runs its own entry whatever it is given, so the
+// session process is the program itself, started with this flag: here, while the program's
+// imports are still being evaluated, it becomes the session process and never returns to them.
+// (Modules the program imports before this package have already run by then.)
+if (process.argv[2] === "--seed-pam-run-module" && process.argv[3]?.endsWith("/_main.ts")) {
+  await import("./_main.ts");
+  await new Promise<never>(() => {});
 }
 
 /**
