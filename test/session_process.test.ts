@@ -86,6 +86,12 @@ function callerState(): { umask: string; nofile: string; groups: string; env: st
   };
 }
 
+/** Whether `pid` runs: a zombie (exited, not yet reaped by whoever adopted it) does not. */
+function running(pid: number): boolean {
+  const stat = spawnSync("cat", [`/proc/${pid}/stat`], { encoding: "utf8" });
+  return stat.status === 0 && !/^\d+ \(.*\) Z/.test(stat.stdout);
+}
+
 async function run(
   session: LoginSession,
   argv: string[],
@@ -133,7 +139,7 @@ test("session modules run in the session process (pam_exec's parent), and so doe
   assert.deepEqual(ranLog(s), [`open_session ${session.pid}`, `close_session ${session.pid}`]);
   // The session process exits once the session closed.
   await session.closed;
-  assert.equal(spawnSync("kill", ["-0", String(session.pid)]).status, 1);
+  assert.equal(running(session.pid), false);
 });
 
 test("spawn runs as the user: uid, initgroups' groups, HOME/USER/SHELL, cwd, setsid", {
@@ -239,7 +245,7 @@ test("the caller killed with SIGKILL: the session process closes the session and
   const [sessionPid, programPid] = opened;
   assert.match(spawnSync("who", [utmp], { encoding: "utf8" }).stdout, /pts\/78/);
   caller.kill("SIGKILL");
-  const alive = (pid: string) => spawnSync("kill", ["-0", pid]).status === 0;
+  const alive = (pid: string) => running(Number(pid));
   for (let i = 0; i < 200 && (alive(sessionPid) || alive(programPid)); i++) {
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -384,4 +390,19 @@ test("a bun build --compile binary starts its session process from itself", {
   assert.ok(m, r.stdout);
   assert.equal(m[1], me);
   assert.deepEqual(ranLog(s), [`open_session ${m[2]}`, `close_session ${m[2]}`]);
+});
+
+test("the session process killed while open: closed rejects saying how; spawn and close reject", async () => {
+  await using s = stack();
+  const session = await login(base(s));
+  const program = await session.spawn(["sleep", "30"], { stdout: "null", stderr: "null" });
+  process.kill(session.pid, "SIGKILL");
+  await assert.rejects(session.closed, /The session process died \(killed by SIGKILL\)/);
+  await assert.rejects(program.status, /died/);
+  await assert.rejects(session.spawn(["true"]), /died/);
+  await assert.rejects(session.close(), /died/);
+  // Its program leads a session of its own: the caller hung it up, as the session process could not.
+  const alive = () => running(program.pid);
+  for (let i = 0; i < 50 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(alive(), false, "the orphaned program was hung up");
 });
