@@ -126,7 +126,7 @@ export function runHandler(
 // session process is the program itself, started with this flag: here, while the program's
 // imports are still being evaluated, it becomes the session process and never returns to them.
 // (Modules the program imports before this package have already run by then.)
-if (process.argv[2] === "--seed-pam-run-module" && process.argv[3]?.endsWith("/_main.ts")) {
+if (process.argv[2] === "--seed-pam-run-module" && /\/_main\.[jt]s$/.test(process.argv[3] ?? "")) {
   await import("./_main.ts");
   await new Promise<never>(() => {});
 }
@@ -191,7 +191,11 @@ export class SessionProcess {
     this.#signal = signal;
     this.#timeoutMs = timeoutMs;
     const { command, args } = native.scriptCommand(
-      scriptOf(new URL("./_main.ts", import.meta.url)),
+      // JSR's npm build (how Bun users install from JSR) turns .ts files into .js but cannot
+      // rewrite a URL string: follow this module's own extension.
+      scriptOf(
+        new URL(import.meta.url.endsWith(".js") ? "./_main.js" : "./_main.ts", import.meta.url),
+      ),
       ["ffi", "read", "write", "run", "env"],
     );
     this.command = command;
