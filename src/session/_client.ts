@@ -8,6 +8,8 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { availableParallelism } from "node:os";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { native } from "../../ffi/mod.ts";
 import { checkAnswers, type PamAnswer, type PamMessage, wipeByteAnswers } from "../conversation.ts";
@@ -120,22 +122,67 @@ export function runHandler(
   });
 }
 
+// A binary made by `bun build --compile` runs its own entry whatever it is given, so the
+// session process is the program itself, started with this flag: here, while the program's
+// imports are still being evaluated, it becomes the session process and never returns to them.
+// (Modules the program imports before this package have already run by then.)
+if (process.argv[2] === "--seed-pam-run-module" && /\/_main\.[jt]s$/.test(process.argv[3] ?? "")) {
+  await import("./_main.ts");
+  await new Promise<never>(() => {});
+}
+
+/**
+ * How many session processes may be starting at once. Starting one blocks
+ * the caller for a moment (until the runtime's executable runs), and each
+ * then needs some tens of milliseconds of CPU to load; twenty logins
+ * arriving together would otherwise starve the caller's own event loop of
+ * CPU on a small machine. So they start one per event-loop turn, and at most
+ * one per core is still loading (until it says "ready") at any time.
+ */
+const bootSlots = Math.max(1, availableParallelism());
+let booting = 0;
+const waitingToBoot: Array<() => void> = [];
+
+function acquireBootSlot(): Promise<() => void> {
+  return new Promise((resolve) => {
+    const grant = () => {
+      booting++;
+      let released = false;
+      // The next start waits for a new turn of the event loop, whatever freed the slot.
+      setTimeout(() =>
+        resolve(() => {
+          if (released) return;
+          released = true;
+          booting--;
+          waitingToBoot.shift()?.();
+        }), 0);
+    };
+    if (booting < bootSlots) grant();
+    else waitingToBoot.push(grant);
+  });
+}
+
 /** One running session process, from the caller's side. */
 export class SessionProcess {
-  readonly #child: ChildProcess | undefined;
+  #child: ChildProcess | undefined;
   readonly #decoder = new FrameDecoder();
   /** Receives every frame that is not a conversation. */
   onFrame: (frame: Frame) => void = () => {};
   /** Why the newest conversation failed on this side: the cause of the PamError that follows. */
   failure: { error: unknown } | undefined;
-  /** Settles when the process has exited. */
+  /** Settles when the process has exited (or could not start). */
   readonly exited: Promise<ProcessExit>;
+  #resolveExit!: (exit: ProcessExit) => void;
   #exit: ProcessExit | undefined;
+  /** Settles once the process was started (or could not be). */
+  readonly #started: Promise<void>;
   /** Why the process could not be started, when it could not. */
   startError: Error | undefined;
   /** The runtime's executable. */
   readonly command: string;
+  readonly #args: readonly string[];
   #handler: Handler | undefined;
+  #releaseBoot: (() => void) | undefined;
   #signal: AbortSignal | undefined;
   #timeoutMs: number | undefined;
 
@@ -144,34 +191,51 @@ export class SessionProcess {
     this.#signal = signal;
     this.#timeoutMs = timeoutMs;
     const { command, args } = native.scriptCommand(
-      scriptOf(new URL("./_main.ts", import.meta.url)),
+      // JSR's npm build (how Bun users install from JSR) turns .ts files into .js but cannot
+      // rewrite a URL string: follow this module's own extension.
+      scriptOf(
+        new URL(import.meta.url.endsWith(".js") ? "./_main.js" : "./_main.ts", import.meta.url),
+      ),
       ["ffi", "read", "write", "run", "env"],
     );
-    // cwd "/": the session must not pin the caller's directory, nor pick up its config files.
     this.command = command;
-    let child: ChildProcess | undefined;
+    this.#args = args;
+    this.exited = new Promise((resolve) => {
+      this.#resolveExit = (exit) => {
+        this.#exit ??= exit;
+        resolve(this.#exit);
+      };
+    });
+    this.#started = acquireBootSlot().then((release) => {
+      this.#releaseBoot = release;
+      this.#start();
+      if (!this.#child) release();
+      else void this.exited.then(release);
+    });
+  }
+
+  #start(): void {
+    let child: ChildProcess;
     try {
-      child = spawn(command, [...args], { cwd: "/", stdio: ["pipe", "pipe", "inherit"] });
+      // cwd "/": the session must not pin the caller's directory, nor pick up its config files.
+      child = spawn(this.command, [...this.#args], {
+        cwd: "/",
+        stdio: ["pipe", "pipe", "inherit"],
+      });
     } catch (error) {
       // Deno without --allow-run throws here; Bun reports through "error".
       this.startError = error as Error;
-    }
-    if (!child) {
-      this.#exit = { code: null, signal: null };
-      this.exited = Promise.resolve(this.#exit);
+      this.#resolveExit({ code: null, signal: null });
       return;
     }
     this.#child = child;
-    this.exited = new Promise((resolve) => {
-      this.#child!.once("exit", (code, signal) => {
-        this.#exit = { code, signal };
-        resolve(this.#exit);
-      });
-      this.#child!.once("error", (error) => {
-        this.startError ??= error;
-        this.#exit ??= { code: null, signal: null };
-        resolve(this.#exit);
-      });
+    this.#setRef(this.#holds > 0);
+    // "close", not "exit": only once the channel is drained too, so the frames the process sent
+    // last (how its session ended) are read before its end is reported.
+    child.once("close", (code, signal) => this.#resolveExit({ code, signal }));
+    child.once("error", (error) => {
+      this.startError ??= error;
+      this.#resolveExit({ code: null, signal: null });
     });
     child.stdin!.on("error", () => {}); // a dead process: reported through `exited`
     child.stdout!.on("data", (chunk: Uint8Array) => {
@@ -184,6 +248,7 @@ export class SessionProcess {
       }
       for (const frame of frames) {
         if (frame.header.t === "conv") this.#converse(frame);
+        else if (frame.header.t === "ready") this.#releaseBoot?.();
         else this.onFrame(frame);
       }
     });
@@ -205,9 +270,10 @@ export class SessionProcess {
   }
 
   /** Sends one frame; resolves once it was handed to the pipe. `secret` payloads are wiped then. */
-  send(header: object, payload?: Uint8Array, secret = false): Promise<void> {
+  async send(header: object, payload?: Uint8Array, secret = false): Promise<void> {
     const bytes = encodeFrame(header, payload);
     if (secret) payload?.fill(0);
+    await this.#started;
     return new Promise((resolve, reject) => {
       const stdin = this.#child?.stdin;
       if (!stdin || this.#exit || stdin.destroyed) {
@@ -237,11 +303,32 @@ export class SessionProcess {
     }
   }
 
-  /** Lets the caller exit while the session is open: the process is not waited for. */
-  unref(): void {
-    this.#child?.unref();
-    (this.#child?.stdout as unknown as { unref?: () => void })?.unref?.();
-    (this.#child?.stdin as unknown as { unref?: () => void })?.unref?.();
+  #holds = 0;
+
+  /**
+   * Keeps the caller's event loop alive until the returned function is
+   * called. An open session holds nothing by itself: a caller that exits
+   * without closing it has its session closed by the session process (its
+   * channel closes), not hung waiting for it.
+   */
+  hold(): () => void {
+    if (this.#holds++ === 0) this.#setRef(true);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.#holds === 0) this.#setRef(false);
+    };
+  }
+
+  #setRef(on: boolean): void {
+    const child = this.#child;
+    if (!child) return;
+    const method = on ? "ref" : "unref";
+    child[method]();
+    for (const stream of [child.stdout, child.stdin]) {
+      (stream as unknown as Record<string, (() => void) | undefined> | null)?.[method]?.();
+    }
   }
 
   #converse({ header, payload }: Frame): void {

@@ -289,6 +289,26 @@ export class LoginSession {
   }
 }
 
+/**
+ * A session process that died cannot hang up the programs it started (each leads a session of
+ * its own): the caller does, as far as it may (SIGHUP, then SIGKILL after 2 s).
+ */
+function hangUpOrphans(pids: number[]): void {
+  const signal = (sig: NodeJS.Signals) => {
+    for (const pid of pids) {
+      try {
+        process.kill(-pid, sig);
+      } catch {
+        // Gone already, or not ours to signal.
+      }
+    }
+  };
+  if (pids.length === 0) return;
+  signal("SIGHUP");
+  const timer = setTimeout(() => signal("SIGKILL"), 2000);
+  (timer as unknown as { unref?: () => void }).unref?.();
+}
+
 /** The session process's side of a session, seen from the caller. */
 class ProcessBackend implements Backend {
   readonly pid: number;
@@ -296,6 +316,8 @@ class ProcessBackend implements Backend {
   readonly #proc: SessionProcess;
   readonly #handler: LoginOptions["conversation"];
   readonly #programs = new Map<number, ProgramSink>();
+  /** The process ids of the programs still running, by request id. */
+  readonly #pids = new Map<number, number>();
   readonly #spawning = new Map<
     number,
     { plan: SpawnPlan; resolve(p: SessionProgram): void; reject(e: unknown): void }
@@ -313,6 +335,8 @@ class ProcessBackend implements Backend {
       proc.exited.then((exit) => {
         const error = diedError(proc, exit, "");
         for (const sink of this.#programs.values()) sink.lost(error);
+        if (!this.#endResult) hangUpOrphans([...this.#pids.values()]);
+        this.#pids.clear();
         for (const pending of this.#spawning.values()) pending.reject(error);
         this.#programs.clear();
         this.#spawning.clear();
@@ -341,6 +365,7 @@ class ProcessBackend implements Backend {
         this.#spawning.delete(id);
         const { program, sink } = newProgram(header.pid as number, pending.plan, this.#port(id));
         this.#programs.set(id, sink);
+        this.#pids.set(id, header.pid as number);
         this.#relayInherited(id, pending.plan);
         pending.resolve(program);
         return;
@@ -365,6 +390,7 @@ class ProcessBackend implements Backend {
       case "exit": {
         const sink = this.#programs.get(id);
         this.#programs.delete(id);
+        this.#pids.delete(id);
         this.#inherited.get(id)?.stop();
         this.#inherited.delete(id);
         sink?.end(1);
@@ -421,11 +447,29 @@ class ProcessBackend implements Backend {
   spawn(plan: SpawnPlan): Promise<SessionProgram> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
+      if (this.#endResult) {
+        reject(new Error("This session is closed: spawn() needs an open session"));
+        return;
+      }
       if (this.#proc.exit) {
         reject(diedError(this.#proc, this.#proc.exit, ""));
         return;
       }
-      this.#spawning.set(id, { plan, resolve, reject });
+      const release = this.#proc.hold();
+      this.#spawning.set(id, {
+        plan,
+        resolve: (program) => {
+          // A running program keeps the caller alive, as any child process does; one that ends
+          // the session, until the session has ended.
+          const until = plan.endsSession ? this.#proc.exited : program.status;
+          void until.catch(() => {}).finally(release);
+          resolve(program);
+        },
+        reject: (error) => {
+          release();
+          reject(error);
+        },
+      });
       this.#proc.send({ t: "spawn", id, plan }).catch(() => {
         // Its death rejects the pending spawn.
       });
@@ -433,8 +477,9 @@ class ProcessBackend implements Backend {
   }
 
   #end(frame: "close" | "detach"): Promise<void> {
+    const release = this.#proc.hold();
     this.#proc.send({ t: frame }).catch(() => {});
-    return this.closed;
+    return this.closed.finally(release);
   }
 
   close(): Promise<void> {
@@ -596,6 +641,20 @@ async function loginInSessionProcess(
   timeoutMs: number | undefined,
 ): Promise<LoginSession> {
   const proc = new SessionProcess(conversation, signal, timeoutMs);
+  const release = proc.hold();
+  try {
+    return await openInSessionProcess(proc, plan, conversation, signal);
+  } finally {
+    release();
+  }
+}
+
+async function openInSessionProcess(
+  proc: SessionProcess,
+  plan: LoginPlan,
+  conversation: LoginOptions["conversation"],
+  signal: AbortSignal | undefined,
+): Promise<LoginSession> {
   const result = quiet(
     new Promise<Frame>((resolve, reject) => {
       proc.onFrame = (frame) => {
