@@ -137,9 +137,10 @@ if (process.argv[2] === "--seed-pam-run-module" && /\/_main\.[jt]s$/.test(proces
  * then needs some tens of milliseconds of CPU to load; twenty logins
  * arriving together would otherwise starve the caller's own event loop of
  * CPU on a small machine. So they start one per event-loop turn, and at most
- * one per core is still loading (until it says "ready") at any time.
+ * one per core but one (the caller's) is still loading (until it says
+ * "ready") at any time.
  */
-const bootSlots = Math.max(1, availableParallelism());
+const bootSlots = Math.max(1, availableParallelism() - 1);
 let booting = 0;
 const waitingToBoot: Array<() => void> = [];
 
