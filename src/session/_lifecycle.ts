@@ -68,7 +68,7 @@ export interface LoginPlan {
   readonly user: string | null;
   readonly confdir?: string;
   readonly library?: string;
-  readonly failDelay?: "native" | "report";
+  readonly failDelay?: "native" | "report" | "async";
   readonly items: LoginItems;
   readonly silent: boolean;
   readonly changeExpiredAuthtok: boolean;
@@ -177,8 +177,13 @@ export function planLogin(o: Record<string, unknown>): LoginPlan {
   const confdir = absolute(optionalString(o.confdir ?? undefined, "confdir"));
   const library = optionalString(o.library, "library");
   const failDelay = o.failDelay;
-  if (failDelay !== undefined && failDelay !== "native" && failDelay !== "report") {
-    throw new TypeError(`failDelay must be "native" or "report", got ${describe(failDelay)}`);
+  if (
+    failDelay !== undefined && failDelay !== "native" && failDelay !== "report" &&
+    failDelay !== "async"
+  ) {
+    throw new TypeError(
+      `failDelay must be "async", "native" or "report", got ${describe(failDelay)}`,
+    );
   }
   const tty = optionalString(o.tty, "tty");
   const rhost = optionalString(o.rhost, "rhost");
