@@ -9,8 +9,8 @@
  * @module
  */
 
-import { Worker } from "node:worker_threads";
-import { workerEntry } from "./pool.ts";
+import type { MessagePort } from "node:worker_threads";
+import { type SpawnedThread, spawnThread } from "./thread_spawner.ts";
 import type { UtmpCalls, UtmpRequest } from "./utmp.ts";
 
 const url = import.meta.url.endsWith(".js")
@@ -25,46 +25,61 @@ interface Reply {
   message?: string;
 }
 
-let worker: Worker | undefined;
+interface Thread {
+  thread: SpawnedThread;
+  /** Where requests go, once the thread has handed it over (seq 0); queued until then. */
+  port?: MessagePort;
+  queue: Array<UtmpRequest & { seq: number }>;
+}
+
+let current: Thread | undefined;
 let seq = 0;
 const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
 
-function thread(): Worker {
-  if (worker) return worker;
-  const w = new Worker(workerEntry(url));
-  w.unref();
-  w.on("message", (reply: Reply) => {
-    const waiter = pending.get(reply.seq);
-    pending.delete(reply.seq);
-    if (pending.size === 0) w.unref();
-    if (!waiter) return;
-    if (reply.ok) waiter.resolve(reply.value);
-    else {
-      waiter.reject(
-        reply.name === "TypeError" ? new TypeError(reply.message) : new Error(reply.message),
-      );
-    }
-  });
-  const die = (why: string) => {
-    if (worker === w) worker = undefined;
-    for (const waiter of pending.values()) {
-      waiter.reject(new Error(`the utmp thread died (${why})`));
-    }
-    pending.clear();
+function thread(): Thread {
+  if (current) return current;
+  const t: Thread = {
+    queue: [],
+    thread: spawnThread(url, {}, {
+      message(message) {
+        const reply = message as Reply;
+        if (reply.seq === 0) {
+          t.port = reply.value as MessagePort;
+          t.port.unref();
+          for (const request of t.queue) t.port.postMessage(request);
+          t.queue = [];
+          return;
+        }
+        const waiter = pending.get(reply.seq);
+        pending.delete(reply.seq);
+        if (pending.size === 0) t.thread.unref();
+        if (!waiter) return;
+        if (reply.ok) waiter.resolve(reply.value);
+        else {
+          waiter.reject(
+            reply.name === "TypeError" ? new TypeError(reply.message) : new Error(reply.message),
+          );
+        }
+      },
+      death(reason) {
+        if (current === t) current = undefined;
+        for (const w of pending.values()) w.reject(new Error(`the utmp thread died: ${reason}`));
+        pending.clear();
+      },
+    }),
   };
-  w.on("error", (error: Error) => die(error.message));
-  w.on("exit", (code: number) => die(`exit code ${code}`));
-  worker = w;
-  return w;
+  current = t;
+  return t;
 }
 
 function call(request: UtmpRequest): Promise<never> {
   return new Promise((resolve, reject) => {
-    const w = thread();
+    const t = thread();
     const id = ++seq;
     pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-    w.ref();
-    w.postMessage({ ...request, seq: id });
+    t.thread.ref();
+    if (t.port) t.port.postMessage({ ...request, seq: id });
+    else t.queue.push({ ...request, seq: id });
   });
 }
 

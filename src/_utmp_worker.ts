@@ -1,21 +1,25 @@
 /**
  * The entry of the utmp thread (started by `src/_utmp_thread.ts`, never
  * imported): runs the glibc utmp calls one at a time, off the caller's event
- * loop. Internal.
+ * loop. Its first message hands over the port its requests come in on.
+ * Internal.
  *
  * @module
  */
 
-import { parentPort } from "node:worker_threads";
+import { MessageChannel, type MessagePort, workerData } from "node:worker_threads";
 import { utmpCalls, type UtmpRequest } from "./utmp.ts";
 
-parentPort!.on("message", (request: UtmpRequest & { seq: number }) => {
+const out = (workerData as { port: MessagePort }).port;
+const { port1: requests, port2 } = new MessageChannel();
+requests.on("message", (request: UtmpRequest & { seq: number }) => {
   const { seq } = request;
   try {
     const value = utmpCalls[request.op](...(request.args as [never, never, never]));
-    parentPort!.postMessage({ seq, ok: true, value });
+    out.postMessage({ seq, ok: true, value });
   } catch (error) {
     const e = error instanceof Error ? error : new Error(String(error));
-    parentPort!.postMessage({ seq, ok: false, name: e.name, message: e.message });
+    out.postMessage({ seq, ok: false, name: e.name, message: e.message });
   }
 });
+out.postMessage({ seq: 0, ok: true, value: port2 }, [port2]);

@@ -184,7 +184,7 @@ function startTransaction(
   user: string | null,
   confdir: string | undefined,
   library: string | undefined,
-  failDelay: "native" | "report" | undefined,
+  failDelay: "native" | "report" | "async" | undefined,
   conversation: boolean,
 ): PamTransaction {
   return PamTransaction.start({
@@ -192,7 +192,10 @@ function startTransaction(
     ...(user !== null ? { user } : {}),
     ...(confdir !== undefined ? { confdir } : {}),
     ...(library !== undefined ? { library } : {}),
-    ...(failDelay !== undefined ? { failDelay } : {}),
+    // "async" asks that no thread of the caller be held while the delay runs: here the delay
+    // sleeps in the session process, which holds none of the caller's, so libpam's own sleep
+    // gives the caller exactly that (the failure arrives after the delay).
+    ...(failDelay === "report" ? { failDelay } : {}),
     ...(conversation ? { conversation: converse } : {}),
   });
 }
@@ -406,6 +409,8 @@ async function stopPrograms(programs: Map<number, ChildProcess>): Promise<void> 
 process.on("SIGINT", () => {});
 
 try {
+  // Loaded: the caller may start the next session process.
+  send({ t: "ready" });
   const { header } = readFrame();
   if (header.t === "login") await runLogin(header as unknown as LoginStart);
   else if (header.t === "close") await runClose(header as unknown as CloseStart);
