@@ -548,3 +548,63 @@ test("web login handler: only allowed host names are served, and Origin must be 
   assert.equal(result(await named.login("alice", ["wonderland"], ["424242"])), "success");
   assert.throws(() => createWebLogin({ service: "x", allowedHosts: ["evil/"] }), TypeError);
 });
+
+test(
+  "web login handler: 50 logins at a prompt and 50 open sessions leave another login free",
+  { skip },
+  async () => {
+    await using s = setup();
+    const address = (i: number) => `198.18.${i >> 8}.${i & 255}`;
+    // In batches: each opens a session process, and this machine may have two cores.
+    const inBatches = async (n: number, from: number, work: (c: Client) => Promise<void>) => {
+      const all = Array.from({ length: n }, (_, i) => new Client(s.web, address(from + i)));
+      for (let i = 0; i < n; i += 10) await Promise.all(all.slice(i, i + 10).map(work));
+      return all;
+    };
+    const waiting = await inBatches(50, 1, async (c) => {
+      await c.get();
+      await c.post("/login", { user: "alice" });
+      assert.match(await c.get(), /type="password"/);
+    });
+    await inBatches(50, 100, async (c) => {
+      assert.equal(result(await c.login("alice", ["wonderland"], ["424242"])), "success");
+    });
+    // Before the session process, each of those held one of four pool threads: this waited.
+    const another = new Client(s.web, "192.0.2.200");
+    assert.equal(result(await another.login("alice", ["wonderland"], ["424242"])), "success");
+
+    // The ones waiting still can finish.
+    assert.equal((await waiting[0].answer("wonderland")).status, 303);
+    await waiting[0].get();
+    assert.equal((await waiting[0].answer("424242")).status, 303);
+    assert.equal(result(await waiting[0].get()), "success");
+  },
+);
+
+test("web login handler: logins in progress are bounded; a cancelled one frees its place", {
+  skip,
+}, async () => {
+  await using s = setup({ maxLoginsInProgress: 2 });
+  const [a, b, c] = [1, 2, 3].map((i) => new Client(s.web, `192.0.2.${i}`));
+  for (const x of [a, b]) {
+    await x.get();
+    await x.post("/login", { user: "alice" });
+    assert.match(await x.get(), /type="password"/);
+  }
+  await c.get();
+  const refused = await c.post("/login", { user: "alice" });
+  assert.equal(refused.status, 503);
+  assert.match(await refused.text(), /Too many logins are in progress/);
+  assert.match(s.logs.join("\n"), /login refused for "alice": 2 logins are in progress/);
+  // a gives up; its login settles once its session process has gone, and frees the place.
+  assert.equal((await a.post("/cancel", {})).status, 303);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    await c.get();
+    const response = await c.post("/login", { user: "alice" });
+    if (response.status === 303 || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // Starting over replaces c's own login rather than counting it twice.
+  assert.equal(result(await c.login("alice", ["wonderland"], ["424242"])), "success");
+});

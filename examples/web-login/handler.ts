@@ -58,6 +58,12 @@ export interface WebLoginOptions {
   /** How many of them, without an open session, one address may hold (default 16). */
   maxClientsPerAddress?: number;
   /**
+   * How many logins may be in progress at once (default 256). Each holds a session process
+   * (about 14 MiB on Deno, 6 MiB on Bun) while it waits for its browser; one more is refused
+   * with a 503 page, so browsers that start logins and never answer cannot exhaust memory.
+   */
+  maxLoginsInProgress?: number;
+  /**
    * The host names the server answers to (default `localhost` and `127.0.0.1`; main.ts adds
    * the address it listens on). A request with any other `Host` is refused.
    */
@@ -174,6 +180,8 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
   });
   // Signs anonymous login forms' tokens; lives as long as the server.
   const formKey = crypto.getRandomValues(new Uint8Array(32));
+  const maxLoginsInProgress = options.maxLoginsInProgress ?? 256;
+  const inProgress = new Set<LoginFlow>();
   // Client key → when its next login may start (the fail delay the modules asked for).
   const notBefore = new Map<string, number>();
 
@@ -397,7 +405,11 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     const key = clientAddress ?? client.key;
     // A new login gets a new id: one planted in this browser is dead from here on.
     clients.renew(client);
-    client.flow?.cancel();
+    if (client.flow) {
+      // Replaced: it ends with its session process soon, and no longer counts as in progress.
+      client.flow.cancel();
+      inProgress.delete(client.flow);
+    }
     client.flow = undefined;
     client.failure = undefined;
     client.notice = undefined;
@@ -406,7 +418,13 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     if (!clients.has(client)) return renewed(client, url);
     // Another post may have started a login while this one waited (TypeScript
     // narrowed client.flow to undefined before the await; it can change meanwhile).
-    (client.flow as LoginFlow | undefined)?.cancel();
+    const raced = client.flow as LoginFlow | undefined;
+    raced?.cancel();
+    if (raced) inProgress.delete(raced);
+    if (inProgress.size >= maxLoginsInProgress) {
+      log(`login refused for ${JSON.stringify(user)}: ${inProgress.size} logins are in progress`);
+      return html(errorPage("Too many logins are in progress; try again in a minute"), 503);
+    }
     const flow = LoginFlow.start({
       service: options.service,
       confdir: options.confdir,
@@ -416,6 +434,9 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
       onInternalError: (error) => log(`login error: ${describe(error)}`),
     });
     client.flow = flow;
+    inProgress.add(flow);
+    const done = () => void inProgress.delete(flow);
+    flow.settled.then(done, done);
     log(
       `login started for ${JSON.stringify(user)}${clientAddress ? ` from ${clientAddress}` : ""}`,
     );
