@@ -132,12 +132,17 @@ function trustedRecord(
 /**
  * Closes a session `login()` opened, from any process, given its
  * {@linkcode SessionRecord}: in a session process of its own (as `login()`
- * runs), starts a new transaction with the record's service, user,
- * configuration directory and items, writes the exit entries (wtmp logout
- * record, utmp entry cleared), then calls `pam_close_session`,
- * `pam_setcred(PAM_DELETE_CRED)` and `pam_end`. Every step after
- * `pam_start` runs even if one fails; the promise rejects with the first
- * failure.
+ * runs), writes the exit entries (wtmp logout record, utmp entry cleared)
+ * first, then starts a new transaction with the record's service, user and
+ * items and calls `pam_close_session`, `pam_setcred(PAM_DELETE_CRED)` and
+ * `pam_end`. Every step runs even if one fails (the exit entries even when
+ * `pam_start` fails); the promise rejects with the first failure.
+ *
+ * The record is data, not authority: the modules that run come from
+ * `options.confdir` and the files written from `options.utmp` (the system
+ * defaults when absent), and a record naming others is refused. The utmp
+ * entry is cleared, and a wtmp logout written, only while it is still the
+ * record's login (user, line, pid and login time), never a newer one's.
  *
  * What crosses the boundary is the record; what cannot is module state kept
  * in the opening process with `pam_set_data`, which modules that need it at
@@ -147,11 +152,17 @@ function trustedRecord(
  * ```ts
  * import { closeSession, type SessionRecord } from "@seed/pam";
  * const record: SessionRecord = JSON.parse(Deno.readTextFileSync("/run/my-app/session.json"));
- * await closeSession(record, { silent: true });
+ * await closeSession(record, {
+ *   confdir: "/etc/my-app/pam.d",
+ *   utmp: { utmpFile: "/var/run/utmp", wtmpFile: "/var/log/wtmp" },
+ *   silent: true,
+ * });
  * ```
  *
- * @throws {TypeError} For a malformed record or bad options, before anything runs.
+ * @throws {TypeError} For a malformed record, bad options, or a record whose
+ *   `confdir`, `utmpFile` or `wtmpFile` is not the closer's, before anything runs.
  * @throws {PamError} When a PAM step fails.
+ * @throws {Error} When a utmp or wtmp file is not a regular utmp file (nothing is written to it).
  */
 export async function closeSession(
   record: SessionRecord,
