@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -151,8 +151,10 @@ test("who lists a utmp entry until it is cleared; last shows login and logout", 
   putUtmpx(utmp, { ...entry, line: "pts/92", id: "s/92", user: "dave" });
   assert.match(run("who", [utmp]), /^carol\s+pts\/91\s.*\(192\.0\.2\.44\)$/m);
 
-  // A clear for a different pid must leave the entry alone.
+  // A clear for another login must leave the entry alone: another pid, user or login time.
   assert.equal(clearUtmpx(utmp, { ...entry, pid: process.pid + 1 }, { wtmpFile: wtmp }), false);
+  assert.equal(clearUtmpx(utmp, { ...entry, user: "mallory" }, { wtmpFile: wtmp }), false);
+  assert.equal(clearUtmpx(utmp, { ...entry, timeMs: entry.timeMs - 1 }, { wtmpFile: wtmp }), false);
   assert.match(run("who", [utmp]), /^carol\s/m);
   assert.equal(readFileSync(wtmp).length, 384, "no wtmp logout for an entry that was not ours");
 
@@ -185,4 +187,45 @@ test("ensureWritable names the file and the way out", () => {
     /Cannot write the wtmp file/,
   );
   assert.throws(() => ensureWritable("", "utmp file", true), TypeError);
+});
+
+test("only regular utmp files are opened: links, FIFOs, devices and text files are refused", () => {
+  using tmp = tempDir();
+  const text = join(tmp.dir, "notes");
+  writeFileSync(text, "z".repeat(960));
+  const link = join(tmp.dir, "link");
+  symlinkSync(text, link);
+  const fifo = join(tmp.dir, "fifo");
+  assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+  const entry = {
+    type: UtmpType.USER_PROCESS,
+    pid: 1,
+    line: "pts/9",
+    id: "s/9",
+    user: "u",
+    host: "",
+    timeMs: Date.now(),
+  };
+  for (
+    const [file, why] of [
+      [link, /symbolic link \(not followed\)/],
+      [fifo, /a FIFO/],
+      ["/dev/zero", /a character device/],
+      [tmp.dir, /a directory/],
+      [text, /\(960 bytes\) is not a whole number of 384-byte utmp records/],
+    ] as const
+  ) {
+    assert.throws(() => ensureWritable(file, "utmp file", true), why);
+    assert.throws(() => putUtmpx(file, entry), why);
+    assert.throws(() => appendWtmpx(file, entry), why);
+    assert.throws(() => clearUtmpx(file, entry), why);
+  }
+  // A good utmp file with a bad wtmp file: neither is written.
+  const utmp = join(tmp.dir, "utmp");
+  ensureWritable(utmp, "utmp file", true);
+  putUtmpx(utmp, entry);
+  const before = readFileSync(utmp);
+  assert.throws(() => clearUtmpx(utmp, entry, { wtmpFile: link }), /symbolic link/);
+  assert.deepEqual(readFileSync(utmp), before);
+  assert.equal(readFileSync(text, "utf8"), "z".repeat(960));
 });
