@@ -18,6 +18,7 @@ import {
   REQUEST,
   STATE,
   stateWord,
+  THREAD_ID,
   WAITING,
   wipeAnswers,
   wipeChannel,
@@ -28,6 +29,7 @@ import {
   WRITING,
 } from "./async_channel.ts";
 import type { PamMessage } from "./conversation.ts";
+import { openLibc } from "./library.ts";
 
 /** A worker's reply to one request: its value, or the error flattened for the trip. */
 export type Outcome =
@@ -52,7 +54,7 @@ type Pending = {
 export class PamWorker {
   readonly #worker: Worker;
   readonly #channel: SharedArrayBuffer = new SharedArrayBuffer(CHANNEL_BYTES);
-  readonly #words: Int32Array = new Int32Array(this.#channel, 0, ASLEEP + 1);
+  readonly #words: Int32Array = new Int32Array(this.#channel, 0, THREAD_ID + 1);
   /** The request in flight; its id is the REQUEST word. */
   #current: Pending | undefined;
   #lastId = 0;
@@ -70,7 +72,10 @@ export class PamWorker {
     });
     this.#worker.unref();
     this.#worker.on("message", (message: ConverseMessage) => this.#converse(message));
-    this.#worker.on("error", (error: Error) => this.#die(`${error.name}: ${error.message}`, error));
+    this.#worker.on(
+      "error",
+      (error: Error) => this.#die(`${error.name}: ${error.message}`, { cause: error }),
+    );
     this.#worker.on("exit", (code: number) => this.#die(`exit code ${code}`));
   }
 
@@ -140,6 +145,21 @@ export class PamWorker {
     this.#die("terminated");
   }
 
+  /**
+   * Fails the request in flight if the worker's OS thread no longer exists:
+   * a module that calls `pthread_exit` ends it without the runtime reporting
+   * an exit, and the request would wait forever.
+   */
+  checkThread(): void {
+    if (!this.#current || this.#death) return;
+    const tid = Atomics.load(this.#words, THREAD_ID);
+    if (tid !== 0 && !threadExists(tid)) {
+      this.#die("its OS thread ended inside libpam or a module, as pthread_exit does", {
+        vanished: true,
+      });
+    }
+  }
+
   #claim(seq: number): boolean {
     const waiting = stateWord(seq, WAITING);
     return Atomics.compareExchange(this.#words, STATE, waiting, stateWord(seq, WRITING)) ===
@@ -184,10 +204,10 @@ export class PamWorker {
     else this.fail(message.seq);
   }
 
-  #die(reason: string, error?: Error): void {
+  #die(reason: string, how: { cause?: Error; vanished?: boolean } = {}): void {
     if (this.#death) return;
     this.#death = new Error(`The PAM worker thread died (${reason}); its transaction is lost`, {
-      cause: error,
+      cause: how.cause,
     });
     wipeChannel(this.#channel);
     const pending = this.#current;
@@ -200,7 +220,9 @@ export class PamWorker {
     Atomics.notify(this.#words, REPLY);
     this.#worker.unref();
     // Make sure the thread is gone (after an 'error' or on request); a no-op after 'exit'.
-    this.#worker.terminate();
+    // Not for a thread that no longer exists: Bun's terminate() would wait for it, and keep
+    // the process alive, forever.
+    if (!how.vanished) this.#worker.terminate();
     this.onDeath?.(this);
   }
 }
@@ -257,7 +279,28 @@ const all = new Set<PamWorker>();
 const idle: PamWorker[] = [];
 const waiters: Waiter[] = [];
 
+/** Whether thread `tid` of this process still exists (`tgkill` with signal 0 sends nothing). */
+function threadExists(tid: number): boolean {
+  const libc = openLibc();
+  if (!libc.tgkill) return true;
+  return libc.tgkill(libc.getpid(), tid, 0) === 0;
+}
+
+/** How often the pool looks for busy workers whose thread has vanished. */
+const THREAD_CHECK_MS = 500;
+let threadWatch: ReturnType<typeof setInterval> | undefined;
+
+/** Starts the check once: it never keeps the process alive (a busy worker does). */
+function watchThreads(): void {
+  if (threadWatch !== undefined) return;
+  threadWatch = setInterval(() => {
+    for (const worker of all) worker.checkThread();
+  }, THREAD_CHECK_MS);
+  (threadWatch as { unref?: () => void }).unref?.();
+}
+
 function spawn(): PamWorker {
+  watchThreads();
   const worker = new PamWorker(workerUrl);
   started++;
   all.add(worker);

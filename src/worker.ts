@@ -26,6 +26,7 @@ import {
   type StartRequest,
   STATE,
   stateWord,
+  THREAD_ID,
   WAITING,
   type WorkerReply,
   type WorkerRequest,
@@ -38,6 +39,7 @@ import {
   passwordConversation,
 } from "./conversation.ts";
 import { PamError } from "./errors.ts";
+import { openLibc } from "./library.ts";
 import { PamTransaction } from "./transaction.ts";
 
 const port = parentPort;
@@ -45,7 +47,7 @@ if (!port) {
   throw new Error("src/worker.ts is the entry of a PAM worker thread; import mod.ts instead");
 }
 const channel: SharedArrayBuffer = workerData.channel;
-const words = new Int32Array(channel, 0, ASLEEP + 1);
+const words = new Int32Array(channel, 0, THREAD_ID + 1);
 /** Word 0: requests in flight across the pool. */
 const pool = new Int32Array(workerData.pool);
 
@@ -278,4 +280,6 @@ async function serve(): Promise<never> {
   }
 }
 
+// For the pool's check that this thread still exists (see THREAD_ID).
+Atomics.store(words, THREAD_ID, openLibc().gettid?.() ?? 0);
 await serve();

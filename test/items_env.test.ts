@@ -203,7 +203,7 @@ test(
 test("env: putEnv sets, empties and deletes; getEnv and getEnvList read back", () => {
   using stack = createTestStack({ services: { svc: permit } });
   using tx = PamTransaction.start({ service: "svc", user: "alice", confdir: stack.confdir });
-  assert.deepEqual(tx.getEnvList(), {});
+  assert.deepEqual({ ...tx.getEnvList() }, {});
   assert.equal(tx.getEnv("LANG"), undefined);
   tx.putEnv("LANG=C.UTF-8");
   tx.putEnv("EQUATION=a=b=c");
@@ -211,7 +211,7 @@ test("env: putEnv sets, empties and deletes; getEnv and getEnvList read back", (
   assert.equal(tx.getEnv("LANG"), "C.UTF-8");
   assert.equal(tx.getEnv("EQUATION"), "a=b=c");
   assert.equal(tx.getEnv("UNICODE"), "straße ✓");
-  assert.deepEqual(tx.getEnvList(), {
+  assert.deepEqual({ ...tx.getEnvList() }, {
     LANG: "C.UTF-8",
     EQUATION: "a=b=c",
     UNICODE: "straße ✓",
@@ -223,7 +223,7 @@ test("env: putEnv sets, empties and deletes; getEnv and getEnvList read back", (
   assert.equal(tx.getEnv("LANG"), "en_GB.UTF-8");
   tx.putEnv("LANG");
   assert.equal(tx.getEnv("LANG"), undefined);
-  assert.deepEqual(tx.getEnvList(), { EQUATION: "a=b=c", UNICODE: "straße ✓" });
+  assert.deepEqual({ ...tx.getEnvList() }, { EQUATION: "a=b=c", UNICODE: "straße ✓" });
   // Deleting what is not there is libpam's PAM_BAD_ITEM.
   const error = thrown(() => tx.putEnv("LANG"), PamError);
   assert.equal(error.code, ReturnCode.BAD_ITEM);
@@ -252,7 +252,7 @@ test("env: NUL bytes, missing names and wrong types are TypeErrors before any C 
   } finally {
     spy.restore();
   }
-  assert.deepEqual(tx.getEnvList(), {});
+  assert.deepEqual({ ...tx.getEnvList() }, {});
 });
 
 test("env: pam_env sets variables from its own conffile; pam_matrix sets and unsets its own", {
