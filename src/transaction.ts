@@ -204,8 +204,9 @@ export class PamTransaction {
       const type = itemType(name);
       // libpam dereferences a NULL service name (pamtester -I service crashes there).
       if (type === ItemType.SERVICE) throw new TypeError("The service item cannot be unset");
-      const handle = tx.#changing("setItem");
+      tx.#live();
       tx.#refuseSecret(type, "pam_set_item");
+      const handle = tx.#changing("setItem");
       tx.#check(tx.#pam.pam_set_item(handle, type, null), "pam_set_item");
     };
   }
@@ -426,9 +427,10 @@ export class PamTransaction {
   setItem(name: ItemName, value: string): void {
     const type = itemType(name);
     const encoded = cString(value, `the value of item "${name}"`);
-    const handle = this.#changing("setItem");
     try {
+      this.#live();
       this.#refuseSecret(type, "pam_set_item");
+      const handle = this.#changing("setItem");
       this.#check(this.#pam.pam_set_item(handle, type, encoded), "pam_set_item");
     } finally {
       // authtok and oldauthtok are secrets.

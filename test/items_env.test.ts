@@ -301,3 +301,19 @@ test("env: pam_env sets variables from its own conffile; pam_matrix sets and uns
   assert.equal(tx.getEnv("HOMEDIR"), undefined);
   assert.equal("HOMEDIR" in tx.getEnvList(), false);
 });
+
+test("env: every name survives getEnvList(), __proto__ and constructor included", () => {
+  using stack = createTestStack({ services: { svc: permit } });
+  using tx = PamTransaction.start({ service: "svc", user: "alice", confdir: stack.confdir });
+  tx.putEnv("__proto__=polluted");
+  tx.putEnv("constructor=c");
+  tx.putEnv("toString=t");
+  const env = tx.getEnvList();
+  assert.equal(Object.getPrototypeOf(env), null);
+  assert.deepEqual(Object.entries(env), [["__proto__", "polluted"], ["constructor", "c"], [
+    "toString",
+    "t",
+  ]]);
+  assert.equal(Object.hasOwn(env, "__proto__"), true);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+});
