@@ -778,6 +778,30 @@ test("a worker thread that dies rejects its calls; the pool replaces it", async 
   assert.deepEqual(result, { user: "u" });
 });
 
+/**
+ * Runs `script` in a child process of this runtime with the exact permissions docs/async.md
+ * tells Deno users to grant, from `cwd` (the worker's URL must not depend on the working
+ * directory); SIGKILLs it after 15 s. Resolves its exit code and output.
+ */
+async function runScript(
+  script: string,
+  cwd: string,
+): Promise<{ code: number | null; out: string }> {
+  const args = isDeno ? ["run", "--allow-ffi", "--allow-read", script] : [script];
+  const child = spawn(process.execPath, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  const code = await new Promise<number | null>((resolve) => {
+    const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    child.on("exit", (c) => {
+      clearTimeout(killer);
+      resolve(c);
+    });
+  });
+  return { code, out };
+}
+
 test("a script that calls authenticate() once exits by itself", async () => {
   await using stack = createTestStack({ services: { ok: permitAll } });
   const script = join(stack.dir, "once.ts");
@@ -790,24 +814,8 @@ test("a script that calls authenticate() once exits by itself", async () => {
       } });\n` +
       `console.log("user=" + r.user);\n`,
   );
-  // The exact permissions docs/async.md tells Deno users to grant.
-  const args = isDeno ? ["run", "--allow-ffi", "--allow-read", script] : [script];
-  // Run from elsewhere: the worker's URL must not depend on the working directory.
-  const child = spawn(process.execPath, args, {
-    cwd: stack.dir,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout.on("data", (d) => (out += d));
-  child.stderr.on("data", (d) => (out += d));
   const started = performance.now();
-  const code = await new Promise<number | null>((resolve) => {
-    const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-    child.on("exit", (c) => {
-      clearTimeout(killer);
-      resolve(c);
-    });
-  });
+  const { code, out } = await runScript(script, stack.dir);
   const elapsed = performance.now() - started;
   assert.equal(code, 0, out);
   assert.match(out, /user=eve/);
@@ -1082,9 +1090,8 @@ test("inside its own conversation every method refuses at once; outside calls st
   skip: noMatrix,
 }, async () => {
   await using stack = matrixStack();
-  let tx!: AsyncPamTransaction;
   const refused: unknown[] = [];
-  tx = await answering(stack, async (messages) => {
+  const tx: AsyncPamTransaction = await answering(stack, async (messages) => {
     for (
       const call of [
         () => tx.getItem("user"),
@@ -1180,18 +1187,7 @@ test(
           JSON.stringify(stack.confdir)
         } }).catch((e) => console.log("rejected: " + e.message));\n`,
     );
-    const args = isDeno ? ["run", "--allow-ffi", "--allow-read", script] : [script];
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (out += d));
-    const code = await new Promise<number | null>((resolve) => {
-      const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-      child.on("exit", (c) => {
-        clearTimeout(killer);
-        resolve(c);
-      });
-    });
+    const { code, out } = await runScript(script, stack.dir);
     assert.equal(code, 0, out);
     assert.match(out, /rejected: The PAM worker thread died/);
   },
