@@ -411,6 +411,16 @@ export function snapshotAnswers(answers: unknown, styles: readonly number[]): Pa
   return snapshot;
 }
 
+/**
+ * {@linkcode snapshotAnswers} against `messages` (their styles, read before
+ * the handler ran): for callers that hold the messages as they came, not the
+ * copy the handler was given. Returns the snapshot, with private copies of
+ * byte answers for the caller to wipe.
+ */
+export function checkAnswers(answers: unknown, messages: readonly PamMessage[]): PamAnswer[] {
+  return snapshotAnswers(answers, messages.map((m) => m.style));
+}
+
 function tooLong(i: number): RangeError {
   return new RangeError(`answer ${i} exceeds ${MAX_ANSWER_BYTES} bytes (MAX_ANSWER_BYTES)`);
 }
