@@ -6,6 +6,7 @@
  * @module
  */
 
+import { setInterval } from "node:timers";
 import { Worker } from "node:worker_threads";
 import {
   ANSWERED,
@@ -295,8 +296,7 @@ function watchThreads(): void {
   if (threadWatch !== undefined) return;
   threadWatch = setInterval(() => {
     for (const worker of all) worker.checkThread();
-  }, THREAD_CHECK_MS);
-  (threadWatch as { unref?: () => void }).unref?.();
+  }, THREAD_CHECK_MS).unref();
 }
 
 function spawn(): PamWorker {
