@@ -22,7 +22,7 @@ import {
 } from "../mod.ts";
 import { terminateAllWorkers } from "../src/pool.ts";
 import { createTestStack, wrapperModule } from "../src/testing.ts";
-import { hostileModule } from "./_c_module.ts";
+import { hostileModule } from "./_hostile_module.ts";
 
 const noMatrix = wrapperModule("pam_matrix")
   ? false

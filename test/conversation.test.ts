@@ -18,7 +18,7 @@ import {
   ReturnCode,
 } from "../mod.ts";
 import { createTestStack } from "../src/testing.ts";
-import { hostileModule } from "./_c_module.ts";
+import { hostileModule } from "./_hostile_module.ts";
 import { SECRET, spyPamEnd, thrown, wrapperModule } from "./_helpers.ts";
 
 const noMatrix = wrapperModule("pam_matrix") ? false : "libpam-wrapper is not installed";

@@ -2,7 +2,7 @@
 // including pam_sm_setcred, which no stock module makes observable (pam_exec and pam_echo ignore
 // it) — so the session tests can assert the exact order and flags libpam passed, with real libpam.
 import { readFileSync } from "node:fs";
-import { compileModule } from "./_c_module.ts";
+import { compileModule } from "./_modules.ts";
 
 const source = String.raw`
 #include <security/pam_modules.h>
@@ -38,7 +38,7 @@ STEP(chauthtok)
 
 /** The path of the compiled module, or why there is none (no `cc`, no PAM headers). */
 export function stepLogModule(): { path?: string; why?: string } {
-  return compileModule("pam_steplog", source);
+  return compileModule("steplog", source);
 }
 
 /** One line of the step log. */

@@ -1,44 +1,11 @@
-// Tiny PAM modules compiled for the tests with `cc`: they reach what no stock module does.
-// `compileModule` builds one from C source (once per process); `hostileModule` is a module
-// that misbehaves on request, by its `mode=` argument:
+// A PAM module, compiled for the tests with `cc` (test/_modules.ts), that misbehaves on request,
+// by its `mode=` argument:
 //   mode=prompt      one echo-off prompt; returns what the conversation returned, answer or not
 //                    (trusting it as a careless module would); with log=FILE it appends
 //                    "USER STATUS" (STATUS as "0-noresp" when *resp stayed NULL)
 //   mode=binary      one binary prompt: a 9-byte packet whose length header says claim=N
 //   mode=exit        pthread_exit() on the calling thread, in the middle of pam_authenticate
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-
-/** A compiled module's path, or why there is none (no `cc`, no PAM headers). */
-export interface CompiledModule {
-  path?: string;
-  why?: string;
-}
-
-const compiled = new Map<string, CompiledModule>();
-
-/** Compiles `source` into `name.so` in a temporary directory, once per process. */
-export function compileModule(name: string, source: string): CompiledModule {
-  const known = compiled.get(name);
-  if (known) return known;
-  const dir = mkdtempSync(join(tmpdir(), `seed-pam-${name}-`));
-  writeFileSync(join(dir, `${name}.c`), source);
-  const path = join(dir, `${name}.so`);
-  const cc = spawnSync(
-    "cc",
-    ["-shared", "-fPIC", "-o", path, join(dir, `${name}.c`), "-lpam", "-lpthread"],
-    { encoding: "utf8" },
-  );
-  const result = cc.status === 0 ? { path } : {
-    why: `cannot compile the test module ${name} (needs cc and libpam0g-dev): ${
-      cc.error?.message ?? cc.stderr
-    }`,
-  };
-  compiled.set(name, result);
-  return result;
-}
+import { compileModule } from "./_modules.ts";
 
 const hostileSource = String.raw`
 #include <security/pam_modules.h>
@@ -99,6 +66,6 @@ int pam_sm_setcred(pam_handle_t *h, int f, int c, const char **v) { return PAM_S
 `;
 
 /** The misbehaving module described at the top of this file. */
-export function hostileModule(): CompiledModule {
-  return compileModule("pam_hostile", hostileSource);
+export function hostileModule(): { path?: string; why?: string } {
+  return compileModule("hostile", hostileSource);
 }
