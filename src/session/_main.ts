@@ -47,8 +47,9 @@ class ChannelClosed extends Error {
   }
 }
 
+const F_DUPFD_CLOEXEC = 1030;
 const lib = processLibc();
-const controlOut = lib.dup(1);
+const controlOut = lib.fcntl(1, F_DUPFD_CLOEXEC, 3);
 if (controlOut < 0 || lib.dup2(2, 1) < 0) {
   console.error("session process: cannot set up its channel");
   process.exit(70);
