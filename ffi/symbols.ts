@@ -120,7 +120,7 @@ export const sessionProcessSymbols = {
   unlockpt: { parameters: ["i32"], result: "i32" },
   ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
-  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // fcntl: bound above, with the same signature.
   ioctl: { parameters: ["i32", "usize", "buffer"], result: "i32" },
   // Aliased: a bound table's own close() unloads the library.
   close_fd: { symbol: "close", parameters: ["i32"], result: "i32" },
