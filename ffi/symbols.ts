@@ -71,6 +71,9 @@ export const libcSymbols = {
   // The terminal conversation turns echo off (and back on) the way libpam_misc's misc_conv does.
   tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
   tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  // Variadic in C; bound for F_GETFL, which takes no third argument. Tells the /dev/null the
+  // runtimes put in place of a closed standard input (opened read-write) from a redirected one.
+  fcntl: { parameters: ["i32", "i32"], result: "i32" },
   utmpxname: { parameters: ["buffer"], result: "i32" },
   setutxent: { parameters: [], result: "void" },
   getutxid: { parameters: ["buffer"], result: "pointer" },
@@ -97,11 +100,11 @@ export const sessionProcessSymbols = {
   read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   // ssize_t write(int fd, const void *buf, size_t count)
   write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  // int fcntl(int fd, int cmd, int arg), as F_DUPFD_CLOEXEC: the channel moves off fd 1, so a
-  // module's stray printf cannot corrupt it, and no program the session starts inherits it.
-  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  // int dup2(int oldfd, int newfd)
+  // int dup2(int oldfd, int newfd): fd 1 then points at stderr.
   dup2: { parameters: ["i32", "i32"], result: "i32" },
+  // int close_range(unsigned first, unsigned last, int flags), as CLOSE_RANGE_CLOEXEC: what the
+  // caller left open is not inherited by the user's programs (glibc >= 2.34).
+  close_range: { parameters: ["u32", "u32", "i32"], result: "i32", optional: true },
   // uid_t getuid(void)
   getuid: { parameters: [], result: "u32" },
   // gid_t getgid(void): a program may run as the session process's own user without setpriv.
@@ -120,7 +123,9 @@ export const sessionProcessSymbols = {
   unlockpt: { parameters: ["i32"], result: "i32" },
   ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
-  // fcntl: bound above, with the same signature.
+  // fcntl as F_DUPFD_CLOEXEC, too: the channel moves off fd 1, so a module's stray printf cannot
+  // corrupt it, and no program the session starts inherits it.
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   ioctl: { parameters: ["i32", "usize", "buffer"], result: "i32" },
   // Aliased: a bound table's own close() unloads the library.
   close_fd: { symbol: "close", parameters: ["i32"], result: "i32" },

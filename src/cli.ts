@@ -270,6 +270,9 @@ password prompt, 255 usage error.
 `;
 }
 
+/** Why an operation that succeeded on a NULL answer is reported as a failure. */
+const END_OF_INPUT = "No answer at a prompt (end of input)";
+
 function strerror(code: number): string {
   return strerrorText(openPam(), code) ?? `PAM error ${code}`;
 }
@@ -284,6 +287,7 @@ interface JsonResult {
   codeName?: string;
   error?: string;
   interrupted?: boolean;
+  endOfInput?: boolean;
   messages?: { style: "info" | "error"; text: string }[];
 }
 
@@ -436,6 +440,11 @@ function run(
         return ExitCode.INTERRUPTED;
       }
       if (failure !== undefined) return pamFailure(failure, result);
+      // An operation can only succeed on answers that were given: a module that takes
+      // misc_conv's NULL (end of input) for the empty password authenticates no one here.
+      if (conversation.endOfInput) {
+        return fail(END_OF_INPUT, { ...result, endOfInput: true });
+      }
       if (json) {
         report({ ...result, ok: true, code: 0, codeName: "PAM_SUCCESS" });
       } else {

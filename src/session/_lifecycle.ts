@@ -14,6 +14,7 @@ import { isAbsolute, resolve } from "node:path";
 import { type ItemName, ReturnCode } from "../constants.ts";
 import { PamError } from "../errors.ts";
 import type { AuthFlags, ChauthtokFlags, CredAction, SilentFlag } from "../transaction.ts";
+import type { SessionRecord } from "./record.ts";
 import {
   addressOfHost,
   appendWtmpx,
@@ -74,19 +75,8 @@ export interface LoginPlan {
   readonly utmp?: UtmpPlan;
 }
 
-/** What `pam_open_session(3)`'s other half needs, as {@linkcode SessionRecord} describes it. */
-export interface RecordData {
-  service: string;
-  user: string;
-  items: LoginItems;
-  confdir?: string;
-  pid: number;
-  loginTime: string;
-  line?: string;
-  id?: string;
-  utmpFile?: string;
-  wtmpFile?: string;
-}
+/** What `pam_open_session(3)`'s other half needs: the public {@linkcode SessionRecord}. */
+export type RecordData = SessionRecord;
 
 const encoder = new TextEncoder();
 

@@ -48,7 +48,11 @@ class ChannelClosed extends Error {
 }
 
 const F_DUPFD_CLOEXEC = 1030;
+const CLOSE_RANGE_CLOEXEC = 4;
 const lib = processLibc();
+// Whatever the caller's runtime left open (fds without close-on-exec) must not reach the
+// programs this process starts for the user; the runtime's own descriptors keep working.
+lib.close_range?.(3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
 const controlOut = lib.fcntl(1, F_DUPFD_CLOEXEC, 3);
 if (controlOut < 0 || lib.dup2(2, 1) < 0) {
   console.error("session process: cannot set up its channel");
@@ -398,6 +402,8 @@ async function stopPrograms(programs: Map<number, ChildProcess>): Promise<void> 
 process.on("SIGINT", () => {});
 
 try {
+  // Loaded: the caller may start the next session process.
+  send({ t: "ready" });
   const { header } = readFrame();
   if (header.t === "login") await runLogin(header as unknown as LoginStart);
   else if (header.t === "close") await runClose(header as unknown as CloseStart);
