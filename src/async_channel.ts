@@ -45,20 +45,9 @@ export type WorkerRequest =
   } & StartRequest)
   | { readonly op: "end"; readonly silent?: boolean };
 
-/** An error, flattened for the trip back to the main thread. */
-export interface SerializedError {
-  readonly name: string;
-  readonly message: string;
-  /** For a `PamError`: everything needed to rebuild it. */
-  readonly pam?: {
-    readonly code: number;
-    readonly operation: string;
-    readonly messages: readonly PamMessage[];
-    readonly failDelayMs: number | undefined;
-  };
-  /** The cause: the main side's own handler failure, or a worker-side error. */
-  readonly cause?: "main" | { readonly name: string; readonly message: string };
-}
+/** An error, flattened for the trip back to the main thread (`src/_error_wire.ts`). */
+export type { SerializedError } from "./_error_wire.ts";
+import type { SerializedError } from "./_error_wire.ts";
 
 /** A worker's reply to request `id`, through the message area. */
 export type WorkerReply =
@@ -91,6 +80,7 @@ export interface ReadyMessage {
 // Int32 REPLY: the id of the latest request answered; the main thread Atomics.waitAsyncs on it.
 // Int32 LENGTH: the byte length of what is in the message area now (a request, then its reply).
 // Int32 ASLEEP: 1 while the worker sleeps in Atomics.wait on REQUEST, else 0.
+// Int32 THREAD_ID: the worker's OS thread id, 0 until it has started.
 // Bytes from MESSAGE_OFFSET: one request or reply as UTF-8 JSON, zeroed by its reader.
 
 /** The state word's index. */
@@ -112,6 +102,13 @@ const LENGTH = 42;
  * thread ~17 µs on a VM, and a worker still polling needs none.
  */
 export const ASLEEP = 43;
+/**
+ * The word where the worker puts its OS thread id (`gettid`) when it starts:
+ * the pool checks that the thread still exists while a request is in
+ * flight, because a module may end it (`pthread_exit`) without the runtime
+ * ever reporting the worker's exit.
+ */
+export const THREAD_ID = 44;
 const MESSAGE_OFFSET = DATA_OFFSET + ANSWER_CAPACITY;
 /**
  * Room for one request or reply. Pages never written cost no memory, so this

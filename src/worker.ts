@@ -27,6 +27,7 @@ import {
   type StartRequest,
   STATE,
   stateWord,
+  THREAD_ID,
   WAITING,
   type WorkerReply,
   type WorkerRequest,
@@ -38,7 +39,8 @@ import {
   type PamMessage,
   passwordConversation,
 } from "./conversation.ts";
-import { PamError } from "./errors.ts";
+import { serializeError } from "./_error_wire.ts";
+import { openLibc } from "./library.ts";
 import { PamTransaction } from "./transaction.ts";
 
 // The main thread's end of this port receives the conversations (the thread was started
@@ -48,7 +50,7 @@ if (!parentPort || !port) {
   throw new Error("src/worker.ts is the entry of a PAM worker thread; import mod.ts instead");
 }
 const channel: SharedArrayBuffer = workerData.channel;
-const words = new Int32Array(channel, 0, ASLEEP + 1);
+const words = new Int32Array(channel, 0, THREAD_ID + 1);
 /** Word 0: requests running libpam work across the pool. */
 const pool = new Int32Array(workerData.pool);
 
@@ -179,26 +181,7 @@ function wipeXAuthData(value: unknown): void {
 }
 
 function serialize(error: unknown): SerializedError {
-  const plain = (e: unknown) => ({
-    name: e instanceof Error ? e.name : "Error",
-    message: e instanceof Error ? e.message : String(e),
-  });
-  if (!(error instanceof PamError)) return plain(error);
-  const cause = error.cause;
-  return {
-    ...plain(error),
-    pam: {
-      code: error.code,
-      operation: error.operation,
-      messages: [...error.messages],
-      failDelayMs: error.failDelayMs,
-    },
-    cause: cause === undefined
-      ? undefined
-      : cause instanceof MainSideFailure
-      ? "main"
-      : plain(cause),
-  };
+  return serializeError(error, (cause) => cause instanceof MainSideFailure);
 }
 
 /** Requests served since this thread's event loop last ran. */
@@ -281,6 +264,8 @@ async function serve(): Promise<never> {
   }
 }
 
+// For the pool's check that this thread still exists (see THREAD_ID).
+Atomics.store(words, THREAD_ID, openLibc().gettid?.() ?? 0);
 // The pool hands this thread work only from now on: a thread that is still starting (on
 // Deno, one started by the spawner thread takes ~0.5 s) would hold a check another could serve.
 port.postMessage({ type: "ready" } satisfies ReadyMessage);
