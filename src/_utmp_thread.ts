@@ -10,6 +10,7 @@
  */
 
 import type { MessagePort } from "node:worker_threads";
+import { rebuildError, type SerializedError } from "./_error_wire.ts";
 import { type SpawnedThread, spawnThread } from "./thread_spawner.ts";
 import type { UtmpCalls, UtmpRequest } from "./utmp.ts";
 
@@ -21,8 +22,7 @@ interface Reply {
   seq: number;
   ok: boolean;
   value?: unknown;
-  name?: string;
-  message?: string;
+  error?: SerializedError;
 }
 
 interface Thread {
@@ -55,11 +55,7 @@ function thread(): Thread {
         if (pending.size === 0) t.thread.unref();
         if (!waiter) return;
         if (reply.ok) waiter.resolve(reply.value);
-        else {
-          waiter.reject(
-            reply.name === "TypeError" ? new TypeError(reply.message) : new Error(reply.message),
-          );
-        }
+        else waiter.reject(rebuildError(reply.error!, undefined));
       },
       death(reason) {
         if (current === t) current = undefined;

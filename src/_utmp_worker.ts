@@ -18,8 +18,7 @@ requests.on("message", (request: UtmpRequest & { seq: number }) => {
     const value = utmpCalls[request.op](...(request.args as [never, never, never]));
     out.postMessage({ seq, ok: true, value });
   } catch (error) {
-    const e = error instanceof Error ? error : new Error(String(error));
-    out.postMessage({ seq, ok: false, name: e.name, message: e.message });
+    out.postMessage({ seq, ok: false, error: serializeError(error, () => false) });
   }
 });
 out.postMessage({ seq: 0, ok: true, value: port2 }, [port2]);
