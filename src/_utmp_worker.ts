@@ -8,6 +8,7 @@
  */
 
 import { MessageChannel, type MessagePort, workerData } from "node:worker_threads";
+import { serializeError } from "./_error_wire.ts";
 import { utmpCalls, type UtmpRequest } from "./utmp.ts";
 
 const out = (workerData as { port: MessagePort }).port;
