@@ -39,6 +39,8 @@ import {
   checkCString,
   checkEnvEntry,
   checkFailDelay,
+  checkKnownKeys,
+  checkService,
   checkXAuthData,
   describe,
   optionalBoolean,
@@ -85,23 +87,37 @@ export type AsyncConversation = (
  */
 export interface AsyncPamTransactionOptions extends Omit<PamTransactionOptions, "conversation"> {
   /** Answers the modules' prompts, on the main thread; without one, prompts fail the call. */
-  conversation?: AsyncConversation;
+  conversation?: AsyncConversation | undefined;
   /**
    * Fails a pending conversation at once (the call rejects with `PamError`,
    * `cause` = the signal's reason) and every later call except `end()`.
    * Before the transaction has a thread, it rejects `start()` itself.
    */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** A prompt left unanswered this long fails the call (`cause`: a `TimeoutError`). */
-  conversationTimeoutMs?: number;
+  conversationTimeoutMs?: number | undefined;
 }
+
+// A record, so that the compiler says when an option is added to the interface but not here.
+const asyncStartKeys = Object.keys(
+  {
+    service: true,
+    user: true,
+    conversation: true,
+    confdir: true,
+    library: true,
+    failDelay: true,
+    signal: true,
+    conversationTimeoutMs: true,
+  } satisfies Record<keyof AsyncPamTransactionOptions, true>,
+);
 
 /** Checks the options every async start shares; also used by `login()` (src/session.ts). */
 export function checkStartOptions(
   o: AsyncPamTransactionOptions,
   what: string,
 ): Omit<StartRequest, "conversation"> {
-  checkCString(o.service, "service");
+  checkService(o.service);
   if (o.user !== undefined && o.user !== null) checkCString(o.user, "user");
   if (o.confdir !== undefined && o.confdir !== null) checkCString(o.confdir, "confdir");
   if (o.library !== undefined) checkCString(o.library, "library");
@@ -335,6 +351,7 @@ export class AsyncPamTransaction {
   static async start(options: AsyncPamTransactionOptions): Promise<AsyncPamTransaction> {
     const what = "AsyncPamTransaction.start() options";
     const o = optionsObject<AsyncPamTransactionOptions>(options, what);
+    checkKnownKeys(o, asyncStartKeys, what);
     checkConversation(o.conversation);
     const start = checkStartOptions(o, what);
     const signal = o.signal;
@@ -686,26 +703,44 @@ export interface AuthenticateOptions {
   /** The password, given to every echo-off prompt. A `Uint8Array` is copied, not zeroed: wipe yours when done. */
   password: string | Uint8Array;
   /** Read service files from this directory instead of `/etc/pam.d`. */
-  confdir?: string;
+  confdir?: string | undefined;
   /** The remote host (`PAM_RHOST`), for logging and modules such as pam_access. */
-  rhost?: string;
+  rhost?: string | undefined;
   /** The terminal (`PAM_TTY`). */
-  tty?: string;
+  tty?: string | undefined;
   /** The remote user (`PAM_RUSER`). */
-  ruser?: string;
+  ruser?: string | undefined;
   /** The libpam file to load (default `libpam.so.0`). */
-  library?: string;
+  library?: string | undefined;
   /** `"native"` (default) sleeps the fail delay on the worker; `"report"` sets `PamError.failDelayMs` instead. */
-  failDelay?: "native" | "report";
+  failDelay?: "native" | "report" | undefined;
   /** `PAM_DISALLOW_NULL_AUTHTOK` for both calls. */
-  disallowNullAuthtok?: boolean;
+  disallowNullAuthtok?: boolean | undefined;
   /** Receives the modules' info and error messages. */
-  onMessage?: (message: PamMessage) => void;
+  onMessage?: ((message: PamMessage) => void) | undefined;
   /** Aborts the check (while queued for a thread, or at a pending prompt). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** A prompt this binding cannot answer within this long fails the check. */
-  conversationTimeoutMs?: number;
+  conversationTimeoutMs?: number | undefined;
 }
+
+const authenticateKeys = Object.keys(
+  {
+    service: true,
+    user: true,
+    password: true,
+    confdir: true,
+    rhost: true,
+    tty: true,
+    ruser: true,
+    library: true,
+    failDelay: true,
+    disallowNullAuthtok: true,
+    onMessage: true,
+    signal: true,
+    conversationTimeoutMs: true,
+  } satisfies Record<keyof AuthenticateOptions, true>,
+);
 
 /**
  * What a successful {@linkcode authenticate} returns.
@@ -743,6 +778,7 @@ export async function authenticate(options: AuthenticateOptions): Promise<Authen
   const what = "authenticate() options";
   if (options === undefined) throw new TypeError(`${what} are required`);
   const o = optionsObject<AuthenticateOptions>(options, what);
+  checkKnownKeys(o, authenticateKeys, what);
   checkCString(o.user, "user");
   if (typeof o.password !== "string" && !(o.password instanceof Uint8Array)) {
     throw new TypeError(`password must be a string or a Uint8Array, got ${describe(o.password)}`);
