@@ -2,7 +2,8 @@
 // including pam_sm_setcred, which no stock module makes observable (pam_exec and pam_echo ignore
 // it) — so the session tests can assert the exact order and flags libpam passed, with real libpam.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { after } from "node:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -44,6 +45,8 @@ let compiled: { path?: string; why?: string } | undefined;
 export function stepLogModule(): { path?: string; why?: string } {
   if (compiled) return compiled;
   const dir = mkdtempSync(join(tmpdir(), "seed-pam-steplog-"));
+  // libpam dlopens the module at every pam_start, so it stays until the importing file is done.
+  after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, "pam_steplog.c"), source);
   const path = join(dir, "pam_steplog.so");
   const cc = spawnSync(
