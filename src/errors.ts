@@ -4,7 +4,7 @@
  * @module
  */
 
-import { returnCodeName, type ReturnCodeName, type ReturnCodeValue } from "./constants.ts";
+import { type ReturnCodeName, returnCodeName, type ReturnCodeValue } from "./constants.ts";
 import type { PamMessage } from "./conversation.ts";
 
 /**
