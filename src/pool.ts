@@ -242,7 +242,7 @@ export interface WorkerPoolStats {
 type Waiter = {
   resolve(worker: PamWorker): void;
   reject(error: unknown): void;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   onAbort?: () => void;
 };
 

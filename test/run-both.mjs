@@ -35,7 +35,9 @@ function onPath(name) {
 }
 
 // What the tests look for, and the Debian package that brings it (libpam itself is a given).
-const wrapperDirs = ["x86_64-linux-gnu", "aarch64-linux-gnu"].map((d) => `/usr/lib/${d}/pam_wrapper`);
+const wrapperDirs = ["x86_64-linux-gnu", "aarch64-linux-gnu"].map((d) =>
+  `/usr/lib/${d}/pam_wrapper`
+);
 const needs = [
   {
     pkg: "libpam-wrapper",
@@ -63,16 +65,21 @@ function provide() {
   if (why === undefined) {
     console.error(`run-both: installing ${missing.join(" ")} with apt-get (the tests use them)`);
     const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-    const apt = (args) => spawnSync("apt-get", args, { stdio: ["ignore", "ignore", "inherit"], env });
+    const apt = (args) =>
+      spawnSync("apt-get", args, { stdio: ["ignore", "ignore", "inherit"], env });
     const ok = apt(["update", "-qq"]).status === 0 &&
       apt(["install", "-y", "-qq", "--no-install-recommends", ...missing]).status === 0;
     missing = needs.filter((n) => !n.present()).map((n) => n.pkg);
     if (ok && missing.length === 0) return;
-    console.error(`run-both: apt-get ${ok ? "left" : "failed; still"} missing: ${missing.join(" ")}`);
+    console.error(
+      `run-both: apt-get ${ok ? "left" : "failed; still"} missing: ${missing.join(" ")}`,
+    );
   } else {
     console.error(`run-both: not installing (${why}): ${missing.join(" ")}`);
   }
-  console.error("run-both: the tests that need those skip, each with a note naming what is missing");
+  console.error(
+    "run-both: the tests that need those skip, each with a note naming what is missing",
+  );
 }
 
 // playwright-core needs Deno's --allow-all (it reads /proc/sys); every other file runs with the
