@@ -28,6 +28,7 @@ import {
   WRITING,
 } from "./async_channel.ts";
 import type { PamMessage } from "./conversation.ts";
+import { entryUrl } from "./entry_url.ts";
 
 /** A worker's reply to one request: its value, or the error flattened for the trip. */
 export type Outcome =
@@ -64,7 +65,7 @@ export class PamWorker {
   /** Called once when the thread dies. */
   onDeath: ((worker: PamWorker) => void) | undefined;
 
-  constructor(url: URL) {
+  constructor(url: URL | string) {
     this.#worker = new Worker(workerEntry(url), {
       workerData: { channel: this.#channel, pool: inFlight.buffer },
     });
@@ -211,8 +212,8 @@ export class PamWorker {
  * one-line `data:` module then imports the real entry (Deno's module cache
  * and `--allow-import` rules apply to it as to any import).
  */
-function workerEntry(url: URL): URL {
-  if (url.protocol === "file:") return url;
+function workerEntry(url: URL | string): URL | string {
+  if (typeof url === "string" || url.protocol === "file:") return url;
   return new URL(`data:text/javascript,import ${encodeURIComponent(JSON.stringify(url.href))};`);
 }
 
@@ -246,11 +247,8 @@ type Waiter = {
   onAbort?: () => void;
 };
 
-// JSR's npm build (how Bun and Node users install from JSR) transpiles .ts files to .js
-// but cannot rewrite a URL string, so follow this module's own extension.
-const workerUrl = import.meta.url.endsWith(".js")
-  ? new URL("./worker.js", import.meta.url)
-  : new URL("./worker.ts", import.meta.url);
+// Found at the first thread, not at import: in a compiled Bun program that means a search.
+let workerUrl: URL | string | undefined;
 let size = 4;
 let started = 0;
 const all = new Set<PamWorker>();
@@ -258,6 +256,8 @@ const idle: PamWorker[] = [];
 const waiters: Waiter[] = [];
 
 function spawn(): PamWorker {
+  // A string only worker.ts holds (its refusal to be imported), to find it in a compiled program.
+  workerUrl ??= entryUrl("worker", import.meta.url, "is the entry of a PAM worker thread");
   const worker = new PamWorker(workerUrl);
   started++;
   all.add(worker);
