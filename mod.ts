@@ -41,12 +41,15 @@ export {
   LoadedModules,
 } from "./src/loaded_modules.ts";
 export { setWorkerPoolSize, type WorkerPoolStats, workerPoolStats } from "./src/pool.ts";
+export { login, type LoginOptions, LoginSession, type UtmpOptions } from "./src/session/login.ts";
 export {
   closeSession,
   type CloseSessionOptions,
-  login,
-  type LoginOptions,
-  LoginSession,
   type SessionRecord,
-  type UtmpOptions,
-} from "./src/session.ts";
+} from "./src/session/record.ts";
+export {
+  type ProgramStatus,
+  SessionProgram,
+  type SpawnOptions,
+  type StdioMode,
+} from "./src/session/program.ts";

@@ -7,6 +7,7 @@
  */
 
 import { CFunction, CString, dlopen, FFIType, JSCallback, read, toArrayBuffer } from "bun:ffi";
+import process from "node:process";
 import { convertArguments } from "./arguments.ts";
 import { dataViewOf } from "./data_view.ts";
 import type { NativeType, SymbolDefinition } from "./symbols.ts";
@@ -56,6 +57,9 @@ function normaliseArguments(
 /** The adapter for Bun. */
 export const adapter: NativeAdapter = {
   runtime: "bun",
+
+  // Bun has no permissions to grant; --smol trades some speed for a smaller heap.
+  scriptCommand: (script) => ({ command: process.execPath, args: ["--smol", script] }),
 
   open<S extends Record<string, SymbolDefinition>>(path: string, symbols: S) {
     const required: Record<string, ReturnType<typeof toBun>> = {};

@@ -45,9 +45,29 @@ function numberSizes(definition: SymbolDefinition, fn: unknown): unknown {
   return convertArguments(fn, sizes, Number);
 }
 
+/** V8 settings for a process that mostly waits: see docs/sessions.md for what each saves. */
+const denoLeanFlags = ["--v8-flags=--max-old-space-size=64,--single-threaded-gc"];
+
 /** The adapter for Deno. */
 export const adapter: NativeAdapter = {
   runtime: "deno",
+
+  scriptCommand(script, permissions) {
+    return {
+      command: Deno.execPath(),
+      // --no-config: a deno.json in the caller's directory must not change what the process
+      // imports or may do. --no-prompt: a missing permission is an error, never a question.
+      args: [
+        "run",
+        "--quiet",
+        "--no-config",
+        "--no-prompt",
+        ...permissions.map((p) => `--allow-${p}`),
+        ...denoLeanFlags,
+        script,
+      ],
+    };
+  },
 
   open<S extends Record<string, SymbolDefinition>>(path: string, symbols: S) {
     const defs: Record<string, Deno.ForeignFunction> = {};

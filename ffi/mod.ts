@@ -7,7 +7,15 @@
 
 import type { NativeAdapter } from "./types.ts";
 
-export type { Bound, FunctionOf, NativeAdapter, NativeCallback, Pointer } from "./types.ts";
+export type {
+  Bound,
+  CommandLine,
+  FunctionOf,
+  NativeAdapter,
+  NativeCallback,
+  Pointer,
+  ScriptPermission,
+} from "./types.ts";
 export * from "./symbols.ts";
 
 async function loadAdapter(): Promise<NativeAdapter> {

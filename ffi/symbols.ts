@@ -82,6 +82,30 @@ export const libcSymbols = {
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Record<string, SymbolDefinition>;
 
+/**
+ * libc for the session process (src/session/): its control channel's file
+ * descriptors, and the user its programs run as.
+ */
+export const sessionProcessSymbols = {
+  // ssize_t read(int fd, void *buf, size_t count): blocking reads of the control channel while a
+  // synchronous PAM call waits for the caller's answers.
+  read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  // ssize_t write(int fd, const void *buf, size_t count)
+  write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  // int dup(int oldfd): the channel moves off fd 1, so a module's stray printf cannot corrupt it.
+  dup: { parameters: ["i32"], result: "i32" },
+  // int dup2(int oldfd, int newfd)
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
+  // uid_t getuid(void)
+  getuid: { parameters: [], result: "u32" },
+  // int getpwnam_r(const char *name, struct passwd *pwd, char *buf, size_t buflen,
+  //                struct passwd **result): the user's uid, gid, home and shell, thread-safe.
+  getpwnam_r: {
+    parameters: ["buffer", "buffer", "buffer", "usize", "buffer"],
+    result: "i32",
+  },
+} as const satisfies Record<string, SymbolDefinition>;
+
 /** The conversation function libpam calls: `int (*conv)(int, const struct pam_message **, struct pam_response **, void *)`. */
 export const conversationCallback = {
   // appdata_ptr is only ever the integer id this package put there: taken as an integer, it

@@ -48,10 +48,25 @@ export interface NativeCallback {
   close(): void;
 }
 
+/** What a process started with {@linkcode NativeAdapter.scriptCommand} may do (Deno's permissions). */
+export type ScriptPermission = "ffi" | "read" | "write" | "run" | "env" | "sys";
+
+/** A command line: the executable and its arguments. */
+export interface CommandLine {
+  readonly command: string;
+  readonly args: readonly string[];
+}
+
 /** What each runtime adapter provides. */
 export interface NativeAdapter {
   /** `"deno"` or `"bun"`, for diagnostics only. */
   readonly runtime: string;
+  /**
+   * The command that runs the module `script` (a file path or URL) in a new
+   * process of this same runtime, granted `permissions` (Deno's flags; Bun
+   * has no permissions), tuned for a small idle footprint.
+   */
+  scriptCommand(script: string, permissions: readonly ScriptPermission[]): CommandLine;
   /** Opens a shared library and binds `symbols`; throws if the library or a required symbol is missing. */
   open<S extends Record<string, SymbolDefinition>>(
     path: string,

@@ -156,7 +156,9 @@ test(
     assert.match(who(stack.utmp), /^alice\s+pts\/42\s.*\(198\.51\.100\.2\)$/m);
     const [entry] = readUtmpxFile(readFileSync(stack.utmp));
     assert.equal(entry.type, UtmpType.USER_PROCESS);
-    assert.equal(entry.pid, process.pid);
+    // The entry is the session process's: `who` lists it exactly while that process lives.
+    assert.notEqual(session.pid, process.pid);
+    assert.equal(entry.pid, session.pid);
     assert.equal(entry.id, "s/42");
     assert.deepEqual([...entry.address!.subarray(0, 4)], [198, 51, 100, 2]);
     assert.equal(size(stack.wtmp), 384);
@@ -171,7 +173,7 @@ test(
         user: "alice",
         items: { tty: "/dev/pts/42", rhost: "198.51.100.2", ruser: "bob" },
         confdir: stack.confdir,
-        pid: process.pid,
+        pid: session.pid,
         loginTime: undefined,
         line: "pts/42",
         id: "s/42",
@@ -181,11 +183,14 @@ test(
     );
     assert.ok(Math.abs(Date.parse(r.loginTime) - entry.timeMs) < 1);
 
-    assert.equal(session.closed, false);
+    let closed = false;
+    void session.closed.then(() => closed = true);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(closed, false, "session.closed settled while the session was open");
     const first = session.close();
     assert.equal(session.close(), first);
-    await Promise.all([first, session.close(), session[Symbol.asyncDispose]()]);
-    assert.equal(session.closed, true);
+    await Promise.all([first, session.close(), session[Symbol.asyncDispose](), session.closed]);
+    assert.equal(closed, true);
     const closedAt = Date.now();
 
     assert.deepEqual(stepNames(readSteps(stack.steps)), [
@@ -255,7 +260,7 @@ test(
         `console.log("closed in", process.pid);\n`,
     );
     const args = isDeno
-      ? ["run", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env", child]
+      ? ["run", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env", "--allow-run", child]
       : [child];
     const run = spawnSync(process.execPath, args, {
       encoding: "utf8",

@@ -1,0 +1,270 @@
+/**
+ * The caller's side of a session process: starts it (the same runtime,
+ * `_main.ts`), sends frames, hands each frame it receives to whoever waits
+ * for it, answers its conversations with the caller's handler, and reports
+ * how it ended. Internal.
+ *
+ * @module
+ */
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { native } from "../../ffi/mod.ts";
+import { checkAnswers, type PamAnswer, type PamMessage, wipeByteAnswers } from "../conversation.ts";
+import { encodeFrame, type Frame, FrameDecoder } from "./_frames.ts";
+import { decodeMessages, encodeAnswers } from "./_protocol.ts";
+
+/** A conversation handler as `login()` takes it: may be async. */
+export type Handler = (messages: readonly PamMessage[]) => unknown;
+
+/** How the session process ended: its exit code, or the signal that killed it. */
+export interface ProcessExit {
+  readonly code: number | null;
+  readonly signal: string | null;
+}
+
+/** The words for a process's end, for error messages. */
+export function describeExit(exit: ProcessExit): string {
+  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
+}
+
+/** A promise that a caller who never looks at it does not see as an unhandled rejection. */
+export function quiet<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}
+
+/** The error for a session process that ended without saying how the session ended. */
+export function diedError(proc: SessionProcess, exit: ProcessExit, when: string): Error {
+  const suffix = when ? ` ${when}` : "";
+  if (proc.startError) {
+    return new Error(
+      `Cannot start the session process (${proc.startError.message})${suffix}: it runs ` +
+        `${proc.command}; on Deno the caller needs --allow-run for it`,
+      { cause: proc.startError },
+    );
+  }
+  return new Error(`The session process died (${describeExit(exit)})${suffix}`);
+}
+
+function scriptOf(url: URL): string {
+  return url.protocol === "file:" ? fileURLToPath(url) : url.href;
+}
+
+/**
+ * Runs `handler` on `messages` under the caller's signal and timeout.
+ * Everything the handler returns is touched inside the guard, and the answers
+ * are checked against the messages as they came from the session process,
+ * not against the copy the handler was given.
+ */
+export function runHandler(
+  handler: Handler | undefined,
+  messages: readonly PamMessage[],
+  signal: AbortSignal | undefined,
+  timeoutMs: number | undefined,
+): Promise<PamAnswer[]> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const onAbort = () => fail(signal!.reason);
+    const done = () => {
+      settled = true;
+      if (timer !== undefined) clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const fail = (error: unknown) => {
+      if (settled) return;
+      done();
+      reject(error);
+    };
+    const succeed = (answers: unknown) => {
+      if (settled) {
+        wipeByteAnswers(answers);
+        return;
+      }
+      done();
+      try {
+        resolve(checkAnswers(answers, messages));
+      } catch (error) {
+        wipeByteAnswers(answers);
+        reject(error);
+      }
+    };
+    if (!handler) return fail(new TypeError("the login has no conversation"));
+    if (signal?.aborted) return fail(signal.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(
+        () =>
+          fail(
+            new DOMException(
+              `the conversation handler did not answer within ${timeoutMs} ms (conversationTimeoutMs)`,
+              "TimeoutError",
+            ),
+          ),
+        timeoutMs,
+      );
+    }
+    const copy = Object.freeze(messages.map((m) => Object.freeze({ ...m })));
+    try {
+      const result = handler(copy);
+      const then = (result as { then?: unknown } | null | undefined)?.then;
+      if (typeof then === "function") {
+        Promise.resolve(result).then(succeed, fail);
+      } else {
+        succeed(result);
+      }
+    } catch (error) {
+      fail(error);
+    }
+  });
+}
+
+/** One running session process, from the caller's side. */
+export class SessionProcess {
+  readonly #child: ChildProcess | undefined;
+  readonly #decoder = new FrameDecoder();
+  /** Receives every frame that is not a conversation. */
+  onFrame: (frame: Frame) => void = () => {};
+  /** Why the newest conversation failed on this side: the cause of the PamError that follows. */
+  failure: { error: unknown } | undefined;
+  /** Settles when the process has exited. */
+  readonly exited: Promise<ProcessExit>;
+  #exit: ProcessExit | undefined;
+  /** Why the process could not be started, when it could not. */
+  startError: Error | undefined;
+  /** The runtime's executable. */
+  readonly command: string;
+  #handler: Handler | undefined;
+  #signal: AbortSignal | undefined;
+  #timeoutMs: number | undefined;
+
+  constructor(handler: Handler | undefined, signal?: AbortSignal, timeoutMs?: number) {
+    this.#handler = handler;
+    this.#signal = signal;
+    this.#timeoutMs = timeoutMs;
+    const { command, args } = native.scriptCommand(
+      scriptOf(new URL("./_main.ts", import.meta.url)),
+      ["ffi", "read", "write", "run", "env"],
+    );
+    // cwd "/": the session must not pin the caller's directory, nor pick up its config files.
+    this.command = command;
+    let child: ChildProcess | undefined;
+    try {
+      child = spawn(command, [...args], { cwd: "/", stdio: ["pipe", "pipe", "inherit"] });
+    } catch (error) {
+      // Deno without --allow-run throws here; Bun reports through "error".
+      this.startError = error as Error;
+    }
+    if (!child) {
+      this.#exit = { code: null, signal: null };
+      this.exited = Promise.resolve(this.#exit);
+      return;
+    }
+    this.#child = child;
+    this.exited = new Promise((resolve) => {
+      this.#child!.once("exit", (code, signal) => {
+        this.#exit = { code, signal };
+        resolve(this.#exit);
+      });
+      this.#child!.once("error", (error) => {
+        this.startError ??= error;
+        this.#exit ??= { code: null, signal: null };
+        resolve(this.#exit);
+      });
+    });
+    child.stdin!.on("error", () => {}); // a dead process: reported through `exited`
+    child.stdout!.on("data", (chunk: Uint8Array) => {
+      let frames: Frame[];
+      try {
+        frames = this.#decoder.push(chunk);
+      } catch {
+        this.kill();
+        return;
+      }
+      for (const frame of frames) {
+        if (frame.header.t === "conv") this.#converse(frame);
+        else this.onFrame(frame);
+      }
+    });
+  }
+
+  /** The session process's pid. */
+  get pid(): number {
+    return this.#child?.pid ?? 0;
+  }
+
+  /** Set once the process has exited. */
+  get exit(): ProcessExit | undefined {
+    return this.#exit;
+  }
+
+  /** From now on, conversations neither wait for nor fail with the login's signal. */
+  detachSignal(): void {
+    this.#signal = undefined;
+  }
+
+  /** Sends one frame; resolves once it was handed to the pipe. `secret` payloads are wiped then. */
+  send(header: object, payload?: Uint8Array, secret = false): Promise<void> {
+    const bytes = encodeFrame(header, payload);
+    if (secret) payload?.fill(0);
+    return new Promise((resolve, reject) => {
+      const stdin = this.#child?.stdin;
+      if (!stdin || this.#exit || stdin.destroyed) {
+        bytes.fill(0);
+        reject(new Error("The session process has ended"));
+        return;
+      }
+      stdin.write(bytes, (error) => {
+        if (secret) bytes.fill(0);
+        if (error) reject(error);
+        else resolve();
+      });
+    });
+  }
+
+  /** Closes the channel: the session process closes the session and exits. */
+  hangUp(): void {
+    this.#child?.stdin?.end();
+  }
+
+  /** Kills the process outright (a corrupt channel). */
+  kill(): void {
+    try {
+      this.#child?.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+
+  /** Lets the caller exit while the session is open: the process is not waited for. */
+  unref(): void {
+    this.#child?.unref();
+    (this.#child?.stdout as unknown as { unref?: () => void })?.unref?.();
+    (this.#child?.stdin as unknown as { unref?: () => void })?.unref?.();
+  }
+
+  #converse({ header, payload }: Frame): void {
+    let messages: PamMessage[];
+    try {
+      messages = decodeMessages(header.messages, payload);
+    } catch {
+      this.kill();
+      return;
+    }
+    runHandler(this.#handler, messages, this.#signal, this.#timeoutMs).then(
+      (answers) => {
+        this.failure = undefined;
+        const { lengths, payload } = encodeAnswers(answers);
+        wipeByteAnswers(answers);
+        return this.send({ t: "answers", ok: true, lengths }, payload, true);
+      },
+      (error) => {
+        this.failure = { error };
+        return this.send({ t: "answers", ok: false });
+      },
+    ).catch(() => {
+      // The process is gone; `exited` reports it.
+    });
+  }
+}

@@ -1,0 +1,403 @@
+/**
+ * The seed's lifecycle, written once for whichever process runs it: the
+ * session process (a synchronous `PamTransaction` on its main thread) or the
+ * caller itself with `inProcess: true` (an `AsyncPamTransaction`). Open:
+ * items, `pam_authenticate`, `pam_acct_mgmt` (and `pam_chauthtok` for an
+ * expired password), `pam_setcred(ESTABLISH)`, `pam_open_session`, then the
+ * utmp/wtmp login entries. Close: the exit entries first, then
+ * `pam_close_session`, `pam_setcred(DELETE)`, `pam_end`. Internal.
+ *
+ * @module
+ */
+
+import { isAbsolute, resolve } from "node:path";
+import { type ItemName, ReturnCode } from "../constants.ts";
+import { PamError } from "../errors.ts";
+import type { AuthFlags, ChauthtokFlags, CredAction, SilentFlag } from "../transaction.ts";
+import {
+  addressOfHost,
+  appendWtmpx,
+  checkFilePath,
+  checkPlatform,
+  clearUtmpx,
+  ensureWritable,
+  idOfLine,
+  lineOfTty,
+  putUtmpx,
+  systemUtmpFile,
+  systemWtmpFile,
+  UtmpType,
+  type UtmpxEntry,
+} from "../utmp.ts";
+import { checkCString, describe, optionalBoolean, optionsObject } from "../validate.ts";
+
+/** The methods the lifecycle calls: `PamTransaction` and `AsyncPamTransaction` both have them. */
+export interface LifecycleTransaction {
+  setItem(name: ItemName, value: string): unknown;
+  getItem(name: ItemName): string | undefined | Promise<string | undefined>;
+  getEnvList(): Record<string, string> | Promise<Record<string, string>>;
+  authenticate(flags?: AuthFlags): unknown;
+  acctMgmt(flags?: AuthFlags): unknown;
+  chauthtok(flags?: ChauthtokFlags): unknown;
+  setCred(action: CredAction, flags?: SilentFlag): unknown;
+  openSession(flags?: SilentFlag): unknown;
+  closeSession(flags?: SilentFlag): unknown;
+  end(options?: SilentFlag): unknown;
+}
+
+/** The utmp/wtmp entries to write, checked. `pid` absent: the process running the session. */
+export interface UtmpPlan {
+  readonly utmpFile: string;
+  readonly wtmpFile: string;
+  readonly line: string;
+  readonly id: string;
+  readonly host: string;
+  readonly pid?: number;
+}
+
+/** The items `login()` sets before authentication, and a record carries. */
+export const loginItems = ["tty", "rhost", "ruser"] as const;
+
+/** The items, as a record keeps them. */
+export type LoginItems = { tty?: string; rhost?: string; ruser?: string };
+
+/** A login, checked and resolved in the caller, as plain data the session process can take. */
+export interface LoginPlan {
+  readonly service: string;
+  readonly user: string | null;
+  readonly confdir?: string;
+  readonly library?: string;
+  readonly failDelay?: "native" | "report";
+  readonly items: LoginItems;
+  readonly silent: boolean;
+  readonly changeExpiredAuthtok: boolean;
+  readonly utmp?: UtmpPlan;
+}
+
+/** What `pam_open_session(3)`'s other half needs, as {@linkcode SessionRecord} describes it. */
+export interface RecordData {
+  service: string;
+  user: string;
+  items: LoginItems;
+  confdir?: string;
+  pid: number;
+  loginTime: string;
+  line?: string;
+  id?: string;
+  utmpFile?: string;
+  wtmpFile?: string;
+}
+
+const encoder = new TextEncoder();
+
+/** Throws a `TypeError` naming the first key of `o` not in `known`. */
+export function checkKeys(o: object, known: readonly string[], what: string): void {
+  for (const key of Object.keys(o)) {
+    if (!known.includes(key)) {
+      throw new TypeError(`${what} have no "${key}" (known: ${known.join(", ")})`);
+    }
+  }
+}
+
+/** `value` as an optional C string. */
+export function optionalString(value: unknown, what: string): string | undefined {
+  if (value === undefined) return undefined;
+  checkCString(value, what);
+  return value as string;
+}
+
+/** A process id as utmp stores it. */
+export function checkPid(value: unknown, what: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value <= 0 || value > 0x7fffffff) {
+    throw new TypeError(`${what} must be a positive integer process id, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** `value` fits utmp's fixed-size field of `size` bytes. */
+export function checkField(value: string, size: number, what: string): string {
+  const length = encoder.encode(value).length;
+  if (length === 0 || length > size) {
+    throw new TypeError(
+      `${what} must be 1 to ${size} bytes (utmp's field size), got ${length} bytes`,
+    );
+  }
+  return value;
+}
+
+/** An absolute path, so a process with another working directory finds the same file. */
+function absolute(path: string | undefined): string | undefined {
+  return path === undefined || isAbsolute(path) ? path : resolve(path);
+}
+
+const utmpKeys = ["utmpFile", "wtmpFile", "line", "id", "host", "pid"];
+
+/** Checks the utmp options before any C call; `undefined` when utmp is off. */
+export function planUtmp(
+  utmp: unknown,
+  tty: string | undefined,
+  rhost: string | undefined,
+): UtmpPlan | undefined {
+  if (utmp === false) return undefined;
+  const u = optionsObject<Record<string, unknown>>(utmp, "utmp options");
+  checkKeys(u, utmpKeys, "utmp options");
+  const utmpFile = optionalString(u.utmpFile, "utmp.utmpFile");
+  const wtmpFile = optionalString(u.wtmpFile, "utmp.wtmpFile");
+  const lineGiven = optionalString(u.line, "utmp.line");
+  const line = lineGiven ?? (tty !== undefined ? lineOfTty(tty) : undefined);
+  if (line === undefined) {
+    throw new TypeError(
+      "utmp entries need a line: pass tty (or utmp.line), or utmp: false to write none",
+    );
+  }
+  checkField(line, 32, "the utmp line");
+  const id = optionalString(u.id, "utmp.id") ?? idOfLine(line);
+  checkField(id, 4, "utmp.id");
+  checkPlatform();
+  return {
+    utmpFile: absolute(utmpFile) ?? systemUtmpFile,
+    wtmpFile: absolute(wtmpFile) ?? systemWtmpFile,
+    line,
+    id,
+    host: optionalString(u.host, "utmp.host") ?? rhost ?? "",
+    ...(u.pid === undefined ? {} : { pid: checkPid(u.pid, "utmp.pid") }),
+  };
+}
+
+/** The keys of `LoginOptions` the lifecycle itself reads. */
+export const planKeys = [
+  "service",
+  "user",
+  "confdir",
+  "library",
+  "failDelay",
+  "tty",
+  "rhost",
+  "ruser",
+  "silent",
+  "changeExpiredAuthtok",
+  "utmp",
+];
+
+/** Checks what the lifecycle needs of `login()`'s options, before any C call. */
+export function planLogin(o: Record<string, unknown>): LoginPlan {
+  checkCString(o.service, "service");
+  if (o.service === "") throw new TypeError("service must not be empty");
+  if (o.user !== undefined && o.user !== null) checkCString(o.user, "user");
+  const confdir = absolute(optionalString(o.confdir ?? undefined, "confdir"));
+  const library = optionalString(o.library, "library");
+  const failDelay = o.failDelay;
+  if (failDelay !== undefined && failDelay !== "native" && failDelay !== "report") {
+    throw new TypeError(`failDelay must be "native" or "report", got ${describe(failDelay)}`);
+  }
+  const tty = optionalString(o.tty, "tty");
+  const rhost = optionalString(o.rhost, "rhost");
+  const ruser = optionalString(o.ruser, "ruser");
+  const items: LoginItems = {};
+  if (tty !== undefined) items.tty = tty;
+  if (rhost !== undefined) items.rhost = rhost;
+  if (ruser !== undefined) items.ruser = ruser;
+  const utmp = planUtmp(o.utmp, tty, rhost);
+  return {
+    service: o.service as string,
+    user: (o.user as string | undefined) ?? null,
+    ...(confdir !== undefined ? { confdir } : {}),
+    ...(library !== undefined ? { library } : {}),
+    ...(failDelay !== undefined ? { failDelay } : {}),
+    items,
+    silent: optionalBoolean(o.silent, "silent") ?? false,
+    changeExpiredAuthtok: optionalBoolean(o.changeExpiredAuthtok, "changeExpiredAuthtok") ?? true,
+    ...(utmp ? { utmp } : {}),
+  };
+}
+
+/** Fails before PAM runs, not after the session opened: root-only files, typos. */
+export function checkUtmpFiles(plan: UtmpPlan | undefined): void {
+  if (!plan) return;
+  // Files the caller named are created; the system ones are the system's to create.
+  ensureWritable(plan.utmpFile, "utmp file", plan.utmpFile !== systemUtmpFile);
+  ensureWritable(plan.wtmpFile, "wtmp file", plan.wtmpFile !== systemWtmpFile);
+}
+
+/** Sets the items given (`undefined` ones are left unset). */
+export async function setItems(tx: LifecycleTransaction, items: LoginItems): Promise<void> {
+  for (const name of loginItems) {
+    const value = items[name];
+    if (value !== undefined) await tx.setItem(name, value);
+  }
+}
+
+/** An open session, as the process running it holds it. */
+export interface OpenedSession {
+  readonly user: string;
+  readonly env: Record<string, string>;
+  readonly record: RecordData;
+}
+
+/**
+ * Runs the open half on `tx` (already started). On failure it undoes what was
+ * done, in reverse, and rethrows the step's own error. `pid` is the process
+ * running the session; `beforeUndo` runs first when a step failed.
+ */
+export async function openSession(
+  tx: LifecycleTransaction,
+  plan: LoginPlan,
+  pid: number,
+  beforeUndo: () => void = () => {},
+): Promise<OpenedSession> {
+  const flags = { silent: plan.silent };
+  const undo: Array<() => unknown> = [];
+  try {
+    await setItems(tx, plan.items);
+    await tx.authenticate(flags);
+    try {
+      await tx.acctMgmt(flags);
+    } catch (error) {
+      const expired = error instanceof PamError && error.code === ReturnCode.NEW_AUTHTOK_REQD;
+      if (!(plan.changeExpiredAuthtok && expired)) throw error;
+      await tx.chauthtok({ ...flags, changeExpiredAuthtok: true });
+    }
+    await tx.setCred("establish", flags);
+    undo.push(() => tx.setCred("delete", flags));
+    await tx.openSession(flags);
+    undo.push(() => tx.closeSession(flags));
+    const user = (await tx.getItem("user")) ?? plan.user ?? "";
+    const env = await tx.getEnvList();
+    const loginTimeMs = Date.now();
+    const u = plan.utmp;
+    const record: RecordData = {
+      service: plan.service,
+      user,
+      items: { ...plan.items },
+      ...(plan.confdir !== undefined ? { confdir: plan.confdir } : {}),
+      pid: u?.pid ?? pid,
+      loginTime: new Date(loginTimeMs).toISOString(),
+    };
+    if (u) {
+      const entry: UtmpxEntry = {
+        type: UtmpType.USER_PROCESS,
+        pid: record.pid,
+        line: u.line,
+        id: u.id,
+        user,
+        host: u.host,
+        timeMs: loginTimeMs,
+        address: addressOfHost(u.host),
+      };
+      putUtmpx(u.utmpFile, entry);
+      undo.push(() => clearUtmpx(u.utmpFile, entry));
+      // The last step that can fail: nothing after it needs undoing in wtmp.
+      appendWtmpx(u.wtmpFile, entry);
+      Object.assign(record, { line: u.line, id: u.id, utmpFile: u.utmpFile, wtmpFile: u.wtmpFile });
+    }
+    return { user, env, record };
+  } catch (error) {
+    beforeUndo();
+    // The login's own failure is what the caller needs to see, not an undo step's.
+    await allSteps(undo.reverse()).catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * Closing, in order; the same for the process that opened the session and
+ * for another one holding its record: the exit entries (a logout record in
+ * wtmp, then the utmp entry marked dead) when it had any, then
+ * `pam_close_session`, `pam_setcred(PAM_DELETE_CRED)` and `pam_end`.
+ */
+export function closeSteps(
+  tx: LifecycleTransaction,
+  r: RecordData,
+  silent: boolean,
+): Array<() => unknown> {
+  const flags = { silent };
+  return [
+    () => writeExitEntries(r),
+    () => tx.closeSession(flags),
+    () => tx.setCred("delete", flags),
+    () => tx.end(),
+  ];
+}
+
+function writeExitEntries(r: RecordData): void {
+  if (!r.utmpFile || !r.wtmpFile || !r.line || !r.id) return;
+  const entry: UtmpxEntry = {
+    type: UtmpType.DEAD_PROCESS,
+    pid: r.pid,
+    line: r.line,
+    id: r.id,
+    user: "",
+    host: "",
+    timeMs: Date.now(),
+  };
+  let first: unknown;
+  try {
+    appendWtmpx(r.wtmpFile, entry);
+  } catch (error) {
+    first = error;
+  }
+  try {
+    clearUtmpx(r.utmpFile, entry);
+  } catch (error) {
+    first ??= error;
+  }
+  if (first !== undefined) throw first;
+}
+
+/** Runs every step, in order, even after one fails; rethrows the first failure. */
+export async function allSteps(steps: ReadonlyArray<() => unknown>): Promise<void> {
+  let first: { error: unknown } | undefined;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (error) {
+      first ??= { error };
+    }
+  }
+  if (first) throw first.error;
+}
+
+/** Checks a record that came through JSON before anything runs; returns a plain copy. */
+export function checkRecord(record: unknown): RecordData {
+  if (record === undefined) throw new TypeError("closeSession() needs the session record");
+  const r = optionsObject<Record<string, unknown>>(record, "the session record");
+  checkCString(r.service, "record.service");
+  checkCString(r.user, "record.user");
+  const items = optionsObject<Record<string, unknown>>(r.items, "record.items");
+  const copy: LoginItems = {};
+  for (const [name, value] of Object.entries(items)) {
+    if (!(loginItems as readonly string[]).includes(name)) {
+      throw new TypeError(`record.items has no "${name}" (known: ${loginItems.join(", ")})`);
+    }
+    const text = optionalString(value, `record.items.${name}`);
+    if (text !== undefined) copy[name as keyof LoginItems] = text;
+  }
+  const confdir = optionalString(r.confdir, "record.confdir");
+  const pid = checkPid(r.pid, "record.pid");
+  if (typeof r.loginTime !== "string") {
+    throw new TypeError(`record.loginTime must be a string, got ${describe(r.loginTime)}`);
+  }
+  const out: RecordData = {
+    service: r.service as string,
+    user: r.user as string,
+    items: copy,
+    ...(confdir !== undefined ? { confdir } : {}),
+    pid,
+    loginTime: r.loginTime,
+  };
+  const utmp = [r.line, r.id, r.utmpFile, r.wtmpFile];
+  if (utmp.some((v) => v !== undefined)) {
+    if (utmp.some((v) => typeof v !== "string")) {
+      throw new TypeError(
+        "record.line, record.id, record.utmpFile and record.wtmpFile go together: all strings or all absent",
+      );
+    }
+    checkField(r.line as string, 32, "record.line");
+    checkField(r.id as string, 4, "record.id");
+    checkFilePath(r.utmpFile, "record.utmpFile");
+    checkFilePath(r.wtmpFile, "record.wtmpFile");
+    checkPlatform();
+    Object.assign(out, { line: r.line, id: r.id, utmpFile: r.utmpFile, wtmpFile: r.wtmpFile });
+  }
+  return out;
+}

@@ -1,0 +1,409 @@
+/**
+ * The session process: the program `login()` and `closeSession()` start, one
+ * per session, so that session modules act on it and not on the caller
+ * (umask, limits, loginuid, groups, keyrings, cgroups, namespaces) and a
+ * crashing module takes only it down. It runs PAM with the synchronous
+ * `PamTransaction` on its main thread — the thread that later starts the
+ * user's programs, so per-thread state such as a joined session keyring is
+ * theirs too.
+ *
+ * The control channel is its stdin (frames from the caller) and its original
+ * stdout, moved to another descriptor so that a module's stray output cannot
+ * corrupt it (fd 1 then points at stderr). While PAM runs, conversations block
+ * on a read of stdin; once the session is open, stdin is read by the event
+ * loop and the process serves `spawn`, `close` and `detach` until the session
+ * ends. End of file on stdin means the caller is gone: the session is closed
+ * in the seed's order and the process exits. Internal; not an API.
+ *
+ * @module
+ */
+
+import type { ChildProcess, StdioOptions } from "node:child_process";
+import process from "node:process";
+import { native } from "../../ffi/mod.ts";
+import { MessageStyle } from "../constants.ts";
+import type { PamAnswer, PamMessage } from "../conversation.ts";
+import { openLibc } from "../library.ts";
+import { PamTransaction } from "../transaction.ts";
+import { encodeFrame, type Frame, FrameDecoder, readFrameSync } from "./_frames.ts";
+import {
+  allSteps,
+  checkUtmpFiles,
+  closeSteps,
+  type LoginPlan,
+  openSession,
+  type RecordData,
+  setItems,
+} from "./_lifecycle.ts";
+import { CallerConversationFailure, decodeAnswers, encodeMessages, toWire } from "./_protocol.ts";
+import { processLibc, spawnAsUser, type SpawnPlan } from "./_spawn.ts";
+
+const EINTR = 4;
+const EAGAIN = 11;
+
+class ChannelClosed extends Error {
+  constructor() {
+    super("the caller closed the session process's channel");
+  }
+}
+
+const lib = processLibc();
+const controlOut = lib.dup(1);
+if (controlOut < 0 || lib.dup2(2, 1) < 0) {
+  console.error("session process: cannot set up its channel");
+  process.exit(70);
+}
+const nap = new Int32Array(new SharedArrayBuffer(4));
+
+function errno(): number {
+  const location = openLibc().__errno_location();
+  return location ? native.readI32(location, 0) : 0;
+}
+
+/** Blocking; a non-blocking descriptor (the runtime's choice, not ours) is waited on. */
+function retry(n: number): boolean {
+  if (n >= 0) return false;
+  const e = errno();
+  if (e === EINTR) return true;
+  if (e === EAGAIN) {
+    Atomics.wait(nap, 0, 0, 1);
+    return true;
+  }
+  throw new ChannelClosed();
+}
+
+let channelOpen = true;
+
+function send(header: object, payload?: Uint8Array): void {
+  if (!channelOpen) throw new ChannelClosed();
+  const bytes = encodeFrame(header, payload);
+  let at = 0;
+  try {
+    while (at < bytes.length) {
+      const chunk = at === 0 ? bytes : bytes.subarray(at);
+      const n = lib.write(controlOut, chunk, chunk.length);
+      if (retry(n)) continue;
+      if (n === 0) throw new ChannelClosed();
+      at += n;
+    }
+  } catch (error) {
+    channelOpen = false;
+    throw error;
+  }
+}
+
+/** Sends unless the caller is gone: what it would have said has nobody to hear it. */
+function trySend(header: object, payload?: Uint8Array): void {
+  try {
+    send(header, payload);
+  } catch {
+    // The caller is gone; shutting down follows from the closed stdin.
+  }
+}
+
+function readSome(length: number): Uint8Array {
+  const buffer = new Uint8Array(length);
+  for (;;) {
+    const n = lib.read(0, buffer, length);
+    if (retry(n)) continue;
+    if (n === length) return buffer;
+    const out = buffer.slice(0, n);
+    buffer.fill(0);
+    return out;
+  }
+}
+
+function readFrame(): Frame {
+  const frame = channelOpen ? readFrameSync(readSome) : null;
+  if (!frame) {
+    channelOpen = false;
+    throw new ChannelClosed();
+  }
+  return frame;
+}
+
+/** "login": PAM calls are running, and conversations block on the caller's answers. */
+let phase: "login" | "session" = "login";
+/** Answers handed to the trampoline; wiped once it has copied them. */
+let lastAnswers: PamAnswer[] = [];
+
+function wipeLastAnswers(): void {
+  for (const a of lastAnswers) if (a instanceof Uint8Array) a.fill(0);
+  lastAnswers = [];
+}
+
+function converse(messages: readonly PamMessage[]): PamAnswer[] {
+  wipeLastAnswers();
+  if (phase === "session") {
+    // Once the session is open the caller's conversation is not waited on: texts reach it,
+    // prompts fail (no stock module prompts at close).
+    const wire = encodeMessages(messages);
+    trySend({ t: "notice", messages: wire.messages }, wire.payload);
+    if (
+      messages.some((m) => m.style !== MessageStyle.TEXT_INFO && m.style !== MessageStyle.ERROR_MSG)
+    ) {
+      throw new TypeError("prompts are not answered once the session is open");
+    }
+    return messages.map(() => null);
+  }
+  const wire = encodeMessages(messages);
+  send({ t: "conv", messages: wire.messages }, wire.payload);
+  const { header, payload } = readFrame();
+  try {
+    if (header.t !== "answers") throw new TypeError("expected answers from the caller");
+    if (header.ok !== true) throw new CallerConversationFailure();
+    lastAnswers = decodeAnswers(header.lengths, payload, messages.length);
+    return lastAnswers;
+  } finally {
+    payload.fill(0);
+  }
+}
+
+interface LoginStart {
+  t: "login";
+  plan: LoginPlan;
+  conversation: boolean;
+}
+
+interface CloseStart {
+  t: "close";
+  record: RecordData;
+  silent: boolean;
+  confdir?: string;
+  library?: string;
+  conversation: boolean;
+}
+
+function startTransaction(
+  service: string,
+  user: string | null,
+  confdir: string | undefined,
+  library: string | undefined,
+  failDelay: "native" | "report" | undefined,
+  conversation: boolean,
+): PamTransaction {
+  return PamTransaction.start({
+    service,
+    ...(user !== null ? { user } : {}),
+    ...(confdir !== undefined ? { confdir } : {}),
+    ...(library !== undefined ? { library } : {}),
+    ...(failDelay !== undefined ? { failDelay } : {}),
+    ...(conversation ? { conversation: converse } : {}),
+  });
+}
+
+async function runClose(start: CloseStart): Promise<void> {
+  const r = start.record;
+  let error: unknown;
+  try {
+    const tx = startTransaction(
+      r.service,
+      r.user,
+      start.confdir,
+      start.library,
+      undefined,
+      start.conversation,
+    );
+    await allSteps([() => setItems(tx, r.items), ...closeSteps(tx, r, start.silent)]);
+  } catch (e) {
+    error = e;
+  } finally {
+    wipeLastAnswers();
+  }
+  trySend(error === undefined ? { t: "closed" } : { t: "closed", error: toWire(error) });
+  process.exit(0);
+}
+
+async function runLogin(start: LoginStart): Promise<void> {
+  const plan = start.plan;
+  let tx: PamTransaction | undefined;
+  try {
+    checkUtmpFiles(plan.utmp);
+    tx = startTransaction(
+      plan.service,
+      plan.user,
+      plan.confdir,
+      plan.library,
+      plan.failDelay,
+      start.conversation,
+    );
+    const opened = await openSession(tx, plan, process.pid);
+    wipeLastAnswers();
+    phase = "session";
+    send({ t: "opened", user: opened.user, env: opened.env, record: opened.record });
+    serve(tx, opened.user, opened.env, opened.record, plan.silent);
+  } catch (error) {
+    wipeLastAnswers();
+    try {
+      tx?.end();
+    } catch {
+      // The login's own failure is what the caller needs to see.
+    }
+    trySend({ t: "failed", error: toWire(error) });
+    process.exit(0);
+  }
+}
+
+/** The open session: serves the caller until the session ends, whichever way. */
+function serve(
+  tx: PamTransaction,
+  user: string,
+  env: Record<string, string>,
+  record: RecordData,
+  silent: boolean,
+): void {
+  const programs = new Map<number, ChildProcess>();
+  let ending: Promise<void> | undefined;
+
+  const end = (how: "close" | "detach"): Promise<void> => {
+    ending ??= (async () => {
+      let error: unknown;
+      if (how === "detach") {
+        try {
+          tx.end({ silent: true });
+        } catch (e) {
+          error = e;
+        }
+      } else {
+        await stopPrograms(programs);
+        try {
+          await allSteps(closeSteps(tx, record, silent));
+        } catch (e) {
+          error = e;
+        }
+      }
+      const t = how === "close" ? "closed" : "detached";
+      trySend(error === undefined ? { t } : { t, error: toWire(error) });
+      process.exit(0);
+    })();
+    return ending;
+  };
+
+  const spawnProgram = (id: number, plan: SpawnPlan) => {
+    // "inherit" means the caller's own streams: relayed, since this process's are the channel.
+    const relay = (m: string) => m === "null" ? "ignore" : "pipe";
+    const stdio: StdioOptions = [relay(plan.stdin), relay(plan.stdout), relay(plan.stderr)];
+    let child: ChildProcess;
+    try {
+      child = spawnAsUser(user, env, plan, stdio);
+    } catch (error) {
+      trySend({ t: "spawn-failed", id, error: toWire(error) });
+      return;
+    }
+    let reported = false;
+    child.on("error", (error) => {
+      if (reported) return;
+      reported = true;
+      trySend({ t: "spawn-failed", id, error: toWire(error) });
+    });
+    if (child.pid === undefined) return;
+    programs.set(id, child);
+    trySend({ t: "spawned", id, pid: child.pid });
+    const relayOutput = (stream: NodeJS.ReadableStream | null, fd: 1 | 2) => {
+      stream?.on("data", (chunk: Uint8Array) => trySend({ t: "data", id, fd }, chunk));
+      stream?.on("end", () => trySend({ t: "eof", id, fd }));
+    };
+    relayOutput(child.stdout, 1);
+    relayOutput(child.stderr, 2);
+    child.stdin?.on("error", () => {}); // a program that exits before reading its input
+    // "close": after the exit and all of its output, so nothing it wrote is lost.
+    child.on("close", (code: number | null, signal: string | null) => {
+      reported = true;
+      programs.delete(id);
+      trySend({ t: "exit", id, code, signal });
+      if (plan.endsSession) void end("close");
+    });
+  };
+
+  const handle = ({ header, payload }: Frame) => {
+    const id = header.id as number;
+    switch (header.t) {
+      case "spawn":
+        return spawnProgram(id, header.plan as SpawnPlan);
+      case "stdin":
+        return programs.get(id)?.stdin?.write(payload);
+      case "stdin-end":
+        return programs.get(id)?.stdin?.end();
+      case "kill":
+        try {
+          programs.get(id)?.kill(header.signal as NodeJS.Signals);
+        } catch {
+          // Already gone: its exit frame says so.
+        }
+        return;
+      case "close":
+        return void end("close");
+      case "detach":
+        return void end("detach");
+    }
+  };
+
+  const decoder = new FrameDecoder();
+  process.stdin.on("data", (chunk: Uint8Array) => {
+    let frames: Frame[];
+    try {
+      frames = decoder.push(chunk);
+    } catch {
+      // A corrupt channel is a caller we can no longer understand: close as if it were gone.
+      void end("close");
+      return;
+    }
+    for (const frame of frames) handle(frame);
+  });
+  const gone = () => {
+    channelOpen = false;
+    void end("close");
+  };
+  process.stdin.on("end", gone);
+  process.stdin.on("error", gone);
+  // Terminated (an administrator, logind ending the session): close properly, then exit.
+  for (const signal of ["SIGTERM", "SIGHUP"] as const) process.on(signal, () => void end("close"));
+}
+
+/** Hangs up the programs still running (their process groups), then kills what is left. */
+async function stopPrograms(programs: Map<number, ChildProcess>): Promise<void> {
+  if (programs.size === 0) return;
+  const live = [...programs.values()];
+  const signalAll = (signal: NodeJS.Signals) => {
+    for (const child of live) {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        try {
+          child.kill(signal);
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+  };
+  const exited = Promise.all(
+    live.map((child) =>
+      child.exitCode !== null || child.signalCode !== null
+        ? undefined
+        : new Promise<void>((resolve) => child.once("exit", () => resolve()))
+    ),
+  );
+  signalAll("SIGHUP");
+  const timer = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 2000));
+  if (await Promise.race([exited.then(() => "done" as const), timer]) === "late") {
+    signalAll("SIGKILL");
+    await exited;
+  }
+}
+
+// A Ctrl-C at the caller's terminal reaches this process too: the caller decides what ends
+// the session (its exit closes our stdin), not the keyboard.
+process.on("SIGINT", () => {});
+
+try {
+  const { header } = readFrame();
+  if (header.t === "login") await runLogin(header as unknown as LoginStart);
+  else if (header.t === "close") await runClose(header as unknown as CloseStart);
+  else throw new TypeError("unknown start frame");
+} catch (error) {
+  if (!(error instanceof ChannelClosed)) {
+    console.error(`session process: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  process.exit(70);
+}

@@ -1,0 +1,136 @@
+/**
+ * Running the user's programs as the user, from the process that holds the
+ * session (so they inherit its umask, limits, cgroup and keyring): the
+ * passwd entry through `getpwnam_r`, then util-linux's `setsid` (a session of
+ * their own) and, when the session process is root, `setpriv --reuid --regid
+ * --init-groups` (uid, primary gid and `initgroups(3)`'s supplementary groups).
+ * Nothing secret reaches a command line: only the program's own argv. Internal.
+ *
+ * @module
+ */
+
+import { type ChildProcess, spawn, type StdioOptions } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { defaultLibraries, native, sessionProcessSymbols } from "../../ffi/mod.ts";
+import { cString } from "../validate.ts";
+import type { StdioMode } from "./program.ts";
+
+/** The passwd entry of a user. */
+export interface PasswdEntry {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly home: string;
+  readonly shell: string;
+}
+
+let libc: ReturnType<typeof openProcessLibc> | undefined;
+function openProcessLibc() {
+  return native.open(defaultLibraries.libc, sessionProcessSymbols);
+}
+
+/** libc's process calls, opened on first use. */
+export function processLibc(): ReturnType<typeof openProcessLibc> {
+  libc ??= openProcessLibc();
+  return libc;
+}
+
+/** `struct passwd` on LP64 glibc: name, passwd, uid, gid, gecos, dir, shell. */
+const passwdLayout = { size: 48, name: 0, uid: 16, gid: 20, dir: 32, shell: 40 } as const;
+
+/** The passwd entry of `name`, or `undefined` when there is none. */
+export function lookupUser(name: string): PasswdEntry | undefined {
+  const lib = processLibc();
+  const pwd = new Uint8Array(passwdLayout.size);
+  const result = new Uint8Array(8);
+  for (let size = 16384; size <= 1 << 22; size *= 4) {
+    const buf = new Uint8Array(size);
+    const status = lib.getpwnam_r(cString(name, "the user"), pwd, buf, size, result);
+    if (status === 34 /* ERANGE */) continue;
+    if (status !== 0 || native.readPointerFrom(result, 0) === null) return undefined;
+    const view = new DataView(pwd.buffer);
+    const text = (offset: number) => {
+      const p = native.readPointerFrom(pwd, offset);
+      return p ? native.readCString(p) : "";
+    };
+    return {
+      name: text(passwdLayout.name),
+      uid: view.getUint32(passwdLayout.uid, true),
+      gid: view.getUint32(passwdLayout.gid, true),
+      home: text(passwdLayout.dir),
+      shell: text(passwdLayout.shell),
+    };
+  }
+  return undefined;
+}
+
+/** A checked `spawn()` request. */
+export interface SpawnPlan {
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly cwd?: string;
+  readonly stdin: StdioMode;
+  readonly stdout: StdioMode;
+  readonly stderr: StdioMode;
+  readonly endsSession: boolean;
+}
+
+const setsidPath = "/usr/bin/setsid";
+const setprivPath = "/usr/bin/setpriv";
+
+/** login(1)'s default PATHs. */
+const userPath = "/usr/local/bin:/usr/bin:/bin:/usr/games";
+const rootPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts `plan.argv` as `user` with the PAM environment `pamEnv`, its
+ * streams connected as `stdio` says (node's form). Throws an
+ * `Error` that says why when it cannot (no passwd entry, not root, no
+ * util-linux); the program's own failure to start surfaces as its exit.
+ */
+export function spawnAsUser(
+  user: string,
+  pamEnv: Readonly<Record<string, string>>,
+  plan: SpawnPlan,
+  stdio: StdioOptions,
+): ChildProcess {
+  const pw = lookupUser(user);
+  if (!pw) throw new Error(`Cannot run a program as "${user}": the user has no passwd entry`);
+  const self = processLibc().getuid();
+  if (self !== 0 && self !== pw.uid) {
+    throw new Error(
+      `Cannot run a program as "${user}" (uid ${pw.uid}): the session process runs as uid ${self}; ` +
+        "only root can start programs as another user",
+    );
+  }
+  if (!existsSync(setsidPath) || (self === 0 && !existsSync(setprivPath))) {
+    throw new Error(
+      `Cannot run a program in the session: ${setsidPath} and ${setprivPath} (util-linux) are needed`,
+    );
+  }
+  const env: Record<string, string> = {
+    HOME: pw.home,
+    USER: pw.name,
+    LOGNAME: pw.name,
+    SHELL: pw.shell || "/bin/sh",
+    PATH: pw.uid === 0 ? rootPath : userPath,
+    ...pamEnv,
+    ...plan.env,
+  };
+  const cwd = plan.cwd ?? (isDirectory(pw.home) ? pw.home : "/");
+  const drop = self === 0
+    ? [setprivPath, `--reuid=${pw.uid}`, `--regid=${pw.gid}`, "--init-groups", "--"]
+    : [];
+  // setsid forks only when its caller leads a process group, which a freshly spawned child
+  // does not: so the pid seen here is the program's own, and so is the exit status.
+  const [command, ...args] = [setsidPath, ...drop, ...plan.argv];
+  return spawn(command, args, { cwd, env, stdio });
+}

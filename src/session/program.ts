@@ -1,0 +1,267 @@
+/**
+ * The user's programs, started by `LoginSession.spawn()` in the session's
+ * process, as the session's user.
+ *
+ * @module
+ */
+
+import { constants } from "node:os";
+import type { SpawnPlan } from "./_spawn.ts";
+import { checkCString, describe, optionalBoolean, optionsObject } from "../validate.ts";
+import { checkKeys } from "./_lifecycle.ts";
+
+/**
+ * How one of a program's standard streams is connected: `"piped"`, a stream
+ * on the {@linkcode SessionProgram}; `"inherit"`, the caller's own (relayed
+ * through the session process); `"null"`, `/dev/null`.
+ *
+ * @example
+ * ```ts
+ * import type { StdioMode } from "@seed/pam";
+ * const quiet: StdioMode = "null";
+ * ```
+ */
+export type StdioMode = "piped" | "inherit" | "null";
+
+/**
+ * How {@linkcode LoginSession.spawn} runs a program.
+ *
+ * @example
+ * ```ts
+ * import type { SpawnOptions } from "@seed/pam";
+ * const options: SpawnOptions = { env: { TERM: "dumb" }, stdin: "null", endsSession: true };
+ * ```
+ */
+export interface SpawnOptions {
+  /** Added to the session's environment (the PAM environment plus HOME, USER, LOGNAME, SHELL, PATH). */
+  env?: Record<string, string> | undefined;
+  /** The working directory (default: the user's home directory, or `/` when it is missing). */
+  cwd?: string | undefined;
+  /** `"piped"` (default): a stream on the returned object; `"inherit"`: the caller's own; `"null"`: none. */
+  stdin?: StdioMode | undefined;
+  /** As `stdin`. */
+  stdout?: StdioMode | undefined;
+  /** As `stdin`. */
+  stderr?: StdioMode | undefined;
+  /** When the program exits, the session closes itself (`session.closed` settles). */
+  endsSession?: boolean | undefined;
+}
+
+/**
+ * How a program ended: its exit code, or the signal that ended it.
+ *
+ * @example
+ * ```ts
+ * import type { ProgramStatus } from "@seed/pam";
+ * const status: ProgramStatus = { code: 0, signal: null };
+ * ```
+ */
+export interface ProgramStatus {
+  /** The exit code, or `null` when a signal ended it. */
+  readonly code: number | null;
+  /** The signal's name (`"SIGTERM"`), or `null` when it exited. */
+  readonly signal: string | null;
+}
+
+/** How a program's streams and signals reach the process that runs it. Internal. */
+export interface ProgramPort {
+  write(bytes: Uint8Array): Promise<void>;
+  endInput(): void;
+  kill(signal: string): void;
+}
+
+/** What the process running a program reports of it. Internal. */
+export interface ProgramSink {
+  output(fd: 1 | 2, bytes: Uint8Array): void;
+  end(fd: 1 | 2): void;
+  exit(status: ProgramStatus): void;
+  /** The session process died: the program's fate is unknown. */
+  lost(error: Error): void;
+}
+
+let createProgram: (
+  pid: number,
+  plan: SpawnPlan,
+  port: ProgramPort,
+) => { program: SessionProgram; sink: ProgramSink };
+
+/** Builds a program and the sink its process reports to. Internal. */
+export function newProgram(
+  pid: number,
+  plan: SpawnPlan,
+  port: ProgramPort,
+): { program: SessionProgram; sink: ProgramSink } {
+  return createProgram(pid, plan, port);
+}
+
+const signalNames = new Set(Object.keys(constants.signals));
+
+/**
+ * A program running as the session's user, from {@linkcode LoginSession.spawn}.
+ *
+ * @example
+ * ```ts
+ * import { login } from "@seed/pam";
+ * await using session = await login({ service: "login", user: "alice", utmp: false });
+ * const program = await session.spawn(["id", "-un"]);
+ * console.log(await new Response(program.stdout).text(), await program.status);
+ * ```
+ */
+export class SessionProgram {
+  /** The program's process id. */
+  readonly pid: number;
+  /** Its standard input, when piped. */
+  readonly stdin: WritableStream<Uint8Array> | null;
+  /** Its standard output, when piped; closes after its last output. */
+  readonly stdout: ReadableStream<Uint8Array> | null;
+  /** Its standard error, when piped. */
+  readonly stderr: ReadableStream<Uint8Array> | null;
+  /** Settles when it has exited; rejects when the session process died first. */
+  readonly status: Promise<ProgramStatus>;
+  readonly #port: ProgramPort;
+  #exited = false;
+
+  static {
+    createProgram = (pid, plan, port) => {
+      const outputs = new Map<1 | 2, ReadableStreamDefaultController<Uint8Array>>();
+      const readable = (fd: 1 | 2) =>
+        new ReadableStream<Uint8Array>({ start: (c) => void outputs.set(fd, c) });
+      const stdout = plan.stdout === "piped" ? readable(1) : null;
+      const stderr = plan.stderr === "piped" ? readable(2) : null;
+      let settle!: { resolve(s: ProgramStatus): void; reject(e: Error): void };
+      const status = new Promise<ProgramStatus>((resolve, reject) => {
+        settle = { resolve, reject };
+      });
+      status.catch(() => {}); // a caller that never looks at it must not see an unhandled rejection
+      const program = new SessionProgram(pid, plan, port, stdout, stderr, status);
+      const close = (fd: 1 | 2, error?: Error) => {
+        const c = outputs.get(fd);
+        outputs.delete(fd);
+        try {
+          if (error) c?.error(error);
+          else c?.close();
+        } catch {
+          // Cancelled by its reader.
+        }
+      };
+      const sink: ProgramSink = {
+        output: (fd, bytes) => {
+          try {
+            outputs.get(fd)?.enqueue(bytes);
+          } catch {
+            // The reader cancelled: the output has nowhere to go.
+          }
+        },
+        end: (fd) => close(fd),
+        exit: (s) => {
+          program.#exited = true;
+          settle.resolve(s);
+        },
+        lost: (error) => {
+          program.#exited = true;
+          close(1, error);
+          close(2, error);
+          settle.reject(error);
+        },
+      };
+      return { program, sink };
+    };
+  }
+
+  private constructor(
+    pid: number,
+    plan: SpawnPlan,
+    port: ProgramPort,
+    stdout: ReadableStream<Uint8Array> | null,
+    stderr: ReadableStream<Uint8Array> | null,
+    status: Promise<ProgramStatus>,
+  ) {
+    this.pid = pid;
+    this.#port = port;
+    this.stdout = stdout;
+    this.stderr = stderr;
+    this.status = status;
+    this.stdin = plan.stdin === "piped"
+      ? new WritableStream<Uint8Array>({
+        write: (chunk) => {
+          if (!(chunk instanceof Uint8Array)) {
+            throw new TypeError(`stdin takes Uint8Array chunks, got ${describe(chunk)}`);
+          }
+          return port.write(chunk);
+        },
+        close: () => port.endInput(),
+        abort: () => port.endInput(),
+      })
+      : null;
+  }
+
+  /**
+   * Sends `signal` (default `"SIGTERM"`) to the program. Does nothing once it has exited.
+   *
+   * @example
+   * ```ts
+   * import { login } from "@seed/pam";
+   * await using session = await login({ service: "login", user: "alice", utmp: false });
+   * const program = await session.spawn(["sleep", "60"]);
+   * program.kill("SIGINT");
+   * await program.status;
+   * ```
+   *
+   * @throws {TypeError} When `signal` is not a signal name.
+   */
+  kill(signal: string = "SIGTERM"): void {
+    if (typeof signal !== "string" || !signalNames.has(signal)) {
+      throw new TypeError(`kill() takes a signal name such as "SIGTERM", got ${describe(signal)}`);
+    }
+    if (!this.#exited) this.#port.kill(signal);
+  }
+}
+
+const spawnKeys = ["env", "cwd", "stdin", "stdout", "stderr", "endsSession"];
+const modes = ["piped", "inherit", "null"];
+
+function mode(value: unknown, what: string): StdioMode {
+  if (value === undefined) return "piped";
+  if (typeof value !== "string" || !modes.includes(value)) {
+    throw new TypeError(`${what} must be "piped", "inherit" or "null", got ${describe(value)}`);
+  }
+  return value as StdioMode;
+}
+
+/** Checks `spawn()`'s arguments before anything is sent, into plain data. Internal. */
+export function planSpawn(argv: unknown, options: unknown): SpawnPlan {
+  if (!Array.isArray(argv) || argv.length === 0) {
+    throw new TypeError(`spawn() takes a non-empty array of strings, got ${describe(argv)}`);
+  }
+  const args = [...argv];
+  args.forEach((a, i) => checkCString(a, `argv[${i}]`));
+  if (args[0] === "") throw new TypeError("argv[0] must not be empty");
+  const o = optionsObject<Record<string, unknown>>(options, "spawn() options");
+  checkKeys(o, spawnKeys, "spawn() options");
+  const env: Record<string, string> = {};
+  if (o.env !== undefined) {
+    const given = optionsObject<Record<string, unknown>>(o.env, "spawn() env");
+    for (const [name, value] of Object.entries(given)) {
+      checkCString(name, "an environment variable's name");
+      if (name === "" || name.includes("=")) {
+        throw new TypeError(`environment variable names must be non-empty and without "="`);
+      }
+      checkCString(value, `env.${name}`);
+      env[name] = value as string;
+    }
+  }
+  let cwd: string | undefined;
+  if (o.cwd !== undefined) {
+    checkCString(o.cwd, "cwd");
+    cwd = o.cwd as string;
+  }
+  return {
+    argv: args as string[],
+    env,
+    ...(cwd !== undefined ? { cwd } : {}),
+    stdin: mode(o.stdin, "stdin"),
+    stdout: mode(o.stdout, "stdout"),
+    stderr: mode(o.stderr, "stderr"),
+    endsSession: optionalBoolean(o.endsSession, "endsSession") ?? false,
+  };
+}
