@@ -49,4 +49,5 @@ declare namespace Deno {
     close(): void;
   }
   function dlopen(path: string, symbols: Record<string, ForeignFunction>): DynamicLibrary;
+  function execPath(): string;
 }
