@@ -680,7 +680,7 @@ function describeStart(status: number, service: string, confdir: string | undefi
       (status === ReturnCode.ABORT || status === ReturnCode.SYSTEM_ERR)
     ? missingPath(service, confdir)
     : undefined;
-  if (missing) return `pam_start found no ${missing}`;
+  if (missing) return `pam_start refused service "${service}": ${missing}`;
   if (status === ReturnCode.SYSTEM_ERR || status === ReturnCode.BUF_ERR) {
     return `pam_start could not set up service "${service}"`;
   }

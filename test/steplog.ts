@@ -46,7 +46,11 @@ export function stepLogModule(): { path?: string; why?: string } {
   if (compiled) return compiled;
   const dir = mkdtempSync(join(tmpdir(), "seed-pam-steplog-"));
   // libpam dlopens the module at every pam_start, so it stays until the importing file is done.
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  // Deno runs no `after` hook in a file whose tests all skip (no libpam-wrapper), but fires
+  // `unload` when the run ends.
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  after(remove);
+  globalThis.addEventListener?.("unload", remove);
   writeFileSync(join(dir, "pam_steplog.c"), source);
   const path = join(dir, "pam_steplog.so");
   const cc = spawnSync(
