@@ -24,6 +24,7 @@ import {
   flagsOf,
   itemType,
   silentFlags,
+  startOptionKeys,
 } from "./flags.ts";
 import { acquireWorker, type Outcome, type PamWorker, releaseWorker } from "./pool.ts";
 import type {
@@ -98,19 +99,17 @@ export interface AsyncPamTransactionOptions extends Omit<PamTransactionOptions, 
   conversationTimeoutMs?: number | undefined;
 }
 
-// A record, so that the compiler says when an option is added to the interface but not here.
-const asyncStartKeys = Object.keys(
-  {
-    service: true,
-    user: true,
-    conversation: true,
-    confdir: true,
-    library: true,
-    failDelay: true,
-    signal: true,
-    conversationTimeoutMs: true,
-  } satisfies Record<keyof AsyncPamTransactionOptions, true>,
-);
+// The sync start's keys and the async ones; a record, so that the compiler says when an
+// option is added to the interface but not here.
+const asyncStartKeys: readonly string[] = [
+  ...startOptionKeys,
+  ...Object.keys(
+    { signal: true, conversationTimeoutMs: true } satisfies Record<
+      Exclude<keyof AsyncPamTransactionOptions, keyof PamTransactionOptions>,
+      true
+    >,
+  ),
+];
 
 /** Checks the options every async start shares; also used by `login()` (src/session.ts). */
 export function checkStartOptions(

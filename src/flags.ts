@@ -7,7 +7,24 @@
  */
 
 import { Flag, type ItemName, itemTypes } from "./constants.ts";
+import type { PamTransactionOptions } from "./transaction.ts";
 import { describe, describeChoice, optionsObject, unknownKey } from "./validate.ts";
+
+/**
+ * The keys of `PamTransactionOptions`: any other is a `TypeError`. A record,
+ * so that the compiler says when the interface gains an option this list
+ * lacks.
+ */
+export const startOptionKeys: readonly string[] = Object.keys(
+  {
+    service: true,
+    user: true,
+    conversation: true,
+    confdir: true,
+    library: true,
+    failDelay: true,
+  } satisfies Record<keyof PamTransactionOptions, true>,
+);
 
 /** Option name → flag bit, for one kind of call. */
 export type FlagTable = Readonly<Record<string, number>>;

@@ -26,6 +26,7 @@ import {
   flagsOf,
   itemType,
   silentFlags,
+  startOptionKeys,
 } from "./flags.ts";
 import { openLibc, openPam, type PamLibrary, strerrorText } from "./library.ts";
 import { rawAccess } from "./raw_access.ts";
@@ -75,19 +76,6 @@ export interface PamTransactionOptions {
    */
   failDelay?: "native" | "report" | undefined;
 }
-
-// The keys of PamTransactionOptions: any other is a TypeError. A record, so that the
-// compiler says when the interface gains an option this list lacks.
-const startOptionKeys: readonly string[] = Object.keys(
-  {
-    service: true,
-    user: true,
-    conversation: true,
-    confdir: true,
-    library: true,
-    failDelay: true,
-  } satisfies Record<keyof PamTransactionOptions, true>,
-);
 
 /**
  * Flags for {@linkcode PamTransaction.authenticate} and

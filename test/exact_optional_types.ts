@@ -1,7 +1,7 @@
 // Not a test file: `tsc -p tsconfig.exact.json` (in `npm run check`) compiles it with
 // exactOptionalPropertyTypes, as a consumer's strictest tsconfig would, to prove that every
 // optional option field accepts `undefined` (what `{ user: maybeUser }` passes). It imports the
-// modules rather than mod.ts so that src/session.ts, whose LoginOptions are not there yet, stays out.
+// modules rather than mod.ts so that src/session/, whose LoginOptions are not there yet, stays out.
 import type { AsyncPamTransactionOptions, AuthenticateOptions } from "../src/async.ts";
 import type { PamErrorOptions } from "../src/errors.ts";
 import type { KeepModulesLoadedOptions } from "../src/loaded_modules.ts";
