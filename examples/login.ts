@@ -1,12 +1,15 @@
 /**
  * A small terminal login, the flow of `pam_open_session(3)` as runnable code:
- * ask for the user and (echo off) the password, authenticate, check the
- * account, open the session, write the utmp/wtmp entries, run a command with
- * the PAM environment, then write the exit entries and close the session.
+ * ask for the user and (echo off) the password; then, in a session process of
+ * its own, authenticate, check the account, open the session, write the
+ * utmp/wtmp entries, run a command there as the user with the PAM
+ * environment, then write the exit entries and close the session.
  *
  * It uses the stack in `examples/pam.d/login-example` (stock modules, no
- * root; user "demo", password "correct horse") and utmp/wtmp files in a
- * temporary directory, which `who` and `last` read at the end.
+ * root; any account of this machine, password "correct horse" — the stack's
+ * own, not the system's) and utmp/wtmp files in a temporary directory, which
+ * `who` and `last` read at the end. Without root, log in as yourself; as root,
+ * any account (`--user nobody`).
  *
  * Run:
  *   deno run --allow-ffi --allow-read --allow-write --allow-env --allow-run examples/login.ts [--user NAME] [-- command...]
@@ -100,13 +103,20 @@ try {
     loggedIn = true;
     console.log(`Logged in as ${session.user} on ${session.record.line}.`);
     console.log(`who ${utmpFile}:\n  ${who()}`);
-    // The user's command gets the PAM environment (plus a PATH to find it by).
-    const run = spawnSync(command[0], command.slice(1), {
-      stdio: "inherit",
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", USER: session.user, ...session.env },
+    // The command runs in the session process, as the user, with the PAM environment: it gets
+    // the umask and limits the session modules set there, this process none of them.
+    input.close();
+    const program = await session.spawn(command, {
+      stdin: interactive ? "inherit" : "null",
+      stdout: "inherit",
+      stderr: "inherit",
     });
-    status = run.status ?? 1;
-    console.log(`The command exited with ${status}; logging out.`);
+    const ended = await program.status;
+    status = ended.code ?? 128;
+    console.log(
+      `The command ${ended.signal ? `was killed by ${ended.signal}` : `exited with ${status}`}; ` +
+        "logging out.",
+    );
   } catch (error) {
     if (!(error instanceof PamError)) throw error;
     // A failure after the session opened comes from logging out (`await using` closing it).

@@ -7,6 +7,8 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const isDeno = "Deno" in globalThis;
+// The example's stack takes any account of this machine: log in as the one running the tests.
+const me = spawnSync("id", ["-un"], { encoding: "utf8" }).stdout.trim();
 
 function runExample(input: string, args: string[] = []) {
   const cmd = isDeno
@@ -20,29 +22,33 @@ function runExample(input: string, args: string[] = []) {
 }
 
 test("the login example authenticates, runs the command in the session and logs out", () => {
-  const run = runExample("demo\ncorrect horse\n", [
+  const run = runExample(`${me}\ncorrect horse\n`, [
     "--",
     "sh",
     "-c",
-    'echo "in session: $DEMO_USER"; exit 3',
+    'echo "in session: $DEMO_USER as $(id -un)"; exit 3',
   ]);
   assert.equal(run.status, 3, run.stdout + run.stderr);
   const out = run.stdout;
   assert.match(out, /^login: $/m);
   assert.match(out, /^Password: $/m);
-  assert.match(out, /Welcome, demo, on example\./);
-  assert.match(out, /Logged in as demo on example\./);
-  assert.match(out, /who .*utmp:\n\s+demo\s+example\s/);
-  assert.match(out, /in session: demo/);
+  assert.match(out, new RegExp(`Welcome, ${me}, on example\\.`));
+  assert.match(out, new RegExp(`Logged in as ${me} on example\\.`));
+  assert.match(out, new RegExp(`who .*utmp:\\n\\s+${me}\\s+example\\s`));
+  assert.match(out, new RegExp(`in session: ${me} as ${me}`));
+  assert.match(out, /The command exited with 3; logging out/);
   assert.match(out, /after logout: \(nobody\)/);
-  assert.match(out, /^demo\s+example\s.*\d\d:\d\d - \d\d:\d\d\s+\(00:00\)/m);
+  assert.match(
+    out,
+    new RegExp(`^${me}\\s+example\\s.*\\d\\d:\\d\\d - \\d\\d:\\d\\d\\s+\\(00:00\\)`, "m"),
+  );
   assert.doesNotMatch(out + run.stderr, /correct horse/);
 });
 
 test("the login example refuses a wrong password and writes no entries", () => {
-  const run = runExample("wrong\n", ["--user", "demo"]);
+  const run = runExample("wrong\n", ["--user", me]);
   assert.equal(run.status, 1);
   assert.match(run.stderr, /Login incorrect \(PAM_AUTH_ERR\)/);
   assert.doesNotMatch(run.stdout, /Logged in/);
-  assert.doesNotMatch(run.stdout, /^demo\s+example/m);
+  assert.doesNotMatch(run.stdout, new RegExp(`^${me}\\s+example`, "m"));
 });

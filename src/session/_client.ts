@@ -162,6 +162,7 @@ export class SessionProcess {
       return;
     }
     this.#child = child;
+    this.#setRef(false);
     this.exited = new Promise((resolve) => {
       this.#child!.once("exit", (code, signal) => {
         this.#exit = { code, signal };
@@ -237,11 +238,32 @@ export class SessionProcess {
     }
   }
 
-  /** Lets the caller exit while the session is open: the process is not waited for. */
-  unref(): void {
-    this.#child?.unref();
-    (this.#child?.stdout as unknown as { unref?: () => void })?.unref?.();
-    (this.#child?.stdin as unknown as { unref?: () => void })?.unref?.();
+  #holds = 0;
+
+  /**
+   * Keeps the caller's event loop alive until the returned function is
+   * called. An open session holds nothing by itself: a caller that exits
+   * without closing it has its session closed by the session process (its
+   * channel closes), not hung waiting for it.
+   */
+  hold(): () => void {
+    if (this.#holds++ === 0) this.#setRef(true);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.#holds === 0) this.#setRef(false);
+    };
+  }
+
+  #setRef(on: boolean): void {
+    const child = this.#child;
+    if (!child) return;
+    const method = on ? "ref" : "unref";
+    child[method]();
+    for (const stream of [child.stdout, child.stdin]) {
+      (stream as unknown as Record<string, (() => void) | undefined> | null)?.[method]?.();
+    }
   }
 
   #converse({ header, payload }: Frame): void {

@@ -421,11 +421,29 @@ class ProcessBackend implements Backend {
   spawn(plan: SpawnPlan): Promise<SessionProgram> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
+      if (this.#endResult) {
+        reject(new Error("This session is closed: spawn() needs an open session"));
+        return;
+      }
       if (this.#proc.exit) {
         reject(diedError(this.#proc, this.#proc.exit, ""));
         return;
       }
-      this.#spawning.set(id, { plan, resolve, reject });
+      const release = this.#proc.hold();
+      this.#spawning.set(id, {
+        plan,
+        resolve: (program) => {
+          // A running program keeps the caller alive, as any child process does; one that ends
+          // the session, until the session has ended.
+          const until = plan.endsSession ? this.#proc.exited : program.status;
+          void until.catch(() => {}).finally(release);
+          resolve(program);
+        },
+        reject: (error) => {
+          release();
+          reject(error);
+        },
+      });
       this.#proc.send({ t: "spawn", id, plan }).catch(() => {
         // Its death rejects the pending spawn.
       });
@@ -433,8 +451,9 @@ class ProcessBackend implements Backend {
   }
 
   #end(frame: "close" | "detach"): Promise<void> {
+    const release = this.#proc.hold();
     this.#proc.send({ t: frame }).catch(() => {});
-    return this.closed;
+    return this.closed.finally(release);
   }
 
   close(): Promise<void> {
@@ -596,6 +615,20 @@ async function loginInSessionProcess(
   timeoutMs: number | undefined,
 ): Promise<LoginSession> {
   const proc = new SessionProcess(conversation, signal, timeoutMs);
+  const release = proc.hold();
+  try {
+    return await openInSessionProcess(proc, plan, conversation, signal);
+  } finally {
+    release();
+  }
+}
+
+async function openInSessionProcess(
+  proc: SessionProcess,
+  plan: LoginPlan,
+  conversation: LoginOptions["conversation"],
+  signal: AbortSignal | undefined,
+): Promise<LoginSession> {
   const result = quiet(
     new Promise<Frame>((resolve, reject) => {
       proc.onFrame = (frame) => {

@@ -14,6 +14,7 @@ import {
   checkRecord,
   closeSteps,
   optionalString,
+  type RecordData,
   setItems,
 } from "./_lifecycle.ts";
 import { fromWire, type WireError } from "./_protocol.ts";
@@ -128,6 +129,22 @@ export async function closeSession(
     return;
   }
   const proc = new SessionProcess(conversation);
+  const release = proc.hold();
+  try {
+    await closeInSessionProcess(proc, r, silent, confdir, library, conversation);
+  } finally {
+    release();
+  }
+}
+
+async function closeInSessionProcess(
+  proc: SessionProcess,
+  r: RecordData,
+  silent: boolean,
+  confdir: string | undefined,
+  library: string | undefined,
+  conversation: AsyncConversation | undefined,
+): Promise<void> {
   const result = quiet(
     new Promise<Record<string, unknown>>((resolve, reject) => {
       proc.onFrame = (frame) => {

@@ -1,0 +1,331 @@
+// The session process: login() runs every session module in a process of its own, so the
+// caller's umask, limits and environment stay as they were before, during and after; the
+// user's programs run there as the user; the session ends when close() is called, when an
+// endsSession program exits, or when the caller dies; a crashing module takes only it down.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { authenticate, login, type LoginOptions, type LoginSession } from "../mod.ts";
+import { createTestStack, type TestStack } from "../src/testing.ts";
+import { compileModule } from "./_modules.ts";
+
+const isDeno = "Deno" in globalThis;
+const isRoot = spawnSync("id", ["-u"], { encoding: "utf8" }).stdout.trim() === "0";
+// Bun's os.userInfo() says "unknown" for root; id(1) asks the passwd database as PAM does.
+const me = spawnSync("id", ["-un"], { encoding: "utf8" }).stdout.trim();
+const rootOnly = isRoot ? false : "needs root: spawning as another user";
+
+const crashSource = String.raw`
+#include <security/pam_modules.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+static int crash(int argc, const char **argv) {
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "segv") == 0) { volatile int *p = 0; *p = 1; }
+    if (strcmp(argv[i], "abort") == 0) abort();
+    if (strcmp(argv[i], "exit") == 0) exit(3);
+  }
+  return PAM_SUCCESS;
+}
+int pam_sm_authenticate(pam_handle_t *h, int f, int c, const char **v) { return crash(c, v); }
+int pam_sm_setcred(pam_handle_t *h, int f, int c, const char **v) { return PAM_SUCCESS; }
+int pam_sm_open_session(pam_handle_t *h, int f, int c, const char **v) { return crash(c, v); }
+int pam_sm_close_session(pam_handle_t *h, int f, int c, const char **v) { return PAM_SUCCESS; }
+`;
+
+/** A stack of permits around `session` lines, with pam_exec logging `$PAM_TYPE $PPID`. */
+function stack(session: string[] = [], auth: string[] = []): TestStack & { log: string } {
+  const s = createTestStack({
+    services: {
+      app: [
+        ...auth,
+        "auth     required pam_permit.so",
+        "account  required pam_permit.so",
+        "session  required pam_exec.so {{dir}}/who-ran.sh",
+        ...session,
+        "session  required pam_permit.so",
+        "",
+      ].join("\n"),
+    },
+  });
+  const script = join(s.dir, "who-ran.sh");
+  writeFileSync(script, `#!/bin/sh\necho "$PAM_TYPE $PPID" >> ${s.dir}/ran.log\n`);
+  chmodSync(script, 0o755);
+  return Object.assign(s, { log: join(s.dir, "ran.log") });
+}
+
+function ranLog(s: { log: string }): string[] {
+  try {
+    return readFileSync(s.log, "utf8").trim().split("\n").filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+function base(s: TestStack, more: Partial<LoginOptions> = {}): LoginOptions {
+  return { service: "app", user: me, confdir: s.confdir, utmp: false, ...more };
+}
+
+/** The caller's own state that session modules would change if they ran here. */
+function callerState(): { umask: string; nofile: string; groups: string; env: string } {
+  // Read by cat: Deno wants --allow-all for this process's own /proc files.
+  const proc = (file: string) =>
+    spawnSync("cat", [`/proc/${process.pid}/${file}`], { encoding: "utf8" }).stdout;
+  const status = proc("status");
+  const limits = proc("limits");
+  return {
+    umask: /^Umask:\s*(\S+)/m.exec(status)![1],
+    nofile: /^Max open files\s+(.*)$/m.exec(limits)![1].trim(),
+    groups: /^Groups:\s*(.*)$/m.exec(status)![1].trim(),
+    env: JSON.stringify(Object.keys(process.env).sort()),
+  };
+}
+
+async function run(
+  session: LoginSession,
+  argv: string[],
+): Promise<{ out: string; err: string; code: number | null }> {
+  const p = await session.spawn(argv, { stdin: "null" });
+  const [out, err, status] = await Promise.all([
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+    p.status,
+  ]);
+  return { out, err, code: status.code };
+}
+
+test("pam_umask and pam_limits act on the session process and its programs, not the caller", async () => {
+  await using s = stack([
+    "session  required pam_umask.so umask=0077",
+    "session  required pam_limits.so conf={{dir}}/limits.conf",
+  ]);
+  writeFileSync(join(s.dir, "limits.conf"), `${me} hard nofile 77\n${me} soft nofile 77\n`);
+  const before = callerState();
+  const session = await login(base(s));
+  assert.deepEqual(callerState(), before);
+  const r = await run(session, ["sh", "-c", "umask; ulimit -Hn; ulimit -Sn"]);
+  assert.equal(r.out, "0077\n77\n77\n", r.err);
+  await session.close();
+  assert.deepEqual(callerState(), before);
+});
+
+test("pam_env: values reach session.env and spawned programs, not the caller's environment", async () => {
+  await using s = stack(["session  required pam_env.so readenv=0 conffile={{dir}}/env.conf"]);
+  writeFileSync(join(s.dir, "env.conf"), "SEED_PAM_GREETING DEFAULT=hello-@{PAM_USER}\n");
+  await using session = await login(base(s));
+  assert.equal(session.env.SEED_PAM_GREETING, `hello-${me}`);
+  assert.equal(process.env.SEED_PAM_GREETING, undefined);
+  const r = await run(session, ["sh", "-c", 'echo "$SEED_PAM_GREETING"']);
+  assert.equal(r.out, `hello-${me}\n`);
+});
+
+test("session modules run in the session process (pam_exec's parent), and so does close", async () => {
+  await using s = stack();
+  const session = await login(base(s));
+  assert.notEqual(session.pid, process.pid);
+  assert.deepEqual(ranLog(s), [`open_session ${session.pid}`]);
+  await session.close();
+  assert.deepEqual(ranLog(s), [`open_session ${session.pid}`, `close_session ${session.pid}`]);
+  // The session process exits once the session closed.
+  await session.closed;
+  assert.equal(spawnSync("kill", ["-0", String(session.pid)]).status, 1);
+});
+
+test("spawn runs as the user: uid, initgroups' groups, HOME/USER/SHELL, cwd, setsid", {
+  skip: rootOnly,
+}, async () => {
+  await using s = stack();
+  await using session = await login(base(s, { user: "nobody" }));
+  const r = await run(session, [
+    "sh",
+    "-c",
+    'id -u; id -G; echo "$HOME $USER $LOGNAME $SHELL"; pwd; ps -o sid= -p $$; echo $$',
+  ]);
+  const lines = r.out.trim().split("\n");
+  const expect = (args: string[]) => spawnSync("id", args, { encoding: "utf8" }).stdout.trim();
+  assert.equal(lines[0], expect(["-u", "nobody"]));
+  assert.equal(lines[1], expect(["-G", "nobody"]));
+  const pw = spawnSync("getent", ["passwd", "nobody"], { encoding: "utf8" }).stdout.trim()
+    .split(":");
+  assert.equal(lines[2], `${pw[5]} nobody nobody ${pw[6]}`);
+  // nobody's home (/nonexistent) is missing: the program starts in /.
+  assert.equal(lines[3], pw[5] === "/nonexistent" ? "/" : pw[5]);
+  assert.equal(lines[4].trim(), lines[5], "the program leads a session of its own");
+});
+
+test("spawn as another user is a clear error when the session process is not root", {
+  skip: isRoot ? "runs as root: every user is reachable" : false,
+}, async () => {
+  await using s = stack();
+  await using session = await login(base(s, { user: me }));
+  // PAM_USER is the caller here; a program as root would need root.
+  const r = await run(session, ["id", "-un"]);
+  assert.equal(r.out.trim(), me);
+});
+
+test("spawn: bad arguments are TypeErrors; piped stdin reaches the program", async () => {
+  await using s = stack();
+  await using session = await login(base(s));
+  await assert.rejects(session.spawn([] as string[]), TypeError);
+  await assert.rejects(session.spawn(["a\0b"]), TypeError);
+  await assert.rejects(session.spawn(["true"], { bogus: 1 } as never), /no "bogus"/);
+  await assert.rejects(session.spawn(["true"], { stdin: "file" as never }), TypeError);
+  await assert.rejects(session.spawn(["true"], { env: { "A=B": "c" } }), TypeError);
+  const p = await session.spawn(["sh", "-c", "read line; echo got:$line; exit 4"]);
+  const writer = p.stdin!.getWriter();
+  await writer.write(new TextEncoder().encode("hello\n"));
+  await writer.close();
+  assert.equal(await new Response(p.stdout).text(), "got:hello\n");
+  assert.deepEqual(await p.status, { code: 4, signal: null });
+  const sleeper = await session.spawn(["sleep", "30"], { stdout: "null", stderr: "null" });
+  assert.throws(() => sleeper.kill("SIGNOPE"), TypeError);
+  sleeper.kill("SIGTERM");
+  assert.deepEqual(await sleeper.status, { code: null, signal: "SIGTERM" });
+});
+
+test("endsSession: the program's exit closes the session; who and last see it end", async () => {
+  await using s = stack();
+  const utmp = join(s.dir, "utmp"), wtmp = join(s.dir, "wtmp");
+  const session = await login(
+    base(s, { tty: "/dev/pts/77", utmp: { utmpFile: utmp, wtmpFile: wtmp } }),
+  );
+  const who = () => spawnSync("who", [utmp], { encoding: "utf8" }).stdout;
+  assert.match(who(), new RegExp(`^${me}\\s+pts/77`, "m"));
+  assert.equal(session.record.pid, session.pid);
+  const p = await session.spawn(["sh", "-c", "sleep 0.3; echo bye"], { endsSession: true });
+  assert.equal(await new Response(p.stdout).text(), "bye\n");
+  await session.closed;
+  assert.equal(who(), "");
+  assert.deepEqual(ranLog(s).map((l) => l.split(" ")[0]), ["open_session", "close_session"]);
+  await new Promise((r) => setTimeout(r, 1100)); // last prints "still running" within the second
+  const last = spawnSync("last", ["-f", wtmp], { encoding: "utf8" }).stdout;
+  assert.match(last, new RegExp(`^${me}\\s+pts/77\\s.*\\(00:0\\d\\)`, "m"));
+  await assert.rejects(session.spawn(["true"]), /closed/);
+});
+
+test("the caller killed with SIGKILL: the session process closes the session and exits", async () => {
+  await using s = stack();
+  const utmp = join(s.dir, "utmp"), wtmp = join(s.dir, "wtmp");
+  const script = join(s.dir, "caller.ts");
+  const mod = new URL("../mod.ts", import.meta.url).href;
+  writeFileSync(
+    script,
+    `import { login } from ${JSON.stringify(mod)};\n` +
+      `const session = await login(${
+        JSON.stringify(base(s, { tty: "/dev/pts/78", utmp: { utmpFile: utmp, wtmpFile: wtmp } }))
+      });\n` +
+      `const p = await session.spawn(["sleep", "60"], { stdout: "null", stderr: "null" });\n` +
+      "console.log(`open ${session.pid} ${p.pid}`);\nsetInterval(() => {}, 1000);\n",
+  );
+  const args = isDeno ? ["run", "--allow-all", script] : [script];
+  const caller = spawn(process.execPath, args, {
+    cwd: fileURLToPath(new URL("..", import.meta.url)),
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  const opened = await new Promise<string[]>((resolve, reject) => {
+    caller.stdout!.on("data", (d) => {
+      out += d;
+      const m = /open (\d+) (\d+)/.exec(out);
+      if (m) resolve([m[1], m[2]]);
+    });
+    caller.on("exit", (code) => reject(new Error(`caller exited ${code}: ${out}`)));
+  });
+  const [sessionPid, programPid] = opened;
+  assert.match(spawnSync("who", [utmp], { encoding: "utf8" }).stdout, /pts\/78/);
+  caller.kill("SIGKILL");
+  const alive = (pid: string) => spawnSync("kill", ["-0", pid]).status === 0;
+  for (let i = 0; i < 200 && (alive(sessionPid) || alive(programPid)); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(alive(sessionPid), false, "the session process exited");
+  assert.equal(alive(programPid), false, "the session's program was hung up");
+  assert.deepEqual(ranLog(s).map((l) => l.split(" ")[0]), ["open_session", "close_session"]);
+  assert.equal(spawnSync("who", [utmp], { encoding: "utf8" }).stdout, "");
+});
+
+for (const how of ["segv", "abort", "exit"] as const) {
+  const mod = compileModule("crash", crashSource);
+  test(`a module that crashes (${how}) fails that login with an Error; the caller goes on`, {
+    skip: mod.why ?? false,
+  }, async () => {
+    await using s = stack([`session  required ${mod.path} ${how}`]);
+    const error = await login(base(s)).then(
+      () => assert.fail("login() resolved"),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof Error && error.constructor === Error, String(error));
+    const expected = how === "segv" ? /SIGSEGV/ : how === "abort" ? /SIGABRT/ : /exit code 3/;
+    assert.match((error as Error).message, /session process died/);
+    assert.match((error as Error).message, expected);
+    // The same caller logs the next person in.
+    await using ok = stack();
+    await using session = await login(base(ok));
+    assert.equal(session.user, me);
+  });
+}
+
+test("100 concurrent open sessions hold no pool thread: a one-shot check still runs", async () => {
+  await using s = stack();
+  const sessions = await Promise.all(Array.from({ length: 100 }, () => login(base(s))));
+  assert.equal(new Set(sessions.map((x) => x.pid)).size, 100);
+  const r = await authenticate({ service: "app", user: me, confdir: s.confdir, password: "x" });
+  assert.equal(r.user, me);
+  await Promise.all(sessions.map((x) => x.close()));
+  assert.equal(ranLog(s).filter((l) => l.startsWith("close_session")).length, 100);
+});
+
+test("inProcess: true still runs the modules in the caller (its umask changes)", async () => {
+  await using s = stack(["session  required pam_umask.so umask=0077"]);
+  // In a process of its own, so that this test runner's umask stays as it is.
+  const script = join(s.dir, "in-process.ts");
+  const mod = new URL("../mod.ts", import.meta.url).href;
+  writeFileSync(
+    script,
+    `import { readFileSync } from "node:fs";\nimport { login } from ${JSON.stringify(mod)};\n` +
+      `const umask = () => /Umask:\\s*(\\d+)/.exec(readFileSync("/proc/self/status", "utf8"))[1];\n` +
+      `const before = umask();\n` +
+      `const session = await login({ ...${JSON.stringify(base(s))}, inProcess: true });\n` +
+      `const during = umask();\nawait session.close();\n` +
+      `console.log(JSON.stringify({ before, during, pid: session.pid === process.pid }));\n`,
+  );
+  const args = isDeno ? ["run", "--allow-all", script] : [script];
+  const r = spawnSync(process.execPath, args, {
+    encoding: "utf8",
+    cwd: fileURLToPath(new URL("..", import.meta.url)),
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout);
+  assert.notEqual(got.before, "0077");
+  assert.deepEqual({ during: got.during, pid: got.pid }, { during: "0077", pid: true });
+});
+
+test("a conversation crosses to the session process: async handler, timeout, abort", async () => {
+  const auth = ["auth     required pam_exec.so expose_authtok {{dir}}/check.sh"];
+  await using s = stack([], auth);
+  writeFileSync(join(s.dir, "check.sh"), '#!/bin/sh\nread pw\n[ "$pw" = "s3cret" ]\n');
+  chmodSync(join(s.dir, "check.sh"), 0o755);
+  const answer = (pw: string) => async (messages: readonly { style: number }[]) => {
+    await new Promise((r) => setTimeout(r, 5));
+    return messages.map(() => pw);
+  };
+  await using session = await login(base(s, { conversation: answer("s3cret") }));
+  assert.equal(session.user, me);
+  // pam_exec reports a failing script as PAM_SYSTEM_ERR.
+  await assert.rejects(login(base(s, { conversation: answer("wrong") })), /PAM_SYSTEM_ERR/);
+  const never = () => new Promise<string[]>(() => {});
+  const timedOut = await login(base(s, { conversation: never, conversationTimeoutMs: 50 })).catch(
+    (e) => e,
+  );
+  assert.equal(timedOut.cause?.name, "TimeoutError", String(timedOut));
+  const controller = new AbortController();
+  const pending = login(base(s, { conversation: never, signal: controller.signal }));
+  setTimeout(() => controller.abort(new Error("gave up")), 50);
+  const aborted = await pending.catch((e) => e);
+  assert.match(String(aborted.cause ?? aborted), /gave up/);
+});
