@@ -8,6 +8,7 @@
  *   deno task bench [--json] [--quick] [--reps=N] [--iterations=N]
  *                   [--only=c,deno-sync,...] [--rows=permit,conversation,...]
  *   deno task bench --soak [--json] [--soak-iterations=100000]
+ *   deno task bench --sessions [--json] [--quick]   (bench/sessions.ts)
  *
  * @module
  */
@@ -26,7 +27,17 @@ const benchDir = join(root, "bench");
 const argv = Deno.args;
 const flag = (name: string) => argv.includes(`--${name}`);
 const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
-const known = ["json", "quick", "soak", "reps", "iterations", "only", "rows", "soak-iterations"];
+const known = [
+  "json",
+  "quick",
+  "soak",
+  "sessions",
+  "reps",
+  "iterations",
+  "only",
+  "rows",
+  "soak-iterations",
+];
 for (const a of argv) {
   const name = a.replace(/^--/, "").split("=")[0];
   if (!a.startsWith("--") || !known.includes(name)) {
@@ -36,6 +47,13 @@ for (const a of argv) {
 }
 const json = flag("json");
 const quick = flag("quick");
+if (flag("sessions")) {
+  const { benchSessions, printSessions } = await import("./sessions.ts");
+  const figures = benchSessions(quick);
+  if (json) console.log(JSON.stringify(figures, null, 2));
+  else printSessions(figures);
+  Deno.exit(0);
+}
 const soak = flag("soak");
 const reps = Number(value("reps") ?? (quick ? 3 : 5));
 const baseIterations = Number(value("iterations") ?? (quick ? 500 : 2000));

@@ -7,6 +7,7 @@
  */
 
 import { CFunction, CString, dlopen, FFIType, JSCallback, read, toArrayBuffer } from "bun:ffi";
+import { closeSync } from "node:fs";
 import process from "node:process";
 import { convertArguments } from "./arguments.ts";
 import { dataViewOf } from "./data_view.ts";
@@ -52,6 +53,52 @@ function normaliseArguments(
   return convertArguments(fn, pointers, (v) => wrap(v as number)) as (
     ...args: never[]
   ) => unknown;
+}
+
+// The one piece of Bun's global this file uses, declared here: Deno type-checks this file too.
+declare const Bun: { file(fd: number): { stream(): ReadableStream<Uint8Array> } };
+
+/**
+ * `fd` read by `Bun.file(fd).stream()`, which polls a non-blocking descriptor on the event loop.
+ * Bun's node:fs and node:tty streams would read it on the shared thread pool, one blocked thread
+ * per idle terminal (four stall every other file operation); its writers make the descriptor
+ * blocking again. It leaves the descriptor open, so this closes it.
+ */
+function fileReadStream(fd: number): ReadableStream<Uint8Array> {
+  const source = Bun.file(fd).stream().getReader();
+  let cancelled = false;
+  let closed = false;
+  const release = () => {
+    if (!closed) closeSync(fd);
+    closed = true;
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: { done: boolean; value?: Uint8Array };
+      try {
+        chunk = await source.read();
+      } catch (error) {
+        release();
+        if (cancelled) return;
+        if ((error as { code?: string }).code === "EIO") controller.close();
+        else controller.error(error);
+        return;
+      }
+      if (cancelled) return;
+      if (chunk.done) {
+        release();
+        controller.close();
+      } else controller.enqueue(chunk.value!);
+    },
+    async cancel() {
+      cancelled = true;
+      try {
+        await source.cancel();
+      } finally {
+        release();
+      }
+    },
+  }, { highWaterMark: 0 });
 }
 
 /** The adapter for Bun. */
@@ -107,6 +154,8 @@ export const adapter: NativeAdapter = {
       D
     >;
   },
+
+  readStream: fileReadStream,
 
   readPointer: (base, offset) => wrap(read.ptr(raw(base)!, offset)),
   readI32: (base, offset) => read.i32(raw(base)!, offset),

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { ReadStream } from "node:tty";
 import { convertArguments } from "./arguments.ts";
 import { dataViewOf } from "./data_view.ts";
 import type { NativeType, SymbolDefinition } from "./symbols.ts";
@@ -43,6 +44,41 @@ function withBigIntSizes(definition: SymbolDefinition, fn: unknown): unknown {
 function numberSizes(definition: SymbolDefinition, fn: unknown): unknown {
   const sizes = definition.parameters.map((t) => t === "usize");
   return convertArguments(fn, sizes, Number);
+}
+
+/**
+ * `fd` read by a node:tty stream: Deno's FsFile cannot adopt a raw descriptor, and node:fs reads
+ * one only if node:fs opened it, each pending read then holding a blocking thread that closing
+ * the descriptor does not wake. node:tty polls any descriptor on the event loop, and closes it.
+ */
+function ttyReadStream(fd: number): ReadableStream<Uint8Array> {
+  const source = new ReadStream(fd);
+  let done = false;
+  const finish = (controller: ReadableStreamDefaultController<Uint8Array>, error?: unknown) => {
+    if (done) return;
+    done = true;
+    if (error === undefined || (error as { code?: string }).code === "EIO") controller.close();
+    else controller.error(error);
+  };
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      source.on("data", (chunk: Uint8Array) => {
+        if (done) return;
+        // A plain copy: no Buffer leaves the adapter.
+        controller.enqueue(new Uint8Array(chunk));
+        if ((controller.desiredSize ?? 1) <= 0) source.pause();
+      });
+      source.on("end", () => finish(controller));
+      source.on("error", (error: unknown) => finish(controller, error));
+    },
+    pull() {
+      source.resume();
+    },
+    cancel() {
+      done = true;
+      source.destroy();
+    },
+  }, { highWaterMark: 1 });
 }
 
 /** V8 settings for a process that mostly waits: see docs/sessions.md for what each saves. */
@@ -101,6 +137,8 @@ export const adapter: NativeAdapter = {
       (...args: unknown[]) => fp.call(...(args as never[])),
     ) as FunctionOf<D>;
   },
+
+  readStream: ttyReadStream,
 
   readPointer: (base, offset) => wrap(new View(raw(base)!).getPointer(offset)),
   readI32: (base, offset) => new View(raw(base)!).getInt32(offset),

@@ -71,6 +71,9 @@ export const libcSymbols = {
   // The terminal conversation turns echo off (and back on) the way libpam_misc's misc_conv does.
   tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
   tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  // Variadic in C; bound for F_GETFL, which takes no third argument. Tells the /dev/null the
+  // runtimes put in place of a closed standard input (opened read-write) from a redirected one.
+  fcntl: { parameters: ["i32", "i32"], result: "i32" },
   utmpxname: { parameters: ["buffer"], result: "i32" },
   setutxent: { parameters: [], result: "void" },
   getutxid: { parameters: ["buffer"], result: "pointer" },
@@ -84,7 +87,7 @@ export const libcSymbols = {
 
 /**
  * libc for the session process (src/session/): its control channel's file
- * descriptors, and the user its programs run as.
+ * descriptors, the user its programs run as, and their pseudo-terminal.
  */
 export const sessionProcessSymbols = {
   // ssize_t read(int fd, void *buf, size_t count): blocking reads of the control channel while a
@@ -92,18 +95,41 @@ export const sessionProcessSymbols = {
   read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   // ssize_t write(int fd, const void *buf, size_t count)
   write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  // int dup(int oldfd): the channel moves off fd 1, so a module's stray printf cannot corrupt it.
-  dup: { parameters: ["i32"], result: "i32" },
-  // int dup2(int oldfd, int newfd)
+  // int dup2(int oldfd, int newfd): fd 1 then points at stderr.
   dup2: { parameters: ["i32", "i32"], result: "i32" },
+  // int close_range(unsigned first, unsigned last, int flags), as CLOSE_RANGE_CLOEXEC: what the
+  // caller left open is not inherited by the user's programs (glibc >= 2.34).
+  close_range: { parameters: ["u32", "u32", "i32"], result: "i32", optional: true },
   // uid_t getuid(void)
   getuid: { parameters: [], result: "u32" },
+  // gid_t getgid(void): a program may run as the session process's own user without setpriv.
+  getgid: { parameters: [], result: "u32" },
   // int getpwnam_r(const char *name, struct passwd *pwd, char *buf, size_t buflen,
   //                struct passwd **result): the user's uid, gid, home and shell, thread-safe.
   getpwnam_r: {
     parameters: ["buffer", "buffer", "buffer", "usize", "buffer"],
     result: "i32",
   },
+  // The pseudo-terminal (src/session/_pty.ts). open, fcntl and ioctl are variadic: called with
+  // their one optional argument as a fixed one, they find it where they look on x86_64 and
+  // aarch64 Linux (the ABIs this supports).
+  posix_openpt: { parameters: ["i32"], result: "i32" },
+  grantpt: { parameters: ["i32"], result: "i32" },
+  unlockpt: { parameters: ["i32"], result: "i32" },
+  ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  // fcntl as F_DUPFD_CLOEXEC, too: the channel moves off fd 1, so a module's stray printf cannot
+  // corrupt it, and no program the session starts inherits it.
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  ioctl: { parameters: ["i32", "usize", "buffer"], result: "i32" },
+  // Aliased: a bound table's own close() unloads the library.
+  close_fd: { symbol: "close", parameters: ["i32"], result: "i32" },
+  // On the descriptor, not the path: Deno wants --allow-all to change a file under /dev.
+  fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  // int getgrnam_r(const char *name, struct group *grp, char *buf, size_t buflen,
+  //                struct group **result): the tty group.
+  getgrnam_r: { parameters: ["buffer", "buffer", "buffer", "usize", "buffer"], result: "i32" },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /** The conversation function libpam calls: `int (*conv)(int, const struct pam_message **, struct pam_response **, void *)`. */

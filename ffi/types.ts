@@ -77,6 +77,16 @@ export interface NativeAdapter {
   /** Makes the C function at `pointer` callable from JavaScript. */
   functionAt<D extends SymbolDefinition>(pointer: Pointer, definition: D): FunctionOf<D>;
 
+  /**
+   * Reads the non-blocking descriptor `fd` on the runtime's event loop (no
+   * thread waits in `read`): for a descriptor made through FFI, such as a
+   * pseudo-terminal's master, which the runtime's own files cannot adopt. The
+   * stream owns `fd` and closes it once it ends or is cancelled. End of file
+   * and `EIO` (what a master reads once its last slave closed) close the
+   * stream; any other error errors it.
+   */
+  readStream(fd: number): ReadableStream<Uint8Array>;
+
   /** Reads the pointer stored at `base + offset`. */
   readPointer(base: Pointer, offset: number): Pointer | null;
   /** Reads the C `int` stored at `base + offset`. */

@@ -276,6 +276,9 @@ password prompt, 255 usage error.
 `;
 }
 
+/** Why an operation that succeeded on a NULL answer is reported as a failure. */
+const END_OF_INPUT = "No answer at a prompt (end of input)";
+
 function strerror(code: number): string {
   return strerrorText(openPam(), code) ?? `PAM error ${code}`;
 }
@@ -290,6 +293,7 @@ interface JsonResult {
   codeName?: string;
   error?: string;
   interrupted?: boolean;
+  endOfInput?: boolean;
   messages?: { style: number; styleName: MessageStyleName; text: string }[];
 }
 
@@ -443,6 +447,11 @@ function run(
         return ExitCode.INTERRUPTED;
       }
       if (failure !== undefined) return pamFailure(failure, result);
+      // An operation can only succeed on answers that were given: a module that takes
+      // misc_conv's NULL (end of input) for the empty password authenticates no one here.
+      if (conversation.endOfInput) {
+        return fail(END_OF_INPUT, { ...result, endOfInput: true });
+      }
       if (json) {
         report({ ...result, ok: true, code: 0, codeName: "PAM_SUCCESS" });
       } else {

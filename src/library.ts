@@ -56,6 +56,18 @@ export function openLibc(): LibcLibrary {
   return libc;
 }
 
+/** The `errno` the last failed libc call on this thread left. */
+export function lastErrno(): number {
+  const location = openLibc().__errno_location();
+  return location ? native.readI32(location, 0) : 0;
+}
+
+/** libc's text for `errno` (default: the last one), with its number, for error messages. */
+export function errnoText(errno: number = lastErrno()): string {
+  const message = errno ? openLibc().strerror(errno) : null;
+  return message ? `${native.readCString(message)} (errno ${errno})` : "unknown error";
+}
+
 function permissionHint(): string {
   return "Deno" in globalThis ? " (Deno needs --allow-ffi)" : "";
 }

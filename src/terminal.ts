@@ -9,7 +9,7 @@
  * @module
  */
 
-import { readSync, writeSync } from "node:fs";
+import { fstatSync, readSync, writeSync } from "node:fs";
 import { isatty } from "node:tty";
 import { MessageStyle } from "./constants.ts";
 import { type PamAnswer, type PamMessage, wipeByteAnswers } from "./conversation.ts";
@@ -54,6 +54,13 @@ export interface TerminalConversation {
    * from then on every call fails without prompting.
    */
   readonly interrupted: boolean;
+  /**
+   * `true` once a prompt met end of input (nothing at all was read for it, or
+   * Ctrl-D on an empty line) and so was answered NULL, as `misc_conv` answers.
+   * A NULL answer is not a password, but a module may still take it for the
+   * empty one: check this before trusting a success.
+   */
+  readonly endOfInput: boolean;
 }
 
 /**
@@ -100,6 +107,11 @@ const VWERASE = 14;
 const VLNEXT = 15;
 const TCSADRAIN = 1;
 const TCSAFLUSH = 2;
+// <fcntl.h>; /dev/null is character device 1:3 (<linux/major.h>, glibc's makedev encoding).
+const F_GETFL = 3;
+const O_ACCMODE = 0o3;
+const O_RDWR = 0o2;
+const DEV_NULL = (1 << 8) | 3;
 
 const encoder = new TextEncoder();
 
@@ -141,6 +153,27 @@ function readInto(fd: number, into: Uint8Array): number {
       return -1;
     }
   }
+}
+
+/**
+ * Whether `fd` is what the runtime put in place of a standard descriptor the
+ * process was started without (`<&-`). Deno (Rust's runtime) and Bun open
+ * /dev/null read-write there before any JavaScript runs, so reads see end
+ * of input where misc_conv's `read(2)` fails with `EBADF`. A redirection
+ * from /dev/null (`</dev/null`) is read-only, and keeps its end of input.
+ */
+function standsInForClosed(fd: number): boolean {
+  if (fd < 0 || fd > 2) return false;
+  let rdev: number;
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isCharacterDevice()) return false;
+    rdev = Number(stat.rdev);
+  } catch {
+    // Not open at all: the read fails on its own.
+    return false;
+  }
+  return rdev === DEV_NULL && (openLibc().fcntl(fd, F_GETFL) & O_ACCMODE) === O_RDWR;
 }
 
 /** What reading one answer produced. */
@@ -270,7 +303,11 @@ function setFlags(attributes: Uint8Array, clear: number): Uint8Array {
  *   fails the PAM call. Pending type-ahead is dropped before each prompt.
  * - When stdin is not a TTY, each prompt takes one line of stdin (without
  *   its newline; at most 4095 bytes), read a byte at a time so that the rest
- *   stays for the next prompt. At end of input the answer is NULL.
+ *   stays for the next prompt. At end of input the answer is NULL, and
+ *   {@linkcode TerminalConversation.endOfInput} becomes `true`. A closed
+ *   stdin (`<&-`, which the runtimes replace with /dev/null opened
+ *   read-write) or a failed read fails the conversation instead, as in
+ *   `misc_conv`.
  * - Info messages go to stdout, error messages to stderr, each with a
  *   newline; binary prompts and unknown styles fail the conversation.
  *
@@ -303,6 +340,7 @@ export function terminalConversation(
   const errors = options.errorOutput ?? 2;
   const onMessage = options.onMessage;
   let interrupted = false;
+  let endOfInput = false;
 
   const readAnswer = (echo: boolean, prompt: string): Uint8Array | null => {
     let before: Uint8Array | undefined;
@@ -314,7 +352,8 @@ export function terminalConversation(
     try {
       if (!before) {
         write(errors, prompt);
-        line = readPlainLine(input);
+        // As misc_conv's failed read: the conversation fails, it does not answer NULL.
+        line = standsInForClosed(input) ? { bytes: undefined } : readPlainLine(input);
       } else {
         // Echo-on prompts keep the terminal as it is; flushing drops type-ahead, as misc_conv
         // does.
@@ -343,6 +382,7 @@ export function terminalConversation(
       }
       if (bytes.length === 0) {
         // End of input: misc_conv answers NULL.
+        endOfInput = true;
         if (echo) write(errors, "\n");
         return null;
       }
@@ -395,6 +435,9 @@ export function terminalConversation(
     }
     return answers;
   };
-  Object.defineProperty(conversation, "interrupted", { get: () => interrupted });
+  Object.defineProperties(conversation, {
+    interrupted: { get: () => interrupted },
+    endOfInput: { get: () => endOfInput },
+  });
   return conversation as TerminalConversation;
 }

@@ -9,7 +9,7 @@
 import { closeSync, openSync, statSync } from "node:fs";
 import process from "node:process";
 import { native } from "../ffi/mod.ts";
-import { openLibc } from "./library.ts";
+import { errnoText, openLibc } from "./library.ts";
 import { cString, describe } from "./validate.ts";
 
 /**
@@ -235,14 +235,6 @@ export function ensureWritable(file: string, what: string, create: boolean): voi
     );
   }
   closeSync(fd);
-}
-
-function errnoText(): string {
-  const libc = openLibc();
-  const location = libc.__errno_location();
-  const errno = location ? native.readI32(location, 0) : 0;
-  const message = errno ? libc.strerror(errno) : null;
-  return message ? `${native.readCString(message)} (errno ${errno})` : "unknown error";
 }
 
 function clearErrno(): void {

@@ -1,7 +1,7 @@
 // Tiny PAM modules compiled for a test with `cc`, for the cases no stock module reaches (a
 // module that crashes, ...). Each compiles once per test process, into a directory removed at exit.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -15,6 +15,8 @@ export function compileModule(name: string, source: string): { path?: string; wh
   if (known) return known;
   if (!dir) {
     dir = mkdtempSync(join(tmpdir(), "seed-pam-modules-"));
+    // Readable by everyone: a library preloaded into a program run as nobody must be loadable.
+    chmodSync(dir, 0o755);
     const made = dir;
     process.on("exit", () => rmSync(made, { recursive: true, force: true }));
   }

@@ -30,6 +30,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { createTestStack, type TestStack, wrapperModule } from "../src/testing.ts";
 import { evaluateFlagExpression, FlagExpressionError } from "../src/flag_expression.ts";
+import { compileModule } from "./_modules.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const cli = join(root, "src", "cli.ts");
@@ -44,6 +45,29 @@ const havePython = which("python3");
 const noWrapper = haveWrapper
   ? false
   : "libpam-wrapper is not installed (apt-get install libpam-wrapper)";
+// A sloppy module: it takes no answer (NULL, what misc_conv answers at end of input) for the
+// empty password and so authenticates on it. Neither a closed nor an empty stdin may let the CLI
+// report that as a success.
+const nullAnswer = compileModule(
+  "null_answer",
+  `#include <security/pam_modules.h>
+#include <security/pam_ext.h>
+#include <stdlib.h>
+int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+  char *answer = NULL;
+  int status = pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, &answer, "Password: ");
+  if (status != PAM_SUCCESS) return status;
+  int empty = answer == NULL || answer[0] == '\\0';
+  free(answer);
+  return empty ? PAM_SUCCESS : PAM_AUTH_ERR;
+}
+int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+  return PAM_SUCCESS;
+}
+`,
+);
+const nullAnswerModule = nullAnswer.path;
+const skipNullAnswer = nullAnswer.why ?? false;
 const skipParity = !havePamtester
   ? "pamtester is not installed (apt-get install pamtester)"
   : noWrapper;
@@ -64,28 +88,33 @@ function cleanEnv(): Record<string, string> {
   return env;
 }
 
-function runCli(args: string[], input = "", confdir?: string): Run {
-  const [command, ...rest] = cliCommand;
-  const r = spawnSync(command, [...rest, ...(confdir ? ["--confdir", confdir] : []), ...args], {
-    input,
-    encoding: "utf8",
-    env: cleanEnv(),
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+/** What the program gets on stdin: these bytes on a pipe, or `null` for no stdin at all (`<&-`). */
+type Input = string | null;
+
+/** Runs `command` with stdin a pipe holding `input`, or closed: `sh` execs it with `<&-`. */
+function spawnWith(command: string[], input: Input, env: Record<string, string>): Run {
+  const [file, ...args] = input === null
+    ? ["sh", "-c", 'exec "$@" <&-', "sh", ...command]
+    : command;
+  const r = spawnSync(file, args, { input: input ?? "", encoding: "utf8", env });
+  return { status: r.status ?? 128 + 11, stdout: r.stdout, stderr: r.stderr };
 }
 
-function runPamtester(args: string[], input: string, confdir: string): Run {
-  const r = spawnSync("pamtester", args, {
+function runCli(args: string[], input: Input = "", confdir?: string): Run {
+  return spawnWith(
+    [...cliCommand, ...(confdir ? ["--confdir", confdir] : []), ...args],
     input,
-    encoding: "utf8",
-    env: {
-      ...cleanEnv(),
-      LD_PRELOAD: "libpam_wrapper.so",
-      PAM_WRAPPER: "1",
-      PAM_WRAPPER_SERVICE_DIR: confdir,
-    },
+    cleanEnv(),
+  );
+}
+
+function runPamtester(args: string[], input: Input, confdir: string): Run {
+  return spawnWith(["pamtester", ...args], input, {
+    ...cleanEnv(),
+    LD_PRELOAD: "libpam_wrapper.so",
+    PAM_WRAPPER: "1",
+    PAM_WRAPPER_SERVICE_DIR: confdir,
   });
-  return { status: r.status ?? 128 + 11, stdout: r.stdout, stderr: r.stderr };
 }
 
 function normalize(text: string, program: string): string {
@@ -130,6 +159,11 @@ function services(): Record<string, string> {
     prompt: "auth required pam_echo.so before\nauth required pam_permit.so\n" +
       "auth required pam_echo.so after %u\n",
     env: "auth required pam_exec.so stdout quiet {{dir}}/env.sh\n",
+    ...(nullAnswerModule
+      ? {
+        "null-answer": `auth required ${nullAnswerModule}\naccount required pam_permit.so\n`,
+      }
+      : {}),
   };
 }
 
@@ -146,7 +180,7 @@ function stackFor(): TestStack {
 }
 
 /** Runs pamtester and the CLI on identical fresh stacks and compares. */
-function parity(args: string[], input = ""): { pamtester: Run; cli: Run } {
+function parity(args: string[], input: Input = ""): { pamtester: Run; cli: Run } {
   // A fresh stack each, so that chauthtok on one does not change the other's password file.
   using theirs = stackFor();
   using ours = stackFor();
@@ -169,7 +203,7 @@ function parity(args: string[], input = ""): { pamtester: Run; cli: Run } {
 }
 
 /** [name, args, stdin, expected exit status]: each becomes a test comparing with pamtester. */
-const cases: [string, string[], string, number][] = [
+const cases: [string, string[], Input, number][] = [
   // Usage errors: exit(-1), before pam_start.
   ["only a service", ["permit"], "", 255],
   ["no operation", ["permit", "alice"], "", 255],
@@ -210,6 +244,12 @@ const cases: [string, string[], string, number][] = [
   ["pam_matrix: unknown user", ["matrix", "bob", "authenticate"], "secret\n", 1],
   ["pam_matrix: no newline", ["matrix", "alice", "authenticate"], "secret", 0],
   ["pam_matrix: end of input", ["matrix", "alice", "authenticate"], "", 1],
+  // No stdin at all (<&-): the read fails, and so does the conversation (PAM_CONV_ERR).
+  ["closed stdin: pam_matrix", ["matrix", "alice", "authenticate"], null, 1],
+  ["closed stdin: pam_exec", ["exec", "alice", "authenticate", "acct_mgmt"], null, 1],
+  ["closed stdin: chauthtok", ["matrix", "alice", "chauthtok"], null, 1],
+  ["closed stdin: the user prompt", ["-I", "user", "login", "alice", "authenticate"], null, 1],
+  ["closed stdin: no prompt, no failure", ["echo", "alice", "authenticate", "acct_mgmt"], null, 0],
   [
     "pam_matrix: chauthtok then authenticate with the new password",
     ["matrix", "alice", "chauthtok", "authenticate"],
@@ -318,6 +358,73 @@ for (const [name, args, input, status] of cases) {
     assert.equal(cli.status, status, "expected exit status");
   });
 }
+
+test("pamtester parity: closed stdin fails the conversation of a module that takes NULL for ''", {
+  skip: skipParity || skipNullAnswer,
+}, () => {
+  // Before the fix the runtime's stand-in /dev/null gave end of input: a NULL answer, a success.
+  const { cli } = parity(["null-answer", "alice", "authenticate"], null);
+  assert.equal(cli.status, 1);
+  assert.equal(cli.stderr, "Password: seed-pam: Conversation error\n");
+  assert.equal(cli.stdout, "");
+});
+
+test("an empty stdin authenticates no one, where pamtester lets the module decide", {
+  skip: skipNullAnswer,
+}, () => {
+  using stack = stackFor();
+  const args = ["null-answer", "alice", "authenticate", "acct_mgmt"];
+  if (!skipParity) {
+    // The module takes misc_conv's NULL for the empty password: pamtester reports a success.
+    const pamtester = runPamtester(["null-answer", "alice", "authenticate"], "", stack.confdir);
+    assert.equal(pamtester.status, 0);
+  }
+  for (const input of ["", null]) {
+    const run = runCli(args, input, stack.confdir);
+    assert.equal(run.status, 1, JSON.stringify(input));
+    assert.doesNotMatch(run.stdout, /successfully/);
+  }
+  const empty = runCli(args, "", stack.confdir);
+  assert.equal(empty.stderr, "Password: seed-pam: No answer at a prompt (end of input)\n");
+  const json = runCli(["--json", ...args], "", stack.confdir);
+  assert.equal(json.status, 1);
+  assert.deepEqual(JSON.parse(json.stdout), {
+    operation: "authenticate",
+    ok: false,
+    flags: 0,
+    endOfInput: true,
+    error: "No answer at a prompt (end of input)",
+  });
+  // An empty line is an answer (the empty password), as in pamtester: the module decides.
+  const line = runCli(args, "\n", stack.confdir);
+  assert.equal(line.status, 0, line.stderr);
+  assert.equal(
+    line.stdout,
+    "seed-pam: successfully authenticated\nseed-pam: account management done.\n",
+  );
+});
+
+test("differs from pamtester on purpose: stdin read-write on /dev/null counts as closed", {
+  skip: skipParity,
+}, () => {
+  // The runtimes cannot tell `<>/dev/null` from the /dev/null they open for a closed stdin.
+  using stack = stackFor();
+  const args = ["exec", "alice", "authenticate"];
+  const command = [...cliCommand, "--confdir", stack.confdir, ...args];
+  const r = spawnSync("sh", ["-c", 'exec "$@" <>/dev/null', "sh", ...command], {
+    encoding: "utf8",
+    env: cleanEnv(),
+  });
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr, "Password: seed-pam: Conversation error\n");
+  // Read-only, it is end of input, as for pamtester.
+  const readOnly = spawnSync("sh", ["-c", 'exec "$@" </dev/null', "sh", ...command], {
+    encoding: "utf8",
+    env: cleanEnv(),
+  });
+  assert.equal(readOnly.status, 1);
+  assert.equal(readOnly.stderr, "Password: seed-pam: System error\n");
+});
 
 test("pamtester parity: no arguments prints the usage line", { skip: skipParity }, () => {
   using stack = stackFor();

@@ -329,3 +329,32 @@ test("a conversation crosses to the session process: async handler, timeout, abo
   const aborted = await pending.catch((e) => e);
   assert.match(String(aborted.cause ?? aborted), /gave up/);
 });
+
+test("a program inherits no descriptor but its three streams (no channel, nothing of the caller)", async () => {
+  await using s = stack();
+  await using session = await login(base(s));
+  const r = await run(session, ["ls", "-1", "/proc/self/fd"]);
+  // ls's own directory stream is the one more.
+  assert.deepEqual(r.out.trim().split("\n").map(Number).sort((a, b) => a - b), [0, 1, 2, 3]);
+});
+
+const preloadSource = String.raw`
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((constructor)) static void said(void) { fprintf(stderr, "preloaded as %d\n", (int)getuid()); }
+`;
+
+test("LD_PRELOAD from the PAM environment reaches the program, never the steps run as root", {
+  skip: rootOnly,
+}, async () => {
+  const preload = compileModule("preload", preloadSource);
+  if (!preload.path) return;
+  await using s = stack(["session  required pam_env.so readenv=0 conffile={{dir}}/env.conf"]);
+  writeFileSync(join(s.dir, "env.conf"), `LD_PRELOAD DEFAULT=${preload.path}\n`);
+  await using session = await login(base(s, { user: "nobody" }));
+  const r = await run(session, ["sh", "-c", 'echo "$LD_PRELOAD"']);
+  assert.equal(r.out.trim(), preload.path);
+  const uid = spawnSync("id", ["-u", "nobody"], { encoding: "utf8" }).stdout.trim();
+  assert.doesNotMatch(r.err, /preloaded as 0\b/, r.err);
+  assert.match(r.err, new RegExp(`preloaded as ${uid}\\b`));
+});

@@ -12,6 +12,8 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -172,6 +174,20 @@ function logLines(log: string): string[] {
   return readFileSync(log, "utf8").split("\n").filter((l) => l && !l.startsWith("***"));
 }
 
+/** Serves `body` as an HTML page on a free port of 127.0.0.1 until disposed. */
+async function servePage(body: string): Promise<{ url: string } & AsyncDisposable> {
+  const server = createServer((_, response) => {
+    response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    response.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    [Symbol.asyncDispose]: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
 /** One test against a fresh server on `runtime`, with a page already at its start page. */
 function browserTest(
   runtime: "deno" | "bun",
@@ -306,6 +322,66 @@ for (const runtime of ["deno", "bun"] as const) {
     ]);
     await shot(page, runtime, "08-logged-out");
   });
+
+  browserTest(
+    runtime,
+    `a session id planted from another port of 127.0.0.1 never logs the attacker in`,
+    async (page, server) => {
+      // The attacker starts a login for alice with a plain HTTP client and keeps its id.
+      const jar = new Map<string, string>();
+      const keep = (response: Response) => {
+        for (const line of response.headers.getSetCookie()) {
+          const [name, value] = line.split(";")[0].split("=");
+          jar.set(name, value);
+        }
+      };
+      const cookieHeader = () => [...jar].map(([name, value]) => `${name}=${value}`).join("; ");
+      const visit = await fetch(server.base);
+      keep(visit);
+      const csrf = (await visit.text()).match(/name="csrf" value="([^"]+)"/)![1];
+      const posted = await fetch(`${server.base}login`, {
+        method: "POST",
+        redirect: "manual",
+        headers: {
+          cookie: cookieHeader(),
+          origin: new URL(server.base).origin,
+          "content-type": "application/x-www-form-urlencoded",
+        },
+        body: new URLSearchParams({ csrf, user: "alice" }),
+      });
+      keep(posted);
+      await posted.body?.cancel();
+      const planted = `pam_sid=${jar.get("pam_sid")}`;
+      assert.match(planted, /^pam_sid=[\w-]{43}$/);
+
+      // A page of the attacker's on another port of the same address sets it in a browser that
+      // holds no session cookie yet (a script cannot replace an HttpOnly one).
+      await page.context().clearCookies();
+      await using evil = await servePage(
+        `<!doctype html><script>document.cookie = ${
+          JSON.stringify(`${planted}; path=/`)
+        };</script>`,
+      );
+      await page.goto(evil.url);
+      await page.goto(server.base);
+      // The planted id reached the server: the page is the attacker's login, at its prompt.
+      await page.locator("input[type=password]").waitFor();
+      await answer(page, "wonderland");
+      await answer(page, "424242");
+      assert.equal((await result(page)).kind, "success");
+      const sid = (await page.context().cookies(server.base)).find((c) => c.name === "pam_sid");
+      assert.ok(sid && `pam_sid=${sid.value}` !== planted, "the browser holds a fresh id");
+
+      // The attacker's id leads nowhere.
+      const after = await fetch(server.base, { headers: { cookie: planted } });
+      const text = await after.text();
+      assert.doesNotMatch(text, /Logged in as|data-pam-result="success"/);
+      assert.match(text, /<input name="user"/);
+      // Log out, so that the server holds no more for the tests after this one than before.
+      await page.locator("form[action='/logout'] button").click();
+      await page.locator("input[name=user]").waitFor();
+    },
+  );
 
   browserTest(runtime, `what PAM says is escaped, never markup`, async (page) => {
     // pam_echo's %u puts the user name into a PAM message.

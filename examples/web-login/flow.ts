@@ -30,6 +30,19 @@ export interface SuccessStep {
   kind: "success";
   session: LoginSession;
   notices: readonly PamMessage[];
+  /** What `id` printed, run as the user in the session process (or why it could not run). */
+  id: string;
+}
+
+/** Runs `id` as the session's user, in its session process; at most 4 KiB of what it says. */
+async function idOf(session: LoginSession): Promise<string> {
+  try {
+    const program = await session.spawn(["id"], { stdin: "null", stderr: "null" });
+    const [out] = await Promise.all([new Response(program.stdout).text(), program.status]);
+    return out.slice(0, 4096).trim();
+  } catch (error) {
+    return `id could not run as ${session.user}: ${error instanceof Error ? error.message : error}`;
+  }
 }
 
 /** The attempt is over: `messages` are the modules' messages of the failed call. */
@@ -196,7 +209,7 @@ export class LoginFlow {
         // The catch below says why ("The login was cancelled.").
         throw new PamError(ReturnCode.CONV_ERR, "login");
       }
-      step = { kind: "success", session, notices: this.#takeNotices() };
+      step = { kind: "success", session, notices: this.#takeNotices(), id: await idOf(session) };
     } catch (error) {
       this.#pending = undefined;
       if (error instanceof PamError) {

@@ -3,18 +3,28 @@
  * that both `Deno.serve` and `Bun.serve` call (see main.ts). No framework:
  * a few routes, server-rendered pages, plain form posts.
  *
- * Each browser gets a random session id in an HttpOnly, SameSite=Strict
- * cookie. A login in progress (a {@linkcode LoginFlow}) belongs to that id:
- * its pending conversation waits for that browser's next form post, fails
- * after `conversationTimeoutMs`, and is cancelled when the browser goes
- * away (no request for `idleTimeoutMs`) or logs in again.
+ * State is kept only for browsers that posted the login form: visiting the
+ * page creates nothing on the server (its form's token is an HMAC of a
+ * nonce in a cookie the server does not store). A login post creates an
+ * entry in a bounded {@linkcode ClientTable} and the browser's session id,
+ * in an HttpOnly, SameSite=Strict cookie; the id is replaced at every login,
+ * answer and logout, so an id planted in a browser never becomes a
+ * logged-in session. A login in progress (a {@linkcode LoginFlow}) belongs
+ * to that entry: its pending conversation waits for that browser's next
+ * form post, fails after `conversationTimeoutMs`, and is cancelled when the
+ * browser goes away (no request for `idleTimeoutMs`), logs in again or is
+ * evicted to make room. Requests for a host name not on the allow-list are
+ * refused (DNS rebinding).
  *
  * @module
  */
 
+import { createHmac } from "node:crypto";
 import { setInterval } from "node:timers";
-import type { LoginSession, PamMessage } from "../../mod.ts";
+import type { LoginSession } from "../../mod.ts";
+import { type Client, ClientTable, randomId } from "./clients.ts";
 import { type FailureStep, LoginFlow, type SuccessStep } from "./flow.ts";
+import { defaultAllowedHosts, HostCheck } from "./hosts.ts";
 import {
   errorPage,
   failurePage,
@@ -45,6 +55,13 @@ export interface WebLoginOptions {
   idleTimeoutMs?: number;
   /** How many browsers the server keeps state for at most (default 10 000). */
   maxClients?: number;
+  /** How many of them, without an open session, one address may hold (default 16). */
+  maxClientsPerAddress?: number;
+  /**
+   * The host names the server answers to (default `localhost` and `127.0.0.1`; main.ts adds
+   * the address it listens on). A request with any other `Host` is refused.
+   */
+  allowedHosts?: readonly string[];
   /** Where events go (logins, failures, logouts); never an answer. Default `console.log`. */
   log?: (line: string) => void;
 }
@@ -68,18 +85,10 @@ export interface WebLogin {
   close(): Promise<void>;
 }
 
-interface Client {
-  readonly id: string;
-  readonly csrf: string;
-  seen: number;
-  flow?: LoginFlow;
-  session?: LoginSession;
-  sessionNotices?: readonly PamMessage[];
-  failure?: { user: string; messages: readonly PamMessage[]; description: string };
-  notice?: string;
-}
-
 const COOKIE = "pam_sid";
+// The nonce that binds an anonymous login form's token to its browser; never stored.
+const FORM_COOKIE = "pam_form";
+const NONCE = /^[\w-]{43}$/;
 const MAX_BODY = 16 * 1024;
 // PAM_MAX_RESP_SIZE in Linux-PAM's headers: no module reads more.
 const MAX_ANSWER = 512;
@@ -96,14 +105,6 @@ const securityHeaders: Record<string, string> = {
   "x-frame-options": "DENY",
 };
 
-function randomId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(
-    /=+$/,
-    "",
-  );
-}
-
 function sameText(a: string, b: string): boolean {
   // Compares every character, so the time taken says nothing about a guessed prefix.
   if (a.length !== b.length) return false;
@@ -112,20 +113,31 @@ function sameText(a: string, b: string): boolean {
   return diff === 0;
 }
 
-function html(body: string, status = 200, headers: Record<string, string> = {}): Response {
-  return new Response(body, { status, headers: { ...securityHeaders, ...headers } });
+/** Response headers: pairs, as `set-cookie` may come more than once. */
+type HeaderList = [string, string][];
+
+function html(body: string, status = 200, headers: HeaderList = []): Response {
+  return new Response(body, { status, headers: [...Object.entries(securityHeaders), ...headers] });
 }
 
-function redirect(headers: Record<string, string> = {}): Response {
+function redirect(headers: HeaderList = []): Response {
   // 303: the browser follows a POST with a GET, so reloading never re-posts answers.
   return new Response(null, {
     status: 303,
-    headers: { location: "/", "cache-control": "no-store", ...headers },
+    headers: [["location", "/"], ["cache-control", "no-store"], ...headers],
   });
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+const BAD_USER = "Enter a user name (printable characters, at most 256).";
+
+/** The user name a login form asks for, or `undefined` when it is not one. */
+function loginUser(form: URLSearchParams): string | undefined {
+  const user = (form.get("user") ?? "").trim();
+  return !user || user.length > MAX_USER || /\p{Cc}/u.test(user) ? undefined : user;
 }
 
 function cookieValue(request: Request, name: string): string | undefined {
@@ -149,9 +161,19 @@ function cookieValue(request: Request, name: string): string | undefined {
 export function createWebLogin(options: WebLoginOptions): WebLogin {
   const conversationTimeoutMs = options.conversationTimeoutMs ?? 120_000;
   const idleTimeoutMs = options.idleTimeoutMs ?? 30 * 60_000;
-  const maxClients = options.maxClients ?? 10_000;
   const log = options.log ?? ((line: string) => console.log(line));
-  const clients = new Map<string, Client>();
+  const hosts = new HostCheck(options.allowedHosts ?? defaultAllowedHosts);
+  const clients = new ClientTable({
+    maxClients: options.maxClients ?? 10_000,
+    maxPerAddress: options.maxClientsPerAddress ?? 16,
+    onEvict: (client) => {
+      const from = client.address === undefined ? "" : ` of ${client.address}`;
+      log(`a browser${from} was evicted to make room`);
+      forget(client, "its browser was evicted to make room");
+    },
+  });
+  // Signs anonymous login forms' tokens; lives as long as the server.
+  const formKey = crypto.getRandomValues(new Uint8Array(32));
   // Client key → when its next login may start (the fail delay the modules asked for).
   const notBefore = new Map<string, number>();
 
@@ -167,7 +189,7 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
   };
 
   const forget = (client: Client, why: string): Promise<void> => {
-    clients.delete(client.id);
+    clients.delete(client);
     const flow = client.flow;
     client.flow = undefined;
     flow?.cancel();
@@ -180,7 +202,10 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
   const sweep = (): void => {
     const now = Date.now();
     for (const client of clients.values()) {
-      if (now - client.seen > idleTimeoutMs) forget(client, "the browser went away");
+      // A browser waiting for an answer (a login post while PAM works) is not idle.
+      if (client.busy === 0 && now - client.seen > idleTimeoutMs) {
+        forget(client, "the browser went away");
+      }
     }
     for (const [key, until] of notBefore) if (until <= now) notBefore.delete(key);
   };
@@ -188,24 +213,38 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
   // A sweeper alone must not keep a process alive (tests, a server that closed).
   sweeper.unref();
 
-  const clientFor = (request: Request): { client: Client; created: boolean } => {
-    const id = cookieValue(request, COOKIE);
-    const known = id ? clients.get(id) : undefined;
-    if (known) {
-      known.seen = Date.now();
-      return { client: known, created: false };
-    }
-    if (clients.size >= maxClients) sweep();
-    const client: Client = { id: randomId(), csrf: randomId(), seen: Date.now() };
-    if (clients.size < maxClients) clients.set(client.id, client);
-    return { client, created: true };
+  const secure = (url: URL) => url.protocol === "https:" ? "; Secure" : "";
+  const sessionCookie = (client: Client, url: URL): [string, string] => [
+    "set-cookie",
+    `${COOKIE}=${client.id}; Path=/; HttpOnly; SameSite=Strict${secure(url)}`,
+  ];
+  const dropSessionCookie = (url: URL): [string, string] => [
+    "set-cookie",
+    `${COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict${secure(url)}`,
+  ];
+  // The token of an anonymous login form: bound to the browser's form nonce, kept nowhere.
+  const formToken = (nonce: string): string =>
+    createHmac("sha256", formKey).update(`login-form:${nonce}`).digest("base64url");
+  const formNonce = (request: Request): string | undefined => {
+    const nonce = cookieValue(request, FORM_COOKIE);
+    return nonce !== undefined && NONCE.test(nonce) ? nonce : undefined;
   };
 
-  const cookie = (client: Client, url: URL): Record<string, string> => ({
-    "set-cookie": `${COOKIE}=${client.id}; Path=/; HttpOnly; SameSite=Strict${
-      url.protocol === "https:" ? "; Secure" : ""
-    }`,
-  });
+  // The page of a browser the server keeps nothing for: the login form, and the cookies
+  // it needs (the form nonce; an unknown session id is dropped). No state is created.
+  const anonymousPage = (request: Request, url: URL, notice?: string, status = 200): Response => {
+    const headers: HeaderList = [];
+    if (cookieValue(request, COOKIE) !== undefined) headers.push(dropSessionCookie(url));
+    let nonce = formNonce(request);
+    if (!nonce) {
+      nonce = randomId();
+      headers.push([
+        "set-cookie",
+        `${FORM_COOKIE}=${nonce}; Path=/; HttpOnly; SameSite=Strict${secure(url)}`,
+      ]);
+    }
+    return html(loginPage({ csrf: formToken(nonce), notice }), status, headers);
+  };
 
   // Flows whose outcome has been moved onto their client (by render() or when settled).
   const applied = new WeakSet<LoginFlow>();
@@ -224,7 +263,7 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     if (step.kind === "failure" && step.failDelayMs) {
       notBefore.set(key, Math.max(notBefore.get(key) ?? 0, Date.now() + step.failDelayMs));
     }
-    if (client.flow !== flow || !clients.has(client.id)) {
+    if (client.flow !== flow || !clients.has(client)) {
       // Replaced or forgotten meanwhile: nobody will log out of this session.
       if (step.kind === "success") return closeQuietly(step.session, "its login was abandoned");
       log(`login abandoned for ${JSON.stringify(flow.user)}: ${step.description}`);
@@ -234,6 +273,7 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     if (step.kind === "success") {
       client.session = step.session;
       client.sessionNotices = step.notices;
+      client.sessionId = step.id;
       log(`login succeeded for ${JSON.stringify(step.session.user)}`);
       return;
     }
@@ -252,6 +292,7 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
         user: client.session.user,
         env: client.session.env,
         messages: client.sessionNotices ?? [],
+        id: client.sessionId ?? "",
       });
     }
     if (client.flow) {
@@ -330,129 +371,182 @@ export function createWebLogin(options: WebLoginOptions): WebLogin {
     return new URLSearchParams(new TextDecoder().decode(body));
   };
 
+  // Runs a post of `client`'s; the sweeper leaves the client alone until it is answered.
+  const whileBusy = async (client: Client, work: () => Promise<Response>): Promise<Response> => {
+    client.busy++;
+    try {
+      return await work();
+    } finally {
+      client.busy--;
+      client.seen = Date.now();
+    }
+  };
+
+  // The response to a post that changed what the session can do: the cookie names the entry
+  // as it is when the response leaves (renewed meanwhile perhaps), or is dropped if it was
+  // evicted.
+  const renewed = (client: Client, url: URL): Response =>
+    redirect(clients.has(client) ? [sessionCookie(client, url)] : [dropSessionCookie(url)]);
+
+  const startLogin = async (
+    client: Client,
+    user: string,
+    url: URL,
+    clientAddress: string | undefined,
+  ): Promise<Response> => {
+    const key = clientAddress ?? client.key;
+    // A new login gets a new id: one planted in this browser is dead from here on.
+    clients.renew(client);
+    client.flow?.cancel();
+    client.flow = undefined;
+    client.failure = undefined;
+    client.notice = undefined;
+    await failDelay(key);
+    // Evicted while it waited: there is nothing to start a login for.
+    if (!clients.has(client)) return renewed(client, url);
+    // Another post may have started a login while this one waited (TypeScript
+    // narrowed client.flow to undefined before the await; it can change meanwhile).
+    (client.flow as LoginFlow | undefined)?.cancel();
+    const flow = LoginFlow.start({
+      service: options.service,
+      confdir: options.confdir,
+      user,
+      rhost: clientAddress,
+      conversationTimeoutMs,
+      onInternalError: (error) => log(`login error: ${describe(error)}`),
+    });
+    client.flow = flow;
+    log(
+      `login started for ${JSON.stringify(user)}${clientAddress ? ` from ${clientAddress}` : ""}`,
+    );
+    // The outcome lands on the client even if no request is waiting for it.
+    flow.settled.then((step) => settle(client, flow, step, key));
+    await flow.next();
+    return renewed(client, url);
+  };
+
   const handle = async (request: Request, clientAddress?: string): Promise<Response> => {
+    // Before anything is read or created: a rebound DNS name must not reach a page or a form.
+    if (!hosts.allows(request)) return html(errorPage("Unknown host name"), 421);
     const url = new URL(request.url);
     if (request.method === "GET" || request.method === "HEAD") {
       if (url.pathname !== "/") return html(errorPage("Not found"), 404);
-      const { client, created } = clientFor(request);
-      const page = render(client, clientAddress ?? client.id);
-      return html(page, 200, created ? cookie(client, url) : {});
+      const client = clients.get(cookieValue(request, COOKIE));
+      if (!client) return anonymousPage(request, url);
+      return html(render(client, clientAddress ?? client.key));
     }
     if (request.method !== "POST") {
-      return html(errorPage("Method not allowed"), 405, { allow: "GET, HEAD, POST" });
+      return html(errorPage("Method not allowed"), 405, [["allow", "GET, HEAD, POST"]]);
     }
     if (!["/login", "/answer", "/cancel", "/logout"].includes(url.pathname)) {
       return html(errorPage("Not found"), 404);
     }
-    // Cross-site form posts: the SameSite=Strict cookie is not sent, and the Origin
+    // Cross-site form posts: the SameSite=Strict cookies are not sent, and the Origin
     // header (every current browser sends it on POST) and the token must match.
-    const origin = request.headers.get("origin");
-    if (origin !== null && origin !== url.origin) {
+    if (!hosts.allowsOrigin(request.headers.get("origin"), url)) {
       return html(errorPage("Cross-site request refused"), 403);
     }
-    const id = cookieValue(request, COOKIE);
-    const client = id ? clients.get(id) : undefined;
+    const known = clients.get(cookieValue(request, COOKIE));
     const form = await readForm(request);
     if (form instanceof Response) return form;
-    if (!client || !sameText(form.get("csrf") ?? "", client.csrf)) {
-      // An expired or forged session: start over with a fresh page.
-      return redirect();
-    }
-    client.seen = Date.now();
-    const key = clientAddress ?? client.id;
-
-    switch (url.pathname) {
-      case "/login": {
-        const user = (form.get("user") ?? "").trim();
-        if (!user || user.length > MAX_USER || /\p{Cc}/u.test(user)) {
-          client.notice = "Enter a user name (printable characters, at most 256).";
-          return redirect();
-        }
-        if (client.session) return redirect();
-        client.flow?.cancel();
-        client.flow = undefined;
-        client.failure = undefined;
-        await failDelay(key);
-        // Another post may have started a login while this one waited (TypeScript
-        // narrowed client.flow to undefined before the await; it can change meanwhile).
-        (client.flow as LoginFlow | undefined)?.cancel();
-        const flow = LoginFlow.start({
-          service: options.service,
-          confdir: options.confdir,
-          user,
-          rhost: clientAddress,
-          conversationTimeoutMs,
-          onInternalError: (error) => log(`login error: ${describe(error)}`),
-        });
-        client.flow = flow;
-        log(
-          `login started for ${JSON.stringify(user)}${
-            clientAddress ? ` from ${clientAddress}` : ""
-          }`,
-        );
-        // The outcome lands on the client even if no request is waiting for it.
-        flow.settled.then((step) => settle(client, flow, step, key));
-        await flow.next();
+    const token = form.get("csrf") ?? "";
+    if (!known) {
+      // Only the login form can come from a browser the server keeps nothing for; its token
+      // must be the one for that browser's form nonce.
+      const nonce = formNonce(request);
+      if (url.pathname !== "/login" || !nonce || !sameText(token, formToken(nonce))) {
         return redirect();
       }
-      case "/answer": {
-        const flow = client.flow;
-        const step = flow?.current;
-        if (!flow || step?.kind !== "prompt" || String(step.step) !== form.get("step")) {
-          return redirect();
+      const user = loginUser(form);
+      if (user === undefined) return anonymousPage(request, url, BAD_USER, 400);
+      // The first state this browser gets.
+      const client = clients.create(clientAddress);
+      if (!client) {
+        log("login refused: every entry of the client table holds an open session");
+        return html(errorPage("Too many sessions are open; try again later"), 503);
+      }
+      return await whileBusy(client, () => startLogin(client, user, url, clientAddress));
+    }
+    // An expired, replaced or forged session: start over with a fresh page.
+    if (!sameText(token, known.csrf)) return redirect();
+    const client = known;
+
+    return await whileBusy(client, async (): Promise<Response> => {
+      switch (url.pathname) {
+        case "/login": {
+          const user = loginUser(form);
+          if (user === undefined) {
+            return html(loginPage({ csrf: client.csrf, notice: BAD_USER }), 400);
+          }
+          if (client.session) return redirect();
+          return await startLogin(client, user, url, clientAddress);
         }
-        const values: string[] = [];
-        for (const [i, message] of step.messages.entries()) {
-          if (!isPrompt(message)) continue;
-          const value = form.get(`answer-${i}`) ?? "";
-          if (value.length > MAX_ANSWER) {
-            flow.cancel();
+        case "/answer": {
+          const flow = client.flow;
+          const step = flow?.current;
+          if (!flow || step?.kind !== "prompt" || String(step.step) !== form.get("step")) {
             return redirect();
           }
-          values.push(value);
-        }
-        // Answers wait out the fail delay too, one at a time per client, so logins opened
-        // side by side cannot have their guesses checked faster than one per delay.
-        await inTurn(key, async () => {
-          await failDelay(key);
-          flow.answer(step.step, values);
-          const outcome = await flow.next();
-          // Set the delay a failure asks for before the next answer's turn begins.
-          if (outcome && outcome.kind !== "prompt") settle(client, flow, outcome, key);
-        });
-        return redirect();
-      }
-      case "/cancel": {
-        const flow = client.flow;
-        if (flow) {
-          flow.cancel();
-          client.flow = undefined;
-          client.notice = "Login cancelled.";
-          log(`login cancelled for ${JSON.stringify(flow.user)}`);
-        }
-        return redirect();
-      }
-      default: { // "/logout"
-        const session = client.session;
-        client.session = undefined;
-        client.sessionNotices = undefined;
-        if (session) {
-          try {
-            await session.close();
-            client.notice = `${session.user} logged out: the PAM session is closed.`;
-            log(`logout of ${JSON.stringify(session.user)}`);
-          } catch (error) {
-            client.notice = `Logged out, but closing the PAM session failed: ${
-              error instanceof Error ? error.message : "unknown error"
-            }`;
-            log(
-              `closing the session of ${JSON.stringify(session.user)} failed: ${describe(error)}`,
-            );
+          const values: string[] = [];
+          for (const [i, message] of step.messages.entries()) {
+            if (!isPrompt(message)) continue;
+            const value = form.get(`answer-${i}`) ?? "";
+            if (value.length > MAX_ANSWER) {
+              flow.cancel();
+              return redirect();
+            }
+            values.push(value);
           }
+          // This answer may be the one that logs the browser in: a new id first, so that an id
+          // planted in the browser (or one that leaked) never becomes a logged-in session.
+          clients.renew(client);
+          const key = clientAddress ?? client.key;
+          // Answers wait out the fail delay too, one at a time per client, so logins opened
+          // side by side cannot have their guesses checked faster than one per delay.
+          await inTurn(key, async () => {
+            await failDelay(key);
+            flow.answer(step.step, values);
+            const outcome = await flow.next();
+            // Set the delay a failure asks for before the next answer's turn begins.
+            if (outcome && outcome.kind !== "prompt") settle(client, flow, outcome, key);
+          });
+          return renewed(client, url);
         }
-        return redirect();
+        case "/cancel": {
+          const flow = client.flow;
+          if (flow) {
+            flow.cancel();
+            client.flow = undefined;
+            client.notice = "Login cancelled.";
+            log(`login cancelled for ${JSON.stringify(flow.user)}`);
+          }
+          return redirect();
+        }
+        default: { // "/logout"
+          // Whatever the old id could do ends here.
+          clients.renew(client);
+          const session = client.session;
+          client.session = undefined;
+          client.sessionNotices = undefined;
+          client.sessionId = undefined;
+          if (session) {
+            try {
+              await session.close();
+              client.notice = `${session.user} logged out: the PAM session is closed.`;
+              log(`logout of ${JSON.stringify(session.user)}`);
+            } catch (error) {
+              client.notice = `Logged out, but closing the PAM session failed: ${
+                error instanceof Error ? error.message : "unknown error"
+              }`;
+              log(
+                `closing the session of ${JSON.stringify(session.user)} failed: ${describe(error)}`,
+              );
+            }
+          }
+          return renewed(client, url);
+        }
       }
-    }
+    });
   };
 
   return {

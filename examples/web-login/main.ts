@@ -6,6 +6,7 @@
  * deno task web                         # or:
  * bun run examples/web-login/main.ts
  * PORT=9000 PAM_SERVICE=login PAM_CONFDIR=/etc/pam.d deno task web
+ * HOST=0.0.0.0 ALLOWED_HOSTS=login.example.org deno task web
  * ```
  *
  * @module
@@ -13,6 +14,7 @@
 
 import process from "node:process";
 import { createWebLogin } from "./handler.ts";
+import { defaultAllowedHosts } from "./hosts.ts";
 import { createDemoStack, demoCode, demoUsers } from "./stack.ts";
 
 const port = Number(process.env.PORT ?? 8000);
@@ -37,7 +39,13 @@ if (!service) {
   );
 }
 
-const web = createWebLogin({ service, confdir });
+// The names the server answers to (DNS rebinding): ALLOWED_HOSTS replaces the default, the
+// address it listens on and the loopback names.
+const allowedHosts = process.env.ALLOWED_HOSTS
+  ? process.env.ALLOWED_HOSTS.split(",").map((name) => name.trim()).filter(Boolean)
+  : [hostname, ...defaultAllowedHosts];
+
+const web = createWebLogin({ service, confdir, allowedHosts });
 
 interface Served {
   stop(): unknown;

@@ -188,7 +188,13 @@ export function workingPage(options: { user: string }): string {
  * @example
  * ```ts
  * import { successPage } from "./pages.ts";
- * const html = successPage({ csrf: "token", user: "alice", env: { HOME: "/home/alice" }, messages: [] });
+ * const html = successPage({
+ *   csrf: "token",
+ *   user: "alice",
+ *   env: { HOME: "/home/alice" },
+ *   messages: [],
+ *   id: "uid=1000(alice) gid=1000(alice) groups=1000(alice)",
+ * });
  * ```
  */
 export function successPage(options: {
@@ -196,8 +202,9 @@ export function successPage(options: {
   user: string;
   env: Readonly<Record<string, string>>;
   messages: readonly PamMessage[];
+  id: string;
 }): string {
-  const { csrf, user, env, messages } = options;
+  const { csrf, user, env, messages, id } = options;
   const rows = Object.entries(env).map(([k, v]) =>
     `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`
   );
@@ -208,6 +215,9 @@ export function successPage(options: {
 <h1>Logged in as <span data-pam-user>${escapeHtml(user)}</span></h1>
 ${messageList(messages)}
 </section>
+<h2>Run as you, in your session</h2>
+<pre data-pam-id>$ id
+${escapeHtml(id)}</pre>
 <h2>Session environment</h2>
 ${table}
 <form method="post" action="/logout">${csrfField(csrf)}<button>Log out</button></form>`;

@@ -7,13 +7,30 @@
  * @module
  */
 
+import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createTestStack } from "../../src/testing.ts";
 
-/** The demo users and their passwords. */
-export const demoUsers: Readonly<Record<string, string>> = { alice: "wonderland", bob: "builder" };
+/**
+ * An account of this machine, so that the page can show a program run as the user: `nobody`
+ * when the server runs as root (root may start programs as anyone), else the server's own user.
+ */
+const systemUser = (() => {
+  const id = (arg: string) => spawnSync("id", [arg], { encoding: "utf8" }).stdout?.trim() ?? "";
+  return id("-u") === "0" ? "nobody" : id("-un");
+})();
+
+/**
+ * The demo users and their passwords: alice and bob exist only in pam_matrix's password file
+ * (their page says that `id` cannot run as them); the third is an account of this machine.
+ */
+export const demoUsers: Readonly<Record<string, string>> = {
+  alice: "wonderland",
+  bob: "builder",
+  ...(systemUser ? { [systemUser]: "demo-password" } : {}),
+};
 
 /** The one-time code every demo user types after the password. */
 export const demoCode = "424242";

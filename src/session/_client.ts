@@ -120,21 +120,39 @@ export function runHandler(
   });
 }
 
+/**
+ * Session processes start one per event-loop turn: starting a process blocks
+ * the calling thread until the runtime's executable is running (a few ms on
+ * an idle machine, far more on a busy one), so twenty logins arriving at once
+ * must not add up into one long stall of the caller's timers and requests.
+ */
+let spawnTurn: Promise<void> = Promise.resolve();
+
+function nextSpawnTurn(): Promise<void> {
+  const turn = spawnTurn.then(() => new Promise<void>((resolve) => setTimeout(resolve, 0)));
+  spawnTurn = turn;
+  return turn;
+}
+
 /** One running session process, from the caller's side. */
 export class SessionProcess {
-  readonly #child: ChildProcess | undefined;
+  #child: ChildProcess | undefined;
   readonly #decoder = new FrameDecoder();
   /** Receives every frame that is not a conversation. */
   onFrame: (frame: Frame) => void = () => {};
   /** Why the newest conversation failed on this side: the cause of the PamError that follows. */
   failure: { error: unknown } | undefined;
-  /** Settles when the process has exited. */
+  /** Settles when the process has exited (or could not start). */
   readonly exited: Promise<ProcessExit>;
+  #resolveExit!: (exit: ProcessExit) => void;
   #exit: ProcessExit | undefined;
+  /** Settles once the process was started (or could not be). */
+  readonly #started: Promise<void>;
   /** Why the process could not be started, when it could not. */
   startError: Error | undefined;
   /** The runtime's executable. */
   readonly command: string;
+  readonly #args: readonly string[];
   #handler: Handler | undefined;
   #signal: AbortSignal | undefined;
   #timeoutMs: number | undefined;
@@ -147,32 +165,39 @@ export class SessionProcess {
       scriptOf(new URL("./_main.ts", import.meta.url)),
       ["ffi", "read", "write", "run", "env"],
     );
-    // cwd "/": the session must not pin the caller's directory, nor pick up its config files.
     this.command = command;
-    let child: ChildProcess | undefined;
+    this.#args = args;
+    this.exited = new Promise((resolve) => {
+      this.#resolveExit = (exit) => {
+        this.#exit ??= exit;
+        resolve(this.#exit);
+      };
+    });
+    this.#started = nextSpawnTurn().then(() => this.#start());
+  }
+
+  #start(): void {
+    let child: ChildProcess;
     try {
-      child = spawn(command, [...args], { cwd: "/", stdio: ["pipe", "pipe", "inherit"] });
+      // cwd "/": the session must not pin the caller's directory, nor pick up its config files.
+      child = spawn(this.command, [...this.#args], {
+        cwd: "/",
+        stdio: ["pipe", "pipe", "inherit"],
+      });
     } catch (error) {
       // Deno without --allow-run throws here; Bun reports through "error".
       this.startError = error as Error;
-    }
-    if (!child) {
-      this.#exit = { code: null, signal: null };
-      this.exited = Promise.resolve(this.#exit);
+      this.#resolveExit({ code: null, signal: null });
       return;
     }
     this.#child = child;
-    this.#setRef(false);
-    this.exited = new Promise((resolve) => {
-      this.#child!.once("exit", (code, signal) => {
-        this.#exit = { code, signal };
-        resolve(this.#exit);
-      });
-      this.#child!.once("error", (error) => {
-        this.startError ??= error;
-        this.#exit ??= { code: null, signal: null };
-        resolve(this.#exit);
-      });
+    this.#setRef(this.#holds > 0);
+    // "close", not "exit": only once the channel is drained too, so the frames the process sent
+    // last (how its session ended) are read before its end is reported.
+    child.once("close", (code, signal) => this.#resolveExit({ code, signal }));
+    child.once("error", (error) => {
+      this.startError ??= error;
+      this.#resolveExit({ code: null, signal: null });
     });
     child.stdin!.on("error", () => {}); // a dead process: reported through `exited`
     child.stdout!.on("data", (chunk: Uint8Array) => {
@@ -206,9 +231,10 @@ export class SessionProcess {
   }
 
   /** Sends one frame; resolves once it was handed to the pipe. `secret` payloads are wiped then. */
-  send(header: object, payload?: Uint8Array, secret = false): Promise<void> {
+  async send(header: object, payload?: Uint8Array, secret = false): Promise<void> {
     const bytes = encodeFrame(header, payload);
     if (secret) payload?.fill(0);
+    await this.#started;
     return new Promise((resolve, reject) => {
       const stdin = this.#child?.stdin;
       if (!stdin || this.#exit || stdin.destroyed) {

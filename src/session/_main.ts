@@ -47,8 +47,13 @@ class ChannelClosed extends Error {
   }
 }
 
+const F_DUPFD_CLOEXEC = 1030;
+const CLOSE_RANGE_CLOEXEC = 4;
 const lib = processLibc();
-const controlOut = lib.dup(1);
+// Whatever the caller's runtime left open (fds without close-on-exec) must not reach the
+// programs this process starts for the user; the runtime's own descriptors keep working.
+lib.close_range?.(3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
+const controlOut = lib.fcntl(1, F_DUPFD_CLOEXEC, 3);
 if (controlOut < 0 || lib.dup2(2, 1) < 0) {
   console.error("session process: cannot set up its channel");
   process.exit(70);

@@ -14,6 +14,7 @@ import { existsSync, statSync } from "node:fs";
 import { defaultLibraries, native, sessionProcessSymbols } from "../../ffi/mod.ts";
 import { cString } from "../validate.ts";
 import type { StdioMode } from "./program.ts";
+import { splitRootEnv } from "./_root_env.ts";
 
 /** The passwd entry of a user. */
 export interface PasswdEntry {
@@ -129,8 +130,11 @@ export function spawnAsUser(
   const drop = self === 0
     ? [setprivPath, `--reuid=${pw.uid}`, `--regid=${pw.gid}`, "--init-groups", "--"]
     : [];
+  // setsid and setpriv run as root with this environment: what the user put into the PAM
+  // environment (LD_PRELOAD, ...) must only reach the program, past setpriv.
+  const { rootEnv, restore } = self === 0 ? splitRootEnv(env) : { rootEnv: env, restore: [] };
   // setsid forks only when its caller leads a process group, which a freshly spawned child
   // does not: so the pid seen here is the program's own, and so is the exit status.
-  const [command, ...args] = [setsidPath, ...drop, ...plan.argv];
-  return spawn(command, args, { cwd, env, stdio });
+  const [command, ...args] = [setsidPath, ...drop, ...restore, ...plan.argv];
+  return spawn(command, args, { cwd, env: rootEnv, stdio });
 }

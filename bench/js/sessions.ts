@@ -1,0 +1,111 @@
+// The session-process runner of `deno task bench --sessions`, run under Deno or Bun:
+//   sessions.ts latency ROUNDS   login() + close(), session process vs inProcess (ms each)
+//   sessions.ts lag PARALLEL     the caller's worst timer lag while PARALLEL logins run
+//   sessions.ts memory COUNT     COUNT open sessions: each process's RSS, PSS and anonymous memory,
+//                                and what the machine's MemAvailable lost per session
+// Prints one JSON object.
+import { readFileSync } from "node:fs";
+import process from "node:process";
+import { login, type LoginSession } from "../../mod.ts";
+import { createTestStack } from "../../src/testing.ts";
+
+const [mode, countArg] = process.argv.slice(2);
+const count = Number(countArg);
+const stack = createTestStack({
+  services: {
+    app: "auth required pam_permit.so\naccount required pam_permit.so\n" +
+      "session required pam_umask.so umask=0077\nsession required pam_permit.so\n",
+  },
+});
+const me = readFileSync("/proc/self/status", "utf8").match(/^Uid:\s*(\d+)/m)![1] === "0"
+  ? "root"
+  : process.env.USER ?? "root";
+const options = { service: "app", user: me, confdir: stack.confdir, utmp: false as const };
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function latency(rounds: number) {
+  const out: Record<string, number> = {};
+  for (const inProcess of [false, true]) {
+    const times: number[] = [];
+    for (let i = 0; i < rounds + 3; i++) {
+      const t = performance.now();
+      const session = await login({ ...options, inProcess });
+      await session.close();
+      if (i >= 3) times.push(performance.now() - t);
+    }
+    out[inProcess ? "inProcessMs" : "sessionProcessMs"] = median(times);
+  }
+  return out;
+}
+
+async function lag(parallel: number) {
+  let worst = 0;
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    worst = Math.max(worst, now - last - 5);
+    last = now;
+  }, 5);
+  const t = performance.now();
+  const sessions = await Promise.all(Array.from({ length: parallel }, () => login(options)));
+  const openMs = performance.now() - t;
+  await Promise.all(sessions.map((s) => s.close()));
+  clearInterval(timer);
+  return { worstLagMs: worst, openMs };
+}
+
+function kib(text: string, key: string): number {
+  return Number(new RegExp(`^${key}:\\s*(\\d+)`, "m").exec(text)?.[1] ?? NaN);
+}
+
+async function memory(n: number) {
+  const available = () => kib(readFileSync("/proc/meminfo", "utf8"), "MemAvailable");
+  const before = available();
+  const t = performance.now();
+  const sessions: LoginSession[] = [];
+  // 20 at a time, as a busy server would see them arrive.
+  while (sessions.length < n) {
+    const batch = Math.min(20, n - sessions.length);
+    sessions.push(...await Promise.all(Array.from({ length: batch }, () => login(options))));
+  }
+  const openMs = performance.now() - t;
+  await new Promise((r) => setTimeout(r, 2000));
+  const sample = sessions.slice(0, 10).map((s) => {
+    const status = readFileSync(`/proc/${s.pid}/status`, "utf8");
+    const smaps = readFileSync(`/proc/${s.pid}/smaps_rollup`, "utf8");
+    return { rss: kib(status, "VmRSS"), anon: kib(status, "RssAnon"), pss: kib(smaps, "Pss") };
+  });
+  const after = available();
+  const alive = sessions.filter((s) => {
+    try {
+      process.kill(s.pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }).length;
+  const c = performance.now();
+  await Promise.all(sessions.map((s) => s.close()));
+  const closeMs = performance.now() - c;
+  const avg = (k: "rss" | "anon" | "pss") =>
+    sample.reduce((a, x) => a + x[k], 0) / sample.length / 1024;
+  return {
+    sessions: n,
+    alive,
+    openMs,
+    closeMs,
+    rssMiB: avg("rss"),
+    pssMiB: avg("pss"),
+    anonMiB: avg("anon"),
+    machineMiBPerSession: (before - after) / 1024 / n,
+  };
+}
+
+const result = mode === "latency"
+  ? await latency(count || 30)
+  : mode === "lag"
+  ? await lag(count || 20)
+  : await memory(count || 200);
+stack.remove();
+console.log(JSON.stringify(result));
