@@ -9,7 +9,15 @@
 // failure (SEED_PAM_FRESH=0 skips that run, SEED_PAM_FRESH=1 asks for it with a file filter).
 // Every run gets a TMPDIR of its own; a seed-pam-* directory left in it is a failure.
 import { spawnSync } from "node:child_process";
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -157,6 +165,8 @@ let passed = 0, failed = 0, skipped = 0;
 for (const run of runs) {
   console.log(`\n### ${run.name} ${run.args.join(" ")}`);
   const tmp = mkdtempSync(join(tmpdir(), "seed-pam-run-"));
+  // Like /tmp: tests run programs as other users (nobody) that load files from their own dirs.
+  chmodSync(tmp, 0o1777);
   const r = spawnSync(run.cmd, run.args, {
     cwd: root,
     encoding: "utf8",
