@@ -402,6 +402,8 @@ async function stopPrograms(programs: Map<number, ChildProcess>): Promise<void> 
 process.on("SIGINT", () => {});
 
 try {
+  // Loaded: the caller may start the next session process.
+  send({ t: "ready" });
   const { header } = readFrame();
   if (header.t === "login") await runLogin(header as unknown as LoginStart);
   else if (header.t === "close") await runClose(header as unknown as CloseStart);
