@@ -3,7 +3,7 @@
 // a bare import, never a `jsr:` import to run with `bun`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -14,9 +14,13 @@ const scripts: Record<string, string> =
 const tasks: Record<string, string> =
   JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).tasks;
 
-test("every deno task the README names is an npm script with .tools on the PATH", () => {
-  const named = new Set([...readme.matchAll(/deno task (\w+)/g)].map((m) => m[1]));
-  assert.ok(named.size >= 4, [...named].join(" "));
+test("every deno task the README and docs name is an npm script with .tools on the PATH", () => {
+  const docs = readdirSync(join(root, "docs")).filter((name) => name.endsWith(".md"))
+    .map((name) => readFileSync(join(root, "docs", name), "utf8"));
+  const named = new Set(
+    [readme, ...docs].flatMap((text) => [...text.matchAll(/deno task (\w+)/g)].map((m) => m[1])),
+  );
+  assert.ok(named.has("web") && named.has("bench"), [...named].join(" "));
   for (const name of named) {
     assert.ok(Object.hasOwn(tasks, name), `deno.json has no task "${name}"`);
     assert.equal(
