@@ -184,7 +184,7 @@ function startTransaction(
   user: string | null,
   confdir: string | undefined,
   library: string | undefined,
-  failDelay: "native" | "report" | undefined,
+  failDelay: "native" | "report" | "async" | undefined,
   conversation: boolean,
 ): PamTransaction {
   return PamTransaction.start({
@@ -192,7 +192,10 @@ function startTransaction(
     ...(user !== null ? { user } : {}),
     ...(confdir !== undefined ? { confdir } : {}),
     ...(library !== undefined ? { library } : {}),
-    ...(failDelay !== undefined ? { failDelay } : {}),
+    // "async" asks that no thread of the caller be held while the delay runs: here the delay
+    // sleeps in the session process, which holds none of the caller's, so libpam's own sleep
+    // gives the caller exactly that (the failure arrives after the delay).
+    ...(failDelay === "report" ? { failDelay } : {}),
     ...(conversation ? { conversation: converse } : {}),
   });
 }
