@@ -11,6 +11,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import type { ItemName } from "./constants.ts";
 import {
   checkAnswerSize,
+  isObjectLike,
   type PamAnswer,
   type PamMessage,
   passwordConversation,
@@ -216,9 +217,6 @@ function insideConversationOf(link: Link): boolean {
   const turn = conversationContext.getStore();
   return turn !== undefined && turn.link === link && !turn.settled;
 }
-
-const isObjectLike = (value: unknown): value is object =>
-  value !== null && (typeof value === "object" || typeof value === "function");
 
 /**
  * The main side of one worker while a transaction (or one-shot) holds it:

@@ -470,6 +470,10 @@ function tooLong(i: number): RangeError {
   return new RangeError(`answer ${i} exceeds ${MAX_ANSWER_BYTES} bytes (MAX_ANSWER_BYTES)`);
 }
 
+/** Whether `value` can have properties (and so a `then`): an object or a function. */
+export const isObjectLike = (value: unknown): value is object =>
+  value !== null && (typeof value === "object" || typeof value === "function");
+
 /** Zeroes the byte answers of a snapshot (they are private copies). */
 export function wipeSnapshot(snapshot: readonly PamAnswer[]): void {
   for (let i = 0; i < snapshot.length; i++) {
