@@ -343,6 +343,14 @@ function serve(
           // Already gone: its exit frame says so.
         }
         return;
+      case "pause":
+      case "resume": {
+        const child = programs.get(id);
+        const stream = header.fd === 2 ? child?.stderr : child?.stdout;
+        if (header.t === "pause") stream?.pause();
+        else stream?.resume();
+        return;
+      }
       case "close":
         return void end("close");
       case "detach":

@@ -23,6 +23,7 @@ import {
   checkKeys,
   checkUtmpFiles,
   closeSteps,
+  explainExpired,
   type LoginPlan,
   type OpenedSession,
   openSession,
@@ -442,6 +443,8 @@ class ProcessBackend implements Backend {
       write: (bytes) => this.#proc.send({ t: "stdin", id }, bytes),
       endInput: () => void this.#proc.send({ t: "stdin-end", id }).catch(() => {}),
       kill: (signal) => void this.#proc.send({ t: "kill", id, signal }).catch(() => {}),
+      pause: (fd) => void this.#proc.send({ t: "pause", id, fd }).catch(() => {}),
+      resume: (fd) => void this.#proc.send({ t: "resume", id, fd }).catch(() => {}),
     };
   }
 
@@ -552,6 +555,8 @@ class InProcessBackend implements Backend {
               new Promise((res, rej) => child.stdin!.write(bytes, (e) => (e ? rej(e) : res()))),
             endInput: () => child.stdin?.end(),
             kill: (signal) => child.kill(signal as NodeJS.Signals),
+            pause: (fd) => (fd === 1 ? child.stdout : child.stderr)?.pause(),
+            resume: (fd) => (fd === 1 ? child.stdout : child.stderr)?.resume(),
           });
           child.stdin?.on("error", () => {});
           child.stdout?.on("data", (b: Uint8Array) => sink.output(1, b));
@@ -669,7 +674,8 @@ async function openInSessionProcess(
   await proc.send({ t: "login", plan, conversation: conversation !== undefined }).catch(() => {});
   const { header } = await result;
   if (header.t === "failed") {
-    throw fromWire(header.error as WireError, proc.failure);
+    // The conversation ran here: only here can its failure say the password expired.
+    throw explainExpired(fromWire(header.error as WireError, proc.failure));
   }
   proc.detachSignal();
   const opened = {

@@ -68,7 +68,13 @@ export interface ProgramPort {
   write(bytes: Uint8Array): Promise<void>;
   endInput(): void;
   kill(signal: string): void;
+  /** Stops reading the program's output `fd` until {@linkcode ProgramPort.resume}: backpressure. */
+  pause(fd: 1 | 2): void;
+  resume(fd: 1 | 2): void;
 }
+
+/** Output buffered for a reader before the program's stream is paused. */
+const outputHighWaterMark = 256 * 1024;
 
 /** What the process running a program reports of it. Internal. */
 export interface ProgramSink {
@@ -124,8 +130,23 @@ export class SessionProgram {
   static {
     createProgram = (pid, plan, port) => {
       const outputs = new Map<1 | 2, ReadableStreamDefaultController<Uint8Array>>();
+      // A reader that does not keep up pauses the program's stream (and so, through its pipe,
+      // the program) instead of letting its output pile up in memory.
+      const paused = new Set<1 | 2>();
       const readable = (fd: 1 | 2) =>
-        new ReadableStream<Uint8Array>({ start: (c) => void outputs.set(fd, c) });
+        new ReadableStream<Uint8Array>(
+          {
+            start: (c) => void outputs.set(fd, c),
+            pull: () => {
+              if (paused.delete(fd)) port.resume(fd);
+            },
+            cancel: () => {
+              outputs.delete(fd);
+              if (paused.delete(fd)) port.resume(fd);
+            },
+          },
+          { highWaterMark: outputHighWaterMark, size: (chunk) => chunk?.byteLength ?? 0 },
+        );
       const stdout = plan.stdout === "piped" ? readable(1) : null;
       const stderr = plan.stderr === "piped" ? readable(2) : null;
       let settle!: { resolve(s: ProgramStatus): void; reject(e: Error): void };
@@ -146,10 +167,16 @@ export class SessionProgram {
       };
       const sink: ProgramSink = {
         output: (fd, bytes) => {
+          const c = outputs.get(fd);
+          if (!c) return; // Cancelled by its reader: the output has nowhere to go.
           try {
-            outputs.get(fd)?.enqueue(bytes);
+            c.enqueue(bytes);
+            if ((c.desiredSize ?? 1) <= 0 && !paused.has(fd)) {
+              paused.add(fd);
+              port.pause(fd);
+            }
           } catch {
-            // The reader cancelled: the output has nowhere to go.
+            // Closed meanwhile.
           }
         },
         end: (fd) => close(fd),
