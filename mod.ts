@@ -41,7 +41,13 @@ export {
   LoadedModules,
 } from "./src/loaded_modules.ts";
 export { setWorkerPoolSize, type WorkerPoolStats, workerPoolStats } from "./src/pool.ts";
-export { login, type LoginOptions, LoginSession, type UtmpOptions } from "./src/session/login.ts";
+export {
+  login,
+  type LoginOptions,
+  LoginSession,
+  type TerminalSize,
+  type UtmpOptions,
+} from "./src/session/login.ts";
 export {
   closeSession,
   type CloseSessionOptions,
@@ -50,6 +56,7 @@ export {
 export {
   type ProgramStatus,
   SessionProgram,
+  type SessionTerminal,
   type SpawnOptions,
   type StdioMode,
 } from "./src/session/program.ts";

@@ -477,7 +477,8 @@ function checkKeys(given: object, known: readonly string[], what: string): void 
   }
 }
 
-function checkSize(size: unknown): PtySize {
+/** `size` as a checked copy. Internal. */
+export function checkSize(size: unknown): PtySize {
   if (size === undefined) throw new TypeError("openPty needs a size: { cols, rows }");
   const o = optionsObject<PtySize>(size, "the terminal size");
   checkKeys(o, ["cols", "rows"], "terminal sizes");
@@ -486,7 +487,8 @@ function checkSize(size: unknown): PtySize {
   return { cols: o.cols, rows: o.rows };
 }
 
-function checkDimension(value: unknown, what: string): asserts value is number {
+/** A terminal dimension: an integer from 1 to 65535. Internal. */
+export function checkDimension(value: unknown, what: string): asserts value is number {
   if (typeof value !== "number") {
     throw new TypeError(`${what} must be a number, got ${describe(value)}`);
   }
