@@ -1,0 +1,84 @@
+// What the browser tests share: Debian's Chromium through playwright-core, and an example
+// server started as a child process that prints "Listening on http://...".
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import type { Browser } from "playwright-core";
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const chromiumPath = "/usr/bin/chromium";
+
+/** A runtime from .tools when it is there, else from PATH. */
+export function bin(name: string): string {
+  const local = join(root, ".tools", "node_modules", ".bin", name);
+  return existsSync(local) ? local : name;
+}
+
+/** A running example server. */
+export interface ExampleServer {
+  base: string;
+  child: ChildProcess;
+  output: () => string;
+}
+
+/** Starts `command args` in the repository with `env` added; resolves once it listens. */
+export function startExample(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<ExampleServer> {
+  const child = spawn(command, args, {
+    cwd: root,
+    env: { ...process.env, PORT: "0", NO_COLOR: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 30_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const m = output.match(/Listening on (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ base: m[1], child, output: () => output });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${command} server exited with ${code}:\n${output}`));
+    });
+  });
+}
+
+/** SIGTERM (the example's own shutdown), SIGKILL after 3 s. */
+export async function stopExample(server: ExampleServer): Promise<void> {
+  if (server.child.exitCode !== null) return;
+  const exited = new Promise((resolve) => server.child.once("exit", resolve));
+  server.child.kill("SIGTERM");
+  const killer = setTimeout(() => server.child.kill("SIGKILL"), 3000);
+  await exited;
+  clearTimeout(killer);
+}
+
+/** Headless Chromium; playwright gives every launch a fresh temporary user-data-dir. */
+export async function launchChromium(): Promise<Browser> {
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
