@@ -67,7 +67,7 @@ class Screen {
       const m = wanted.exec(rest);
       return m ? from + m.index + m[0].length : -1;
     };
-    for (let at = find(); ; at = find()) {
+    for (let at = find();; at = find()) {
       if (at >= 0) return at;
       if (Date.now() > deadline) {
         throw new Error(`Gave up waiting for ${wanted} in ${JSON.stringify(this.text)}`);

@@ -153,8 +153,14 @@ for (const runtime of ["deno", "bun"] as const) {
     assert.deepEqual(sessionLog(server).slice(before + 3), ["close_session", server.user, tty]);
     assert.equal(who(server), "");
     // The wtmp logout record: `last` shows a duration, not "still logged in".
-    assert.match(last(server), new RegExp(`^${server.user}\\s+${line}\\s.*(\\(\\d\\d:\\d\\d\\)|still running)`, "m"));
-    assert.doesNotMatch(last(server), new RegExp(`^${server.user}\\s+${line}\\s.*still logged in`, "m"));
+    assert.match(
+      last(server),
+      new RegExp(`^${server.user}\\s+${line}\\s.*(\\(\\d\\d:\\d\\d\\)|still running)`, "m"),
+    );
+    assert.doesNotMatch(
+      last(server),
+      new RegExp(`^${server.user}\\s+${line}\\s.*still logged in`, "m"),
+    );
   });
 
   test(`web terminal (${runtime} server): the shell's exit ends the session and the page says so`, {
@@ -169,8 +175,10 @@ for (const runtime of ["deno", "bun"] as const) {
       const tty = await logIn(page, server);
       await page.keyboard.type("exit");
       await page.keyboard.press("Enter");
-      await until("the closed page", async () =>
-        (await page.locator("body").getAttribute("data-state")) === "closed");
+      await until(
+        "the closed page",
+        async () => (await page.locator("body").getAttribute("data-state")) === "closed",
+      );
       await waitForScreen(page, /\[session closed\]/);
       await until("close_session", () => sessionLog(server).length === before + 6);
       assert.deepEqual(sessionLog(server).slice(before + 3), ["close_session", server.user, tty]);

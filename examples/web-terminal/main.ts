@@ -46,12 +46,10 @@ if (!service) {
 }
 // The demo's utmp/wtmp live beside its stack (who/last read them); UTMP=system means the
 // system's files (root only).
-const utmp = process.env.UTMP === "system"
-  ? {}
-  : {
-    utmpFile: process.env.UTMP_FILE ?? join(demo?.dir ?? "/tmp", "utmp"),
-    wtmpFile: process.env.WTMP_FILE ?? join(demo?.dir ?? "/tmp", "wtmp"),
-  };
+const utmp = process.env.UTMP === "system" ? {} : {
+  utmpFile: process.env.UTMP_FILE ?? join(demo?.dir ?? "/tmp", "utmp"),
+  wtmpFile: process.env.WTMP_FILE ?? join(demo?.dir ?? "/tmp", "wtmp"),
+};
 if (utmp.utmpFile) console.log(`utmp: ${utmp.utmpFile}, wtmp: ${utmp.wtmpFile}`);
 
 const allowedHosts = process.env.ALLOWED_HOSTS

@@ -121,7 +121,11 @@ export interface WebTerminalOptions {
  */
 export interface WebTerminal {
   /** Answers one request; `undefined` when the runtime answers the upgrade itself. */
-  handle(request: Request, address: string | undefined, upgrade: Upgrade): Promise<Response | undefined>;
+  handle(
+    request: Request,
+    address: string | undefined,
+    upgrade: Upgrade,
+  ): Promise<Response | undefined>;
   /** Closes every session and cancels every login. */
   close(): Promise<void>;
 }
@@ -160,7 +164,12 @@ const securityHeaders: Record<string, string> = {
   "x-frame-options": "DENY",
 };
 
-function respond(body: BodyInit | null, status: number, type: string, more: [string, string][] = []) {
+function respond(
+  body: BodyInit | null,
+  status: number,
+  type: string,
+  more: [string, string][] = [],
+) {
   return new Response(body, {
     status,
     headers: [...Object.entries(securityHeaders), ["content-type", type], ...more],
@@ -242,7 +251,7 @@ export function createWebTerminal(options: WebTerminalOptions): WebTerminal {
   const notBefore = new Map<string, number>();
 
   const count = () => [...live.values()].reduce((a, b) => a + b, 0);
-  const hold = (address: string | undefined): (() => void) => {
+  const hold = (address: string | undefined): () => void => {
     const key = address ?? "";
     live.set(key, (live.get(key) ?? 0) + 1);
     let held = true;
@@ -404,7 +413,12 @@ header b { color: #fff; }
         if (!entry.attached) void end(entry, "its page never attached the terminal");
       }, CLAIM_MS);
       if (closed) return void end(entry, "the page went away during the login");
-      json({ type: "opened", user: session.user, tty: session.record.items.tty, ticket: entry.ticket });
+      json({
+        type: "opened",
+        user: session.user,
+        tty: session.record.items.tty,
+        ticket: entry.ticket,
+      });
     })();
   };
 

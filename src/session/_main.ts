@@ -336,7 +336,9 @@ function serve(
         );
       }
       if (onTerminal) {
-        throw new Error(`The session's terminal already runs a program (pid ${onTerminal.process.pid})`);
+        throw new Error(
+          `The session's terminal already runs a program (pid ${onTerminal.process.pid})`,
+        );
       }
       const { pw, env: userEnv, cwd } = launchAsUser(user, env, plan);
       program = await pty.spawn(plan.argv, { env: userEnv, cwd, uid: pw.uid, gid: pw.gid });

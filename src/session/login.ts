@@ -167,7 +167,9 @@ function planTerminal(
   if (o.tty !== undefined) {
     throw new TypeError("login() options.tty cannot be given with terminal: the pty is PAM_TTY");
   }
-  if (o.inProcess) throw new TypeError("login() options.terminal needs a session process, not inProcess");
+  if (o.inProcess) {
+    throw new TypeError("login() options.terminal needs a session process, not inProcess");
+  }
   const utmp = o.utmp !== null && typeof o.utmp === "object"
     ? o.utmp as Record<string, unknown>
     : {};
