@@ -29,6 +29,7 @@ export {
 export * from "./src/transaction.ts";
 export {
   type AsyncConversation,
+  type AsyncFailDelay,
   AsyncPamTransaction,
   type AsyncPamTransactionOptions,
   authenticate,
@@ -39,8 +40,14 @@ export {
   keepModulesLoaded,
   type KeepModulesLoadedOptions,
   LoadedModules,
+  setModuleIdleWindow,
 } from "./src/loaded_modules.ts";
-export { setWorkerPoolSize, type WorkerPoolStats, workerPoolStats } from "./src/pool.ts";
+export {
+  setWorkerPoolSize,
+  startWorkerPool,
+  type WorkerPoolStats,
+  workerPoolStats,
+} from "./src/pool.ts";
 export {
   login,
   type LoginOptions,

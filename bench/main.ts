@@ -98,7 +98,15 @@ interface Row {
   id: string;
   title: string;
   service: string;
-  kind: "full" | "auth-silent" | "auth-paired" | "oneshot";
+  kind:
+    | "full"
+    | "auth-silent"
+    | "auth-paired"
+    | "oneshot"
+    | "handoff"
+    | "faildelay"
+    | "waiting"
+    | "startlag";
   parallel: number;
   impls: ImplId[];
   iterations: number;
@@ -123,7 +131,45 @@ const syncKept: ImplId[] = ["c-kept", "deno-sync-kept", "bun-sync-kept"];
 const asyncKept: ImplId[] = ["c-kept", "deno-async-kept", "bun-async-kept"];
 
 const stubIterations = baseIterations * 10;
+const asyncOnly: ImplId[] = ["deno-async", "bun-async"];
 const rows: Row[] = [
+  {
+    id: "handoff",
+    title: "H. Two C threads handing a word back and forth through a futex (µs per round trip)",
+    service: "permit",
+    kind: "handoff",
+    parallel: 1,
+    impls: ["c"],
+    iterations: baseIterations,
+  },
+  {
+    id: "faildelay",
+    title: "F. The right password while four wrong ones wait out pam_faildelay delay=2000000 " +
+      "(µs, median over rounds)",
+    service: "faildelay",
+    kind: "faildelay",
+    parallel: 1,
+    impls: asyncOnly,
+    iterations: quick ? 2 : 3,
+  },
+  {
+    id: "startlag",
+    title: "S. A 10 ms timer's worst lag (ms): ten checks on a cold pool; the pool growing by 16",
+    service: "oneshot",
+    kind: "startlag",
+    parallel: 1,
+    impls: asyncOnly,
+    iterations: 1,
+  },
+  {
+    id: "waiting40",
+    title: "W. authenticate(), 4 in flight, beside 40 conversations waiting for a handler",
+    service: "oneshot",
+    kind: "waiting",
+    parallel: 4,
+    impls: asyncOnly,
+    iterations: baseIterations,
+  },
   {
     id: "permit",
     title:
@@ -247,6 +293,9 @@ const services: Record<string, string> = {
   echo: echoLines.join("\n") + "\nauth required pam_permit.so\n",
   oneshot: "auth required {{pam_matrix}} passdb={{passdb}}\n" +
     "account required {{pam_matrix}} passdb={{passdb}}\n",
+  faildelay: "auth optional pam_faildelay.so delay=2000000\n" +
+    "auth required {{pam_matrix}} passdb={{passdb}}\n" +
+    "account required {{pam_matrix}} passdb={{passdb}}\n",
 };
 
 // ---------------------------------------------------------------- cleanup
@@ -351,6 +400,15 @@ interface Result {
   quietUsPerTx?: number;
   /** Kind auth-paired: the PAM_SILENT half, timed in the same process. */
   silentUsPerTx?: number;
+  /** Kind faildelay: the right password's latency with no failure in flight, µs. */
+  aloneUsPerTx?: number;
+  /** Kind faildelay: the wrong passwords' shortest and median latency, ms. */
+  wrongMinMs?: number;
+  wrongMedianMs?: number;
+  /** Kind waiting: µs per one-shot with no conversation waiting. */
+  noneUsPerTx?: number;
+  /** Kind startlag: the timer's worst lag while the pool grows, ms (usPerTx: while it starts). */
+  growLagMs?: number;
   silentCpuUsPerTx?: number;
   messagesPerTx: number;
   peakRssKiB: number;
@@ -549,7 +607,12 @@ async function runOne(impl: Impl, row: Row, iterations: number, checkpoints?: nu
   if (!service) return "no /etc/pam.d service (not root)";
   // Enough warm-up for the JIT's top tier: a server's steady state, not its first calls
   // (with 50 warm-up transactions the first 500 still run partly in baseline code).
-  const warmup = checkpoints ? 0 : Math.max(300, Math.round(iterations / 10));
+  // Kind faildelay counts rounds of seconds each: a short warm-up of single checks.
+  const warmup = checkpoints
+    ? 0
+    : row.kind === "faildelay" || row.kind === "startlag"
+    ? 50
+    : Math.max(300, Math.round(iterations / 10));
   const args = [
     row.kind,
     String(iterations),
@@ -665,10 +728,20 @@ type Report = ReturnType<typeof summarise>;
 
 function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
   /** One figure of every repetition of a cell (undefined where a run failed). */
-  const series =
-    (key: "usPerTx" | "cpuUsPerTx" | "quietUsPerTx" | "silentUsPerTx" | "silentCpuUsPerTx") =>
-    (row: string, id: ImplId): (number | undefined)[] =>
-      cells.get(row)?.get(id)?.results.map((r) => r?.[key]) ?? [];
+  const series = (
+    key:
+      | "usPerTx"
+      | "cpuUsPerTx"
+      | "quietUsPerTx"
+      | "silentUsPerTx"
+      | "silentCpuUsPerTx"
+      | "aloneUsPerTx"
+      | "wrongMinMs"
+      | "noneUsPerTx"
+      | "growLagMs",
+  ) =>
+  (row: string, id: ImplId): (number | undefined)[] =>
+    cells.get(row)?.get(id)?.results.map((r) => r?.[key]) ?? [];
   const us = series("usPerTx");
   const cpu = series("cpuUsPerTx");
   const quiet = series("quietUsPerTx");
@@ -799,6 +872,57 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
   };
 
   const result = (row: string, id: ImplId) => table.find((t) => t.id === row)?.results[id];
+  // Issue 15's figures, each from the same repetition's runs.
+  const alone = series("aloneUsPerTx");
+  const wrongMin = series("wrongMinMs");
+  const none = series("noneUsPerTx");
+  const growLag = series("growLagMs");
+  const medianOf = (xs: (number | undefined)[]) =>
+    median(xs.filter((v): v is number => v !== undefined));
+  const issue15: Record<string, Record<string, number>> = {};
+  const handoffUs = median(us("handoff", "c").filter((v): v is number => v !== undefined));
+  for (
+    const [asyncId, syncId, rawId] of [
+      ["deno-async", "deno-sync", "deno-raw"],
+      ["bun-async", "bun-sync", "bun-raw"],
+    ] as const
+  ) {
+    const ratio = (rowA: string, a: ImplId, rowB: string, b: ImplId) =>
+      paired(us(rowA, a), us(rowB, b), (x, y) => x / y);
+    const rawPermit = result("permit", rawId)?.ratioToC;
+    issue15[asyncId] = {
+      etc4VsAuthenticatePam: ratio("etc-4", "node", "etc-4", asyncId),
+      etc64RateVsEtc4: ratio("etc-4", asyncId, "etc-64", asyncId),
+      // (one at a time − the synchronous one-shot) ÷ the futex round trip of the same run
+      sequentialOverSyncPerHandoff: paired(
+        us("oneshot-async-1", asyncId),
+        us("oneshot-sync", syncId),
+        (a, b) => (a - b) / handoffUs,
+      ),
+      stubBindingOverRawUs: paired(
+        us("stub-permit", syncId),
+        us("stub-permit", rawId),
+        (a, b) => a - b,
+      ),
+      stubPerMessageUs: derived.wall[syncId]?.stubPerMessageUs,
+      promptVsFloor: (result("conversation", syncId)?.ratioToC ?? NaN) / (rawPermit ?? NaN),
+      rightUnderFailuresVsAlone: paired(
+        us("faildelay", asyncId),
+        alone("faildelay", asyncId),
+        (a, b) => a / b,
+      ),
+      wrongMinMs: median(
+        wrongMin("faildelay", asyncId).filter((v): v is number => v !== undefined),
+      ),
+      coldStartLagMs: medianOf(us("startlag", asyncId)),
+      growLagMs: medianOf(growLag("startlag", asyncId)),
+      waitingRateVsNone: paired(
+        none("waiting40", asyncId),
+        us("waiting40", asyncId),
+        (a, b) => a / b,
+      ),
+    };
+  }
   // The targets are judged on wall-clock time, the "µs per transaction" the issue names: CPU
   // time also counts Bun's and Deno's garbage-collector threads working on the other core in
   // parallel, which costs the caller no time. The CPU ratio is printed beside each one; the
@@ -853,9 +977,70 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
       });
     }
   }
+  for (const id of ["deno-async", "bun-async"] as const) {
+    const d = issue15[id];
+    for (
+      const [key, what, limit, max] of [
+        [
+          "etc4VsAuthenticatePam",
+          "/etc/pam.d, 4 in flight ≥ 2.0× authenticate-pam's rate",
+          2.0,
+          false,
+        ],
+        [
+          "etc64RateVsEtc4",
+          "/etc/pam.d, the rate at 64 in flight ≥ 1.0× the rate at 4",
+          1.0,
+          false,
+        ],
+        [
+          "sequentialOverSyncPerHandoff",
+          "one at a time ≤ the sync call + 1.2× a futex round trip (value: extra ÷ round trip)",
+          1.2,
+          true,
+        ],
+        [
+          "stubBindingOverRawUs",
+          "binding over raw FFI on the stub ≤ 2 µs per transaction",
+          2,
+          true,
+        ],
+        ["stubPerMessageUs", "binding on the stub ≤ 1.5 µs per conversation message", 1.5, true],
+        [
+          "promptVsFloor",
+          "prompt row ≤ 1.10× the floor (C × the permit row's raw FFI ratio)",
+          1.1,
+          true,
+        ],
+        [
+          "rightUnderFailuresVsAlone",
+          "right password beside 4 failing ≤ 2× its latency alone",
+          2,
+          true,
+        ],
+        [
+          "wrongMinMs",
+          "wrong passwords fail no earlier than the delay (≥ 1000 ms: 2 s ± 50%)",
+          1000,
+          false,
+        ],
+        [
+          "waitingRateVsNone",
+          "one-shot rate beside 40 waiting conversations ≥ 0.8× none",
+          0.8,
+          false,
+        ],
+        ["coldStartLagMs", "timer lag while a cold pool starts < 20 ms", 20, true],
+        ["growLagMs", "timer lag while the pool grows < 20 ms", 20, true],
+      ] as const
+    ) {
+      targets.push({ target: `${id}: ${what} [issue 15]`, value: d[key], limit, max });
+    }
+  }
   return {
     table,
     derived,
+    issue15: { handoffUs, ...issue15 },
     targets: targets.map((t) => ({
       ...t,
       metric: "wall",
@@ -915,7 +1100,17 @@ function printText(report: Report) {
       }
     }
   }
-  out.push("", "Targets (issue 7, on wall-clock time; the quiet slices' and CPU time beside):");
+  out.push("", `Issue 15's figures (futex round trip: ${fmt(report.issue15.handoffUs, 1)} µs):`);
+  for (const [id, d] of Object.entries(report.issue15)) {
+    if (typeof d !== "object") continue;
+    out.push(
+      `  ${id.padEnd(12)} ${Object.entries(d).map(([k, v]) => `${k}=${fmt(v, 2)}`).join("  ")}`,
+    );
+  }
+  out.push(
+    "",
+    "Targets (issues 7 and 15, on wall-clock time; the quiet slices' and CPU time beside):",
+  );
   for (const t of report.targets) {
     const beside = [
       t.quiet !== undefined && Number.isFinite(t.quiet) ? `quiet: ${fmt(t.quiet, 2)}` : "",

@@ -101,12 +101,21 @@ function fileReadStream(fd: number): ReadableStream<Uint8Array> {
   }, { highWaterMark: 0 });
 }
 
+/** What a compiled binary is started with to run one of this package's modules instead. */
+export const compiledScriptFlag = "--seed-pam-run-module";
+
 /** The adapter for Bun. */
 export const adapter: NativeAdapter = {
   runtime: "bun",
 
-  // Bun has no permissions to grant; --smol trades some speed for a smaller heap.
-  scriptCommand: (script) => ({ command: process.execPath, args: ["--smol", script] }),
+  // Bun has no permissions to grant; --smol trades some speed for a smaller heap. A binary
+  // from `bun build --compile` runs only its own entry: it is started with the flag instead,
+  // and the package's modules inside it turn that process into the script (see
+  // src/session/_client.ts).
+  scriptCommand: (script) =>
+    script.includes("/$bunfs/")
+      ? { command: process.execPath, args: [compiledScriptFlag, script] }
+      : { command: process.execPath, args: ["--smol", script] },
 
   open<S extends Record<string, SymbolDefinition>>(path: string, symbols: S) {
     const required: Record<string, ReturnType<typeof toBun>> = {};

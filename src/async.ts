@@ -25,6 +25,7 @@ import {
   itemType,
   silentFlags,
 } from "./flags.ts";
+import { holdModules } from "./loaded_modules.ts";
 import { acquireWorker, type Outcome, type PamWorker, releaseWorker } from "./pool.ts";
 import type {
   AuthFlags,
@@ -83,9 +84,17 @@ export type AsyncConversation = (
  * };
  * ```
  */
-export interface AsyncPamTransactionOptions extends Omit<PamTransactionOptions, "conversation"> {
+export interface AsyncPamTransactionOptions
+  extends Omit<PamTransactionOptions, "conversation" | "failDelay"> {
   /** Answers the modules' prompts, on the main thread; without one, prompts fail the call. */
   conversation?: AsyncConversation;
+  /**
+   * `"async"` (default): the call fails after the delay libpam computed, on a
+   * timer of the main thread, and the transaction's next call waits for it
+   * too; no thread sleeps. `"native"`: libpam sleeps it on the worker
+   * thread. `"report"`: fail at once, `PamError.failDelayMs` says how long.
+   */
+  failDelay?: AsyncFailDelay;
   /**
    * Fails a pending conversation at once (the call rejects with `PamError`,
    * `cause` = the signal's reason) and every later call except `end()`.
@@ -96,16 +105,34 @@ export interface AsyncPamTransactionOptions extends Omit<PamTransactionOptions, 
   conversationTimeoutMs?: number;
 }
 
+/**
+ * How the async API treats a fail delay (see
+ * {@linkcode AsyncPamTransactionOptions.failDelay}).
+ *
+ * @example
+ * ```ts
+ * import type { AsyncFailDelay } from "@seed/pam";
+ * const mode: AsyncFailDelay = "async";
+ * ```
+ */
+export type AsyncFailDelay = "async" | "native" | "report";
+
+/** What {@linkcode checkStartOptions} returns: the start request, `failDelay` as the caller gave it. */
+export interface CheckedStart {
+  readonly options: Omit<StartRequest["options"], "failDelay"> & { failDelay?: AsyncFailDelay };
+  readonly conversationTimeoutMs?: number;
+}
+
 /** Checks the options every async start shares; also used by `login()` (src/session.ts). */
 export function checkStartOptions(
   o: AsyncPamTransactionOptions,
   what: string,
-): Omit<StartRequest, "conversation"> {
+): CheckedStart {
   checkCString(o.service, "service");
   if (o.user !== undefined && o.user !== null) checkCString(o.user, "user");
   if (o.confdir !== undefined && o.confdir !== null) checkCString(o.confdir, "confdir");
   if (o.library !== undefined) checkCString(o.library, "library");
-  checkFailDelay(o.failDelay);
+  checkFailDelay(o.failDelay, true);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
     throw new TypeError(`${what}.signal must be an AbortSignal, got ${describe(o.signal)}`);
   }
@@ -117,13 +144,31 @@ export function checkStartOptions(
       }`,
     );
   }
-  const options: StartRequest["options"] = { service: o.service };
+  const options: CheckedStart["options"] = { service: o.service };
   if (o.user !== undefined && o.user !== null) options.user = o.user;
   if (o.confdir !== undefined && o.confdir !== null) options.confdir = o.confdir;
   if (o.library !== undefined) options.library = o.library;
   if (o.failDelay !== undefined) options.failDelay = o.failDelay;
   return { options, conversationTimeoutMs: ms };
 }
+
+/**
+ * The start request the worker gets: in `"async"` mode its libpam reports
+ * the delay (the `PAM_FAIL_DELAY` callback) and the main thread waits it out.
+ */
+function workerStart(start: CheckedStart): Omit<StartRequest, "conversation"> {
+  return {
+    options: {
+      ...start.options,
+      failDelay: start.options.failDelay === "native" ? "native" : "report",
+    },
+    conversationTimeoutMs: start.conversationTimeoutMs,
+  };
+}
+
+/** Whether failures wait out their delay on the main thread (the async API's default). */
+const delaysOnTimer = (start: CheckedStart): boolean =>
+  start.options.failDelay === undefined || start.options.failDelay === "async";
 
 /**
  * Detaches a transaction from its start() signal, so that cleanup still runs
@@ -139,6 +184,10 @@ export let detachSignal: (tx: AsyncPamTransaction) => void;
  */
 class Link {
   readonly worker: PamWorker;
+  /** The worker's lease when this link got it (see `releaseWorker`). */
+  readonly lease: number;
+  /** `failDelay: "async"`: a failure rejects only after its delay, on a timer. */
+  readonly #delayFailures: boolean;
   readonly #handler: AsyncConversation | undefined;
   #signal: AbortSignal | undefined;
   readonly #timeoutMs: number | undefined;
@@ -153,23 +202,38 @@ class Link {
     worker: PamWorker,
     handler: AsyncConversation | undefined,
     signal: AbortSignal | undefined,
-    timeoutMs: number | undefined,
+    start: CheckedStart,
   ) {
+    const timeoutMs = start.conversationTimeoutMs;
     this.worker = worker;
+    this.lease = worker.lease;
+    this.#delayFailures = delaysOnTimer(start);
     this.#handler = handler;
     this.#signal = signal;
     this.#timeoutMs = timeoutMs;
     worker.onConverse = (seq, messages) => this.#converse(seq, messages);
   }
 
+  /**
+   * Sends one request and returns its value or throws its error; in
+   * `failDelay: "async"` mode a failure with a fail delay throws only once
+   * the delay has passed, on a timer (the worker is free by then: its slot
+   * went back with the reply, and with `last` the thread too).
+   */
   async request(
     request: Parameters<PamWorker["request"]>[0],
     answers?: Parameters<PamWorker["request"]>[1],
+    last?: boolean,
   ): Promise<unknown> {
     this.#failure = undefined;
-    const outcome: Outcome = await this.worker.request(request, answers);
+    const outcome: Outcome = await this.worker.request(request, answers, last);
     if (outcome.ok) return outcome.value;
-    throw this.#rebuild(outcome.error);
+    const error = this.#rebuild(outcome.error);
+    const delayMs = this.#delayFailures ? outcome.error.pam?.failDelayMs : undefined;
+    if (delayMs !== undefined && delayMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+    throw error;
   }
 
   #converse(seq: number, messages: readonly PamMessage[]): void {
@@ -267,7 +331,8 @@ class Link {
       const error = new PamError(s.pam.code, s.pam.operation, {
         messages: s.pam.messages,
         cause,
-        failDelayMs: s.pam.failDelayMs,
+        // Waited out here, as libpam would have slept it: nothing left to report.
+        failDelayMs: this.#delayFailures ? undefined : s.pam.failDelayMs,
       });
       error.message = s.message;
       return error;
@@ -310,6 +375,8 @@ function plainError(s: { name: string; message: string }): Error {
  */
 export class AsyncPamTransaction {
   readonly #link: Link;
+  /** The service's modules, held loaded while this transaction lives (and a moment after). */
+  readonly #modules: { release(): void };
 
   static {
     detachSignal = (tx) => tx.#link.detachSignal();
@@ -317,8 +384,9 @@ export class AsyncPamTransaction {
   #tail: Promise<unknown> = Promise.resolve();
   #endPromise: Promise<void> | undefined;
 
-  private constructor(link: Link) {
+  private constructor(link: Link, modules: { release(): void }) {
     this.#link = link;
+    this.#modules = modules;
   }
 
   /**
@@ -338,16 +406,28 @@ export class AsyncPamTransaction {
     checkConversation(o.conversation);
     const start = checkStartOptions(o, what);
     const signal = o.signal;
-    const worker = await acquireWorker(signal);
-    const link = new Link(worker, o.conversation, signal, start.conversationTimeoutMs);
+    const modules = holdModules(start.options);
+    let worker: PamWorker;
     try {
-      await link.request({ op: "start", ...start, conversation: o.conversation !== undefined });
+      worker = await acquireWorker(signal);
     } catch (error) {
-      // pam_start failed, so the worker owns no handle: it can serve the next transaction.
-      releaseWorker(worker);
+      modules.release();
       throw error;
     }
-    const tx = new AsyncPamTransaction(link);
+    const link = new Link(worker, o.conversation, signal, start);
+    try {
+      await link.request({
+        op: "start",
+        ...workerStart(start),
+        conversation: o.conversation !== undefined,
+      });
+    } catch (error) {
+      // pam_start failed, so the worker owns no handle: it can serve the next transaction.
+      releaseWorker(worker, link.lease);
+      modules.release();
+      throw error;
+    }
+    const tx = new AsyncPamTransaction(link, modules);
     if (signal?.aborted) {
       await tx.end();
       throw signal.reason;
@@ -614,13 +694,14 @@ export class AsyncPamTransaction {
     const run = async () => {
       try {
         if (!worker.death) {
-          await this.#link.request({ op: "end", silent: options?.silent });
+          await this.#link.request({ op: "end", silent: options?.silent }, undefined, true);
         }
       } catch (error) {
         // A thread that died has taken the handle with it: nothing is left to end.
         if (!worker.death) throw error;
       } finally {
-        releaseWorker(worker);
+        releaseWorker(worker, this.#link.lease);
+        this.#modules.release();
       }
     };
     this.#endPromise = this.#tail.then(run, run);
@@ -695,8 +776,12 @@ export interface AuthenticateOptions {
   ruser?: string;
   /** The libpam file to load (default `libpam.so.0`). */
   library?: string;
-  /** `"native"` (default) sleeps the fail delay on the worker; `"report"` sets `PamError.failDelayMs` instead. */
-  failDelay?: "native" | "report";
+  /**
+   * `"async"` (default): a failure rejects after the delay libpam computed, on
+   * a timer, while the thread serves other checks; `"native"` sleeps it on the
+   * worker; `"report"` rejects at once and sets `PamError.failDelayMs`.
+   */
+  failDelay?: AsyncFailDelay;
   /** `PAM_DISALLOW_NULL_AUTHTOK` for both calls. */
   disallowNullAuthtok?: boolean;
   /** Receives the modules' info and error messages. */
@@ -769,19 +854,29 @@ export async function authenticate(options: AuthenticateOptions): Promise<Authen
   const conversation = preload
     ? undefined
     : passwordConversation(o.password, { onMessage: o.onMessage });
-  const worker = await acquireWorker(o.signal);
+  const modules = holdModules(start.options);
   try {
-    const link = new Link(worker, conversation, o.signal, start.conversationTimeoutMs);
-    const user = await link.request({
-      op: "oneShot",
-      ...start,
-      conversation: !preload,
-      preloadedPassword: preload,
-      items,
-      flags: o.disallowNullAuthtok ? { disallowNullAuthtok: true } : {},
-    }, preload ? [o.password] : undefined);
-    return { user: typeof user === "string" ? user : o.user };
+    const worker = await acquireWorker(o.signal);
+    const link = new Link(worker, conversation, o.signal, start);
+    try {
+      // `last`: the thread goes back to the pool with the reply, before a fail delay.
+      const user = await link.request(
+        {
+          op: "oneShot",
+          ...workerStart(start),
+          conversation: !preload,
+          preloadedPassword: preload,
+          items,
+          flags: o.disallowNullAuthtok ? { disallowNullAuthtok: true } : {},
+        },
+        preload ? [o.password] : undefined,
+        true,
+      );
+      return { user: typeof user === "string" ? user : o.user };
+    } finally {
+      releaseWorker(worker, link.lease);
+    }
   } finally {
-    releaseWorker(worker);
+    modules.release();
   }
 }

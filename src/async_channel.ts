@@ -77,6 +77,11 @@ export interface ConverseMessage {
   readonly messages: readonly PamMessage[];
 }
 
+/** The worker's first message: it runs and serves requests from now on. */
+export interface ReadyMessage {
+  readonly type: "ready";
+}
+
 // Layout of the shared buffer, one per worker (a worker converses for one call at a time).
 // Int32 0: the state word, seq * 4 + phase. Both sides move it with compareExchange, so a
 // late answer can never land in a later conversation.

@@ -85,11 +85,18 @@ export function optionalBoolean(value: unknown, what: string): boolean | undefin
   return value;
 }
 
-/** Throws unless `value` is a `failDelay` option: `"native"`, `"report"` or absent. */
-export function checkFailDelay(value: unknown): void {
-  if (value !== undefined && value !== "native" && value !== "report") {
-    throw new TypeError(`failDelay must be "native" or "report", got ${describeChoice(value)}`);
-  }
+/**
+ * Throws unless `value` is a `failDelay` option: `"native"`, `"report"`,
+ * `"async"` where the async API takes it, or absent.
+ */
+export function checkFailDelay(value: unknown, async = false): void {
+  if (value === undefined || value === "native" || value === "report") return;
+  if (async && value === "async") return;
+  throw new TypeError(
+    `failDelay must be ${async ? '"async", ' : ""}"native" or "report", got ${
+      describeChoice(value)
+    }`,
+  );
 }
 
 /**

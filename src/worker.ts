@@ -12,7 +12,7 @@
  */
 
 import { setImmediate } from "node:timers";
-import { parentPort, workerData } from "node:worker_threads";
+import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import {
   ANSWERED,
   ASLEEP,
@@ -20,6 +20,7 @@ import {
   FAILED,
   readAnswers,
   readMessage,
+  type ReadyMessage,
   REPLY,
   REQUEST,
   type SerializedError,
@@ -40,13 +41,15 @@ import {
 import { PamError } from "./errors.ts";
 import { PamTransaction } from "./transaction.ts";
 
-const port = parentPort;
-if (!port) {
+// The main thread's end of this port receives the conversations (the thread was started
+// by src/thread_spawner.ts, its parent).
+const port = workerData?.port as MessagePort | undefined;
+if (!parentPort || !port) {
   throw new Error("src/worker.ts is the entry of a PAM worker thread; import mod.ts instead");
 }
 const channel: SharedArrayBuffer = workerData.channel;
 const words = new Int32Array(channel, 0, ASLEEP + 1);
-/** Word 0: requests in flight across the pool. */
+/** Word 0: requests running libpam work across the pool. */
 const pool = new Int32Array(workerData.pool);
 
 /** How long one Atomics.wait lasts before the worker checks its own deadline. */
@@ -278,4 +281,7 @@ async function serve(): Promise<never> {
   }
 }
 
+// The pool hands this thread work only from now on: a thread that is still starting (on
+// Deno, one started by the spawner thread takes ~0.5 s) would hold a check another could serve.
+port.postMessage({ type: "ready" } satisfies ReadyMessage);
 await serve();

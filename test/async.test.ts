@@ -472,8 +472,11 @@ test("hundreds of concurrent one-shots, half with wrong passwords, every result 
     }
   }
   const stats = workerPoolStats();
-  assert.ok(stats.workers <= stats.size, "the pool stays within its bound");
+  // One-shots that never wait for the main thread need no more threads than run at once,
+  // plus the one spare the pool starts ahead of need once all of those are held.
+  assert.ok(stats.workers <= stats.size + 1, `the pool stays within its bound: ${stats.workers}`);
   assert.equal(stats.queued, 0);
+  assert.equal(stats.busy, 0);
 });
 
 test("threads are reused across transactions", async () => {
@@ -669,7 +672,7 @@ test('failDelay: "report" fails at once and reports the delay', async () => {
   assert.ok(error2.failDelayMs! >= 1000 && error2.failDelayMs! <= 3000);
 });
 
-test("the event loop stays live while ten failures each sleep out a 1 s fail delay", async () => {
+test('failDelay: "native": the event loop stays live while ten threads each sleep out 1 s', async () => {
   await using stack = createTestStack({
     services: {
       slow: "auth optional pam_faildelay.so delay=1000000\nauth required pam_deny.so\n" +
@@ -701,7 +704,13 @@ test("the event loop stays live while ten failures each sleep out a 1 s fail del
         { length: 10 },
         () =>
           rejection(
-            authenticate({ service: "slow", user: "u", password: "p", confdir: stack.confdir }),
+            authenticate({
+              service: "slow",
+              user: "u",
+              password: "p",
+              confdir: stack.confdir,
+              failDelay: "native",
+            }),
           ),
       ),
     );
@@ -722,9 +731,135 @@ test("the event loop stays live while ten failures each sleep out a 1 s fail del
   }
 });
 
-test("the pool queues beyond its bound", async () => {
-  await using stack = createTestStack({ services: { ok: permitAll } });
+const faildelayStack = (usec: number) =>
+  createTestStack({
+    services: {
+      slow: `auth optional pam_faildelay.so delay=${usec}\nauth required pam_deny.so\n` +
+        "account required pam_permit.so\n",
+      ok: permitAll,
+    },
+  });
+
+/** Polls `condition` every 10 ms; fails naming `what` after `ms`. */
+async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!condition()) {
+    if (performance.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
+    await sleep(10);
+  }
+}
+
+test('failDelay "async" (the default): the failure waits out its delay, no thread does', async () => {
+  await using stack = faildelayStack(2_000_000);
+  // One thread in all: a thread sleeping out the delay would keep the right password out.
+  setWorkerPoolSize(1, { maxThreads: 1 });
+  try {
+    const check = (service: string) =>
+      authenticate({ service, user: "u", password: "p", confdir: stack.confdir });
+    await check("ok");
+    let settled = false;
+    const started = performance.now();
+    const failing = rejection(check("slow")).finally(() => (settled = true));
+    // The worker replies at once (libpam reports the delay instead of sleeping it).
+    await until(() => workerPoolStats().held === 0, "the thread goes back to the pool");
+    assert.equal(workerPoolStats().busy, 0);
+    assert.deepEqual(await check("ok"), { user: "u" }, "the one thread serves another check");
+    assert.equal(settled, false, "the failure is still waiting out its delay");
+    const error = await failing;
+    const elapsed = performance.now() - started;
+    assert.ok(error instanceof PamError);
+    assert.equal(error.codeName, "PAM_AUTH_ERR");
+    assert.equal(error.failDelayMs, undefined, "waited out, as native mode: nothing to report");
+    // libpam randomises a 2 s delay within 1-3 s.
+    assert.ok(elapsed >= 1000, `the failure came after ${elapsed} ms`);
+    assert.equal(workerPoolStats().started >= 1, true);
+  } finally {
+    setWorkerPoolSize(4);
+  }
+});
+
+test('failDelay "async": the next call of a transaction waits for the delay too', async () => {
+  await using stack = faildelayStack(1_000_000);
+  await using tx = await AsyncPamTransaction.start({
+    service: "slow",
+    user: "u",
+    confdir: stack.confdir,
+  });
+  const order: string[] = [];
+  const failed = tx.authenticate().then(
+    () => order.push("authenticate resolved"),
+    (error) => order.push(`authenticate ${(error as PamError).codeName}`),
+  );
+  // Issued at once, run in order: as with a native delay, after the sleep.
+  const user = tx.getItem("user").then((value) => order.push(`getItem ${value}`));
+  // The worker replied within milliseconds; libpam's delay is at least 500 ms.
+  await sleep(200);
+  assert.deepEqual(order, [], "neither call has settled during the delay");
+  assert.equal(workerPoolStats().busy, 0, "and no thread sleeps it (native mode: 1)");
+  await Promise.all([failed, user]);
+  assert.deepEqual(order, ["authenticate PAM_AUTH_ERR", "getItem u"]);
+  // The synchronous API keeps "native" and knows no "async".
+  assert.throws(
+    () =>
+      PamTransaction.start({ service: "ok", confdir: stack.confdir, failDelay: "async" as never }),
+    TypeError,
+  );
+});
+
+test("conversations waiting for their handler take a thread each, not a turn", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
   setWorkerPoolSize(2);
+  const waiting: AsyncPamTransaction[] = [];
+  const pending: Promise<unknown>[] = [];
+  try {
+    for (let i = 0; i < 6; i++) {
+      const tx = await AsyncPamTransaction.start({
+        service: "web",
+        user: "alice",
+        confdir: stack.confdir,
+        conversation: () => new Promise<PamAnswer[]>(() => {}), // a person who never answers
+      });
+      waiting.push(tx);
+      pending.push(rejection(tx.authenticate()));
+    }
+    await until(
+      () => workerPoolStats().held === 6 && workerPoolStats().busy === 0,
+      "six prompts waiting, none counted as work",
+    );
+    const stats = workerPoolStats();
+    assert.ok(stats.workers >= 6, `the pool grew past its run bound: ${stats.workers}`);
+    assert.equal(stats.maxThreads, 64);
+    // A one-shot (and a transaction) get through beside them.
+    assert.deepEqual(
+      await within(
+        authenticate({ service: "web", user: "alice", password: "secret", confdir: stack.confdir }),
+        10_000,
+        "a one-shot beside six waiting prompts",
+      ),
+      { user: "alice" },
+    );
+  } finally {
+    for (const tx of waiting) await tx.end();
+    for (const error of await Promise.all(pending)) assert.ok(error instanceof PamError);
+    setWorkerPoolSize(4);
+  }
+  assert.equal(workerPoolStats().held, 0);
+});
+
+test("setWorkerPoolSize: bad bounds are TypeErrors", () => {
+  assert.throws(() => setWorkerPoolSize(0), TypeError);
+  assert.throws(() => setWorkerPoolSize(4, { maxThreads: 2 }), TypeError);
+  assert.throws(() => setWorkerPoolSize(4, { maxThreads: 1.5 }), TypeError);
+  assert.throws(() => setWorkerPoolSize(4, { max: 8 } as never), TypeError);
+  assert.equal(workerPoolStats().size, 4);
+  assert.equal(workerPoolStats().maxThreads, 64);
+});
+
+test("the pool queues beyond its bound on threads", async () => {
+  await using stack = createTestStack({ services: { ok: permitAll } });
+  setWorkerPoolSize(2, { maxThreads: 2 });
   try {
     const held = await Promise.all([
       AsyncPamTransaction.start({ service: "ok", user: "u", confdir: stack.confdir }),

@@ -3,10 +3,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync } from "node:fs";
+import { copyFileSync, existsSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { authenticate, keepModulesLoaded, PamTransaction } from "../mod.ts";
+import {
+  AsyncPamTransaction,
+  authenticate,
+  keepModulesLoaded,
+  PamError,
+  PamTransaction,
+  setModuleIdleWindow,
+} from "../mod.ts";
 import { createTestStack, type TestStack } from "../src/testing.ts";
 
 const permit = [
@@ -63,15 +70,21 @@ test("keepModulesLoaded: the async API's worker threads share the loaded modules
   skip,
 }, async () => {
   using stack = keptStack();
-  const check = () =>
-    authenticate({ service: "kept", user: "alice", password: "unused", confdir: stack.confdir });
-  {
-    using _modules = keepModulesLoaded({ service: "kept", confdir: stack.confdir });
-    assert.deepEqual(await check(), { user: "alice" });
-    assert.equal(stack.mapped(), true);
+  // Without the async API's own idle window, so that only keepModulesLoaded() holds them.
+  setModuleIdleWindow(0);
+  try {
+    const check = () =>
+      authenticate({ service: "kept", user: "alice", password: "unused", confdir: stack.confdir });
+    {
+      using _modules = keepModulesLoaded({ service: "kept", confdir: stack.confdir });
+      assert.deepEqual(await check(), { user: "alice" });
+      assert.equal(stack.mapped(), true);
+    }
+    await check();
+    assert.equal(stack.mapped(), false);
+  } finally {
+    setModuleIdleWindow(1000);
   }
-  await check();
-  assert.equal(stack.mapped(), false);
 });
 
 test("keepModulesLoaded: bad options are TypeErrors before any C call", () => {
@@ -80,4 +93,93 @@ test("keepModulesLoaded: bad options are TypeErrors before any C call", () => {
   assert.throws(() => keepModulesLoaded({ service: 7 as unknown as string }), TypeError);
   assert.throws(() => keepModulesLoaded({ service: "a\0b" }), TypeError);
   assert.throws(() => keepModulesLoaded({ service: "login", confdir: 5 as never }), TypeError);
+});
+
+const noGcc = spawnSync("gcc", ["--version"]).status === 0 ? false : "gcc is not installed";
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A stack whose one module is built here, in two versions: version 1 lets everyone in,
+ * version 2 refuses everyone. `install(v)` replaces the file on disk the way a package
+ * upgrade does (a new file renamed over the old one; the loaded copy stays mapped).
+ */
+function versionedStack(): TestStack & { install(version: 1 | 2): void } {
+  const stack = createTestStack({
+    services: {
+      versioned: "auth required {{dir}}/pam_versioned.so\naccount required pam_permit.so\n",
+    },
+  });
+  const source = join(stack.dir, "versioned.c");
+  writeFileSync(
+    source,
+    `#include <security/pam_modules.h>
+int pam_sm_authenticate(pam_handle_t *h, int flags, int argc, const char **argv) {
+  return VERSION == 1 ? PAM_SUCCESS : PAM_AUTH_ERR;
+}
+int pam_sm_setcred(pam_handle_t *h, int flags, int argc, const char **argv) { return PAM_SUCCESS; }
+`,
+  );
+  for (const version of [1, 2]) {
+    const built = spawnSync("gcc", [
+      "-shared",
+      "-fPIC",
+      `-DVERSION=${version}`,
+      "-o",
+      join(stack.dir, `v${version}.so`),
+      source,
+    ]);
+    assert.equal(built.status, 0, String(built.stderr));
+  }
+  const install = (version: 1 | 2) => {
+    const next = join(stack.dir, "pam_versioned.so.new");
+    copyFileSync(join(stack.dir, `v${version}.so`), next);
+    renameSync(next, join(stack.dir, "pam_versioned.so"));
+  };
+  install(1);
+  return Object.assign(stack, { install });
+}
+
+/** What version 1 or 2 of the module says: the user is let in, or refused. */
+async function verdict(confdir: string): Promise<"in" | "refused"> {
+  try {
+    await authenticate({ service: "versioned", user: "u", password: "p", confdir });
+    return "in";
+  } catch (error) {
+    assert.ok(error instanceof PamError);
+    assert.equal(error.codeName, "PAM_AUTH_ERR");
+    return "refused";
+  }
+}
+
+test("the async API keeps a busy service's modules loaded, and lets go after its idle window", {
+  skip: skip || noGcc,
+}, async () => {
+  using stack = versionedStack();
+  try {
+    assert.equal(await verdict(stack.confdir), "in");
+    // Upgraded on disk while the service is busy: the loaded version still runs.
+    const tx = await AsyncPamTransaction.start({ service: "versioned", confdir: stack.confdir });
+    stack.install(2);
+    assert.equal(await verdict(stack.confdir), "in", "still version 1 while a transaction lives");
+    await tx.end();
+    // No transaction left, but within the idle window (1 s): still loaded.
+    assert.equal(await verdict(stack.confdir), "in", "still version 1 within the idle window");
+    // Idle for longer than the window: the next transaction loads the new file.
+    await sleep(1300);
+    assert.equal(await verdict(stack.confdir), "refused", "version 2 after the idle window");
+    // Turned off: every transaction on its own loads what is on disk.
+    setModuleIdleWindow(0);
+    stack.install(1);
+    assert.equal(await verdict(stack.confdir), "in");
+    stack.install(2);
+    assert.equal(await verdict(stack.confdir), "refused");
+  } finally {
+    setModuleIdleWindow(1000);
+  }
+});
+
+test("setModuleIdleWindow: a bad window is a TypeError", () => {
+  assert.throws(() => setModuleIdleWindow(-1), TypeError);
+  assert.throws(() => setModuleIdleWindow(NaN), TypeError);
+  assert.throws(() => setModuleIdleWindow("1000" as never), TypeError);
 });

@@ -86,6 +86,18 @@ function callerState(): { umask: string; nofile: string; groups: string; env: st
   };
 }
 
+/** The caller's state now, compared with later: `check()` throws if any of it changed. */
+function watchCaller(): { check(when: string): void } {
+  const before = callerState();
+  return { check: (when) => assert.deepEqual(callerState(), before, `the caller changed ${when}`) };
+}
+
+/** Whether `pid` runs: a zombie (exited, not yet reaped by whoever adopted it) does not. */
+function running(pid: number): boolean {
+  const stat = spawnSync("cat", [`/proc/${pid}/stat`], { encoding: "utf8" });
+  return stat.status === 0 && !/^\d+ \(.*\) Z/.test(stat.stdout);
+}
+
 async function run(
   session: LoginSession,
   argv: string[],
@@ -117,7 +129,9 @@ test("pam_umask and pam_limits act on the session process and its programs, not 
 test("pam_env: values reach session.env and spawned programs, not the caller's environment", async () => {
   await using s = stack(["session  required pam_env.so readenv=0 conffile={{dir}}/env.conf"]);
   writeFileSync(join(s.dir, "env.conf"), "SEED_PAM_GREETING DEFAULT=hello-@{PAM_USER}\n");
+  const caller = watchCaller();
   await using session = await login(base(s));
+  caller.check("by login()");
   assert.equal(session.env.SEED_PAM_GREETING, `hello-${me}`);
   assert.equal(process.env.SEED_PAM_GREETING, undefined);
   const r = await run(session, ["sh", "-c", 'echo "$SEED_PAM_GREETING"']);
@@ -126,21 +140,26 @@ test("pam_env: values reach session.env and spawned programs, not the caller's e
 
 test("session modules run in the session process (pam_exec's parent), and so does close", async () => {
   await using s = stack();
+  const caller = watchCaller();
   const session = await login(base(s));
+  caller.check("by login()");
   assert.notEqual(session.pid, process.pid);
   assert.deepEqual(ranLog(s), [`open_session ${session.pid}`]);
   await session.close();
+  caller.check("by close()");
   assert.deepEqual(ranLog(s), [`open_session ${session.pid}`, `close_session ${session.pid}`]);
   // The session process exits once the session closed.
   await session.closed;
-  assert.equal(spawnSync("kill", ["-0", String(session.pid)]).status, 1);
+  assert.equal(running(session.pid), false);
 });
 
 test("spawn runs as the user: uid, initgroups' groups, HOME/USER/SHELL, cwd, setsid", {
   skip: rootOnly,
 }, async () => {
   await using s = stack();
+  const caller = watchCaller();
   await using session = await login(base(s, { user: "nobody" }));
+  caller.check("by login()");
   const r = await run(session, [
     "sh",
     "-c",
@@ -197,9 +216,11 @@ test("endsSession: the program's exit closes the session; who and last see it en
   const who = () => spawnSync("who", [utmp], { encoding: "utf8" }).stdout;
   assert.match(who(), new RegExp(`^${me}\\s+pts/77`, "m"));
   assert.equal(session.record.pid, session.pid);
+  const caller = watchCaller();
   const p = await session.spawn(["sh", "-c", "sleep 0.3; echo bye"], { endsSession: true });
   assert.equal(await new Response(p.stdout).text(), "bye\n");
   await session.closed;
+  caller.check("by the session's end");
   assert.equal(who(), "");
   assert.deepEqual(ranLog(s).map((l) => l.split(" ")[0]), ["open_session", "close_session"]);
   await new Promise((r) => setTimeout(r, 1100)); // last prints "still running" within the second
@@ -239,7 +260,7 @@ test("the caller killed with SIGKILL: the session process closes the session and
   const [sessionPid, programPid] = opened;
   assert.match(spawnSync("who", [utmp], { encoding: "utf8" }).stdout, /pts\/78/);
   caller.kill("SIGKILL");
-  const alive = (pid: string) => spawnSync("kill", ["-0", pid]).status === 0;
+  const alive = (pid: string) => running(Number(pid));
   for (let i = 0; i < 200 && (alive(sessionPid) || alive(programPid)); i++) {
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -255,6 +276,7 @@ for (const how of ["segv", "abort", "exit"] as const) {
     skip: mod.why ?? false,
   }, async () => {
     await using s = stack([`session  required ${mod.path} ${how}`]);
+    const caller = watchCaller();
     const error = await login(base(s)).then(
       () => assert.fail("login() resolved"),
       (e: unknown) => e,
@@ -263,6 +285,7 @@ for (const how of ["segv", "abort", "exit"] as const) {
     const expected = how === "segv" ? /SIGSEGV/ : how === "abort" ? /SIGABRT/ : /exit code 3/;
     assert.match((error as Error).message, /session process died/);
     assert.match((error as Error).message, expected);
+    caller.check("by the crash");
     // The same caller logs the next person in.
     await using ok = stack();
     await using session = await login(base(ok));
@@ -271,12 +294,15 @@ for (const how of ["segv", "abort", "exit"] as const) {
 }
 
 test("100 concurrent open sessions hold no pool thread: a one-shot check still runs", async () => {
-  await using s = stack();
+  await using s = stack(["session  required pam_umask.so umask=0077"]);
+  const caller = watchCaller();
   const sessions = await Promise.all(Array.from({ length: 100 }, () => login(base(s))));
+  caller.check("by 100 logins");
   assert.equal(new Set(sessions.map((x) => x.pid)).size, 100);
   const r = await authenticate({ service: "app", user: me, confdir: s.confdir, password: "x" });
   assert.equal(r.user, me);
   await Promise.all(sessions.map((x) => x.close()));
+  caller.check("by 100 closes");
   assert.equal(ranLog(s).filter((l) => l.startsWith("close_session")).length, 100);
 });
 
@@ -357,4 +383,46 @@ test("LD_PRELOAD from the PAM environment reaches the program, never the steps r
   const uid = spawnSync("id", ["-u", "nobody"], { encoding: "utf8" }).stdout.trim();
   assert.doesNotMatch(r.err, /preloaded as 0\b/, r.err);
   assert.match(r.err, new RegExp(`preloaded as ${uid}\\b`));
+});
+
+test("a bun build --compile binary starts its session process from itself", {
+  skip: isDeno ? "bun build --compile is Bun's (Deno runs the suite from source)" : false,
+}, async () => {
+  await using s = stack();
+  const app = join(s.dir, "app.ts");
+  const mod = fileURLToPath(new URL("../mod.ts", import.meta.url));
+  writeFileSync(
+    app,
+    `import { login } from ${JSON.stringify(mod)};\n` +
+      `const session = await login(${JSON.stringify(base(s))});\n` +
+      `const p = await session.spawn(["id", "-un"]);\n` +
+      "console.log(`as ${(await new Response(p.stdout).text()).trim()} in ${session.pid}`);\n" +
+      "await session.close();\n",
+  );
+  const binary = join(s.dir, "app");
+  const build = spawnSync(process.execPath, ["build", "--compile", app, "--outfile", binary], {
+    encoding: "utf8",
+  });
+  assert.equal(build.status, 0, build.stderr);
+  const r = spawnSync(binary, [], { encoding: "utf8", cwd: s.dir });
+  assert.equal(r.status, 0, r.stderr);
+  const m = /^as (\S+) in (\d+)$/m.exec(r.stdout);
+  assert.ok(m, r.stdout);
+  assert.equal(m[1], me);
+  assert.deepEqual(ranLog(s), [`open_session ${m[2]}`, `close_session ${m[2]}`]);
+});
+
+test("the session process killed while open: closed rejects saying how; spawn and close reject", async () => {
+  await using s = stack();
+  const session = await login(base(s));
+  const program = await session.spawn(["sleep", "30"], { stdout: "null", stderr: "null" });
+  process.kill(session.pid, "SIGKILL");
+  await assert.rejects(session.closed, /The session process died \(killed by SIGKILL\)/);
+  await assert.rejects(program.status, /died/);
+  await assert.rejects(session.spawn(["true"]), /died/);
+  await assert.rejects(session.close(), /died/);
+  // Its program leads a session of its own: the caller hung it up, as the session process could not.
+  const alive = () => running(program.pid);
+  for (let i = 0; i < 50 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(alive(), false, "the orphaned program was hung up");
 });

@@ -6,7 +6,9 @@
  *   baseline KIND ITERATIONS WARMUP CONFDIR SERVICE USER PASSWORD PARALLEL
  *
  * KIND: full | auth | auth-silent | auth-paired | oneshot (rows in bench/main.ts; auth only
- * as half of auth-paired).
+ * as half of auth-paired) | handoff (no PAM: two threads hand a word back and forth through a
+ * futex, ITERATIONS round trips; the cheapest thread hop this machine allows, the floor of
+ * the async API's one-at-a-time row).
  * PARALLEL > 1 runs KIND on that many threads, one handle per thread, each
  * thread doing its share of ITERATIONS transactions (the C model of "N in flight").
  * Prints one JSON line: {"n","seconds","usPerTx","cpuUsPerTx","quietUsPerTx","messagesPerTx",
@@ -32,8 +34,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 struct job {
   const char *kind, *confdir, *service, *user, *password;
@@ -213,6 +218,56 @@ static int run_paired(const struct job *base, long iterations) {
   return 0;
 }
 
+/* KIND handoff: the word two threads pass back and forth (0: the worker's turn, 1: main's). */
+static int handoff_word;
+static long handoff_rounds;
+/*
+ * How long each side works before it hands the word back: long enough for the other thread
+ * to be asleep in the kernel when it is woken (as the async API's main thread is while a
+ * worker runs libpam), so that each hop is a real wake-up. Subtracted from the result.
+ */
+#define HANDOFF_WORK_US 100
+
+static void work(double us) {
+  double until = now() + us / 1e6;
+  while (now() < until) __asm__ volatile("" ::: "memory");
+}
+
+static void futex_wait(int *word, int value) {
+  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
+}
+
+static void futex_wake(int *word) { syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0); }
+
+static void *handoff_peer(void *unused) {
+  (void)unused;
+  for (long i = 0; i < handoff_rounds; i++) {
+    while (__atomic_load_n(&handoff_word, __ATOMIC_ACQUIRE) != 0) futex_wait(&handoff_word, 1);
+    work(HANDOFF_WORK_US);
+    __atomic_store_n(&handoff_word, 1, __ATOMIC_RELEASE);
+    futex_wake(&handoff_word);
+  }
+  return NULL;
+}
+
+/* Round trips main -> peer -> main; returns seconds for `rounds` of them. */
+static double handoff(long rounds) {
+  pthread_t peer;
+  handoff_rounds = rounds;
+  handoff_word = 1;
+  pthread_create(&peer, NULL, handoff_peer, NULL);
+  double start = now();
+  for (long i = 0; i < rounds; i++) {
+    __atomic_store_n(&handoff_word, 0, __ATOMIC_RELEASE);
+    futex_wake(&handoff_word);
+    while (__atomic_load_n(&handoff_word, __ATOMIC_ACQUIRE) != 1) futex_wait(&handoff_word, 0);
+    work(HANDOFF_WORK_US);
+  }
+  double seconds = now() - start - 2 * rounds * HANDOFF_WORK_US / 1e6;
+  pthread_join(peer, NULL);
+  return seconds;
+}
+
 static volatile int sibling_stop;
 
 static void *busy_sibling(void *unused) {
@@ -292,6 +347,15 @@ int main(int argc, char **argv) {
     if (check(s, "pam_start (keep modules)", &base) != PAM_SUCCESS) return 1;
   }
   if (!strcmp(base.kind, "auth-paired")) return run_paired(&base, iterations);
+  if (!strcmp(base.kind, "handoff")) {
+    handoff(warmup);
+    double c = cpu(), seconds = handoff(iterations);
+    printf("{\"n\":%ld,\"seconds\":%.6f,\"usPerTx\":%.3f,\"cpuUsPerTx\":%.3f,"
+           "\"messagesPerTx\":0,\"peakRssKiB\":%ld,\"rssKiB\":%ld}\n",
+           iterations, seconds, seconds * 1e6 / (double)iterations,
+           (cpu() - c) * 1e6 / (double)iterations, status_kib("VmHWM"), status_kib("VmRSS"));
+    return 0;
+  }
   run(&base); /* warm-up: page in libpam, the modules, the service file */
   if (base.failed) return 1;
 

@@ -8,6 +8,8 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { availableParallelism } from "node:os";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { native } from "../../ffi/mod.ts";
 import { checkAnswers, type PamAnswer, type PamMessage, wipeByteAnswers } from "../conversation.ts";
@@ -120,18 +122,45 @@ export function runHandler(
   });
 }
 
-/**
- * Session processes start one per event-loop turn: starting a process blocks
- * the calling thread until the runtime's executable is running (a few ms on
- * an idle machine, far more on a busy one), so twenty logins arriving at once
- * must not add up into one long stall of the caller's timers and requests.
- */
-let spawnTurn: Promise<void> = Promise.resolve();
+// A binary made by `bun build --compile` runs its own entry whatever it is given, so the
+// session process is the program itself, started with this flag: here, while the program's
+// imports are still being evaluated, it becomes the session process and never returns to them.
+// (Modules the program imports before this package have already run by then.)
+if (process.argv[2] === "--seed-pam-run-module" && /\/_main\.[jt]s$/.test(process.argv[3] ?? "")) {
+  await import("./_main.ts");
+  await new Promise<never>(() => {});
+}
 
-function nextSpawnTurn(): Promise<void> {
-  const turn = spawnTurn.then(() => new Promise<void>((resolve) => setTimeout(resolve, 0)));
-  spawnTurn = turn;
-  return turn;
+/**
+ * How many session processes may be starting at once. Starting one blocks
+ * the caller for a moment (until the runtime's executable runs), and each
+ * then needs some tens of milliseconds of CPU to load; twenty logins
+ * arriving together would otherwise starve the caller's own event loop of
+ * CPU on a small machine. So they start one per event-loop turn, and at most
+ * one per core but one (the caller's) is still loading (until it says
+ * "ready") at any time.
+ */
+const bootSlots = Math.max(1, availableParallelism() - 1);
+let booting = 0;
+const waitingToBoot: Array<() => void> = [];
+
+function acquireBootSlot(): Promise<() => void> {
+  return new Promise((resolve) => {
+    const grant = () => {
+      booting++;
+      let released = false;
+      // The next start waits for a new turn of the event loop, whatever freed the slot.
+      setTimeout(() =>
+        resolve(() => {
+          if (released) return;
+          released = true;
+          booting--;
+          waitingToBoot.shift()?.();
+        }), 0);
+    };
+    if (booting < bootSlots) grant();
+    else waitingToBoot.push(grant);
+  });
 }
 
 /** One running session process, from the caller's side. */
@@ -154,6 +183,7 @@ export class SessionProcess {
   readonly command: string;
   readonly #args: readonly string[];
   #handler: Handler | undefined;
+  #releaseBoot: (() => void) | undefined;
   #signal: AbortSignal | undefined;
   #timeoutMs: number | undefined;
 
@@ -162,7 +192,11 @@ export class SessionProcess {
     this.#signal = signal;
     this.#timeoutMs = timeoutMs;
     const { command, args } = native.scriptCommand(
-      scriptOf(new URL("./_main.ts", import.meta.url)),
+      // JSR's npm build (how Bun users install from JSR) turns .ts files into .js but cannot
+      // rewrite a URL string: follow this module's own extension.
+      scriptOf(
+        new URL(import.meta.url.endsWith(".js") ? "./_main.js" : "./_main.ts", import.meta.url),
+      ),
       ["ffi", "read", "write", "run", "env"],
     );
     this.command = command;
@@ -173,7 +207,12 @@ export class SessionProcess {
         resolve(this.#exit);
       };
     });
-    this.#started = nextSpawnTurn().then(() => this.#start());
+    this.#started = acquireBootSlot().then((release) => {
+      this.#releaseBoot = release;
+      this.#start();
+      if (!this.#child) release();
+      else void this.exited.then(release);
+    });
   }
 
   #start(): void {
@@ -210,6 +249,7 @@ export class SessionProcess {
       }
       for (const frame of frames) {
         if (frame.header.t === "conv") this.#converse(frame);
+        else if (frame.header.t === "ready") this.#releaseBoot?.();
         else this.onFrame(frame);
       }
     });

@@ -14,6 +14,7 @@ import { isAbsolute, resolve } from "node:path";
 import { type ItemName, ReturnCode } from "../constants.ts";
 import { PamError } from "../errors.ts";
 import type { AuthFlags, ChauthtokFlags, CredAction, SilentFlag } from "../transaction.ts";
+import type { SessionRecord } from "./record.ts";
 import {
   addressOfHost,
   appendWtmpx,
@@ -67,26 +68,15 @@ export interface LoginPlan {
   readonly user: string | null;
   readonly confdir?: string;
   readonly library?: string;
-  readonly failDelay?: "native" | "report";
+  readonly failDelay?: "native" | "report" | "async";
   readonly items: LoginItems;
   readonly silent: boolean;
   readonly changeExpiredAuthtok: boolean;
   readonly utmp?: UtmpPlan;
 }
 
-/** What `pam_open_session(3)`'s other half needs, as {@linkcode SessionRecord} describes it. */
-export interface RecordData {
-  service: string;
-  user: string;
-  items: LoginItems;
-  confdir?: string;
-  pid: number;
-  loginTime: string;
-  line?: string;
-  id?: string;
-  utmpFile?: string;
-  wtmpFile?: string;
-}
+/** What `pam_open_session(3)`'s other half needs: the public {@linkcode SessionRecord}. */
+export type RecordData = SessionRecord;
 
 const encoder = new TextEncoder();
 
@@ -187,8 +177,13 @@ export function planLogin(o: Record<string, unknown>): LoginPlan {
   const confdir = absolute(optionalString(o.confdir ?? undefined, "confdir"));
   const library = optionalString(o.library, "library");
   const failDelay = o.failDelay;
-  if (failDelay !== undefined && failDelay !== "native" && failDelay !== "report") {
-    throw new TypeError(`failDelay must be "native" or "report", got ${describe(failDelay)}`);
+  if (
+    failDelay !== undefined && failDelay !== "native" && failDelay !== "report" &&
+    failDelay !== "async"
+  ) {
+    throw new TypeError(
+      `failDelay must be "async", "native" or "report", got ${describe(failDelay)}`,
+    );
   }
   const tty = optionalString(o.tty, "tty");
   const rhost = optionalString(o.rhost, "rhost");

@@ -175,7 +175,7 @@ interface LoginStart {
 }
 
 /** The plan with the pty's slave as PAM_TTY and, unless the caller named them, utmp line and id. */
-function onTerminal(plan: LoginPlan, pty: Pty, t: NonNullable<LoginStart["terminal"]>): LoginPlan {
+function withPty(plan: LoginPlan, pty: Pty, t: NonNullable<LoginStart["terminal"]>): LoginPlan {
   const items = { ...plan.items, tty: pty.slavePath };
   if (!plan.utmp) return { ...plan, items };
   const line = t.line ? lineOfTty(pty.slavePath) : plan.utmp.line;
@@ -206,7 +206,7 @@ function startTransaction(
   user: string | null,
   confdir: string | undefined,
   library: string | undefined,
-  failDelay: "native" | "report" | undefined,
+  failDelay: "native" | "report" | "async" | undefined,
   conversation: boolean,
 ): PamTransaction {
   return PamTransaction.start({
@@ -214,7 +214,10 @@ function startTransaction(
     ...(user !== null ? { user } : {}),
     ...(confdir !== undefined ? { confdir } : {}),
     ...(library !== undefined ? { library } : {}),
-    ...(failDelay !== undefined ? { failDelay } : {}),
+    // "async" asks that no thread of the caller be held while the delay runs: here the delay
+    // sleeps in the session process, which holds none of the caller's, so libpam's own sleep
+    // gives the caller exactly that (the failure arrives after the delay).
+    ...(failDelay === "report" ? { failDelay } : {}),
     ...(conversation ? { conversation: converse } : {}),
   });
 }
@@ -249,7 +252,7 @@ async function runLogin(start: LoginStart): Promise<void> {
     if (start.terminal) {
       // Before pam_start: PAM_TTY, and the utmp line, are the pty's.
       pty = openPty({ cols: start.terminal.cols, rows: start.terminal.rows });
-      plan = onTerminal(plan, pty, start.terminal);
+      plan = withPty(plan, pty, start.terminal);
     }
     checkUtmpFiles(plan.utmp);
     tx = startTransaction(
@@ -525,6 +528,8 @@ async function stopPrograms(programs: Map<number, ChildProcess>): Promise<void> 
 process.on("SIGINT", () => {});
 
 try {
+  // Loaded: the caller may start the next session process.
+  send({ t: "ready" });
   const { header } = readFrame();
   if (header.t === "login") await runLogin(header as unknown as LoginStart);
   else if (header.t === "close") await runClose(header as unknown as CloseStart);

@@ -343,6 +343,26 @@ export class LoginSession {
   }
 }
 
+/**
+ * A session process that died cannot hang up the programs it started (each leads a session of
+ * its own): the caller does, as far as it may (SIGHUP, then SIGKILL after 2 s).
+ */
+function hangUpOrphans(pids: number[]): void {
+  const signal = (sig: NodeJS.Signals) => {
+    for (const pid of pids) {
+      try {
+        process.kill(-pid, sig);
+      } catch {
+        // Gone already, or not ours to signal.
+      }
+    }
+  };
+  if (pids.length === 0) return;
+  signal("SIGHUP");
+  const timer = setTimeout(() => signal("SIGKILL"), 2000);
+  (timer as unknown as { unref?: () => void }).unref?.();
+}
+
 /** The session process's side of a session, seen from the caller. */
 class ProcessBackend implements Backend {
   readonly pid: number;
@@ -350,6 +370,8 @@ class ProcessBackend implements Backend {
   readonly #proc: SessionProcess;
   readonly #handler: LoginOptions["conversation"];
   readonly #programs = new Map<number, ProgramSink>();
+  /** The process ids of the programs still running, by request id. */
+  readonly #pids = new Map<number, number>();
   readonly #spawning = new Map<
     number,
     { plan: SpawnPlan; resolve(p: SessionProgram): void; reject(e: unknown): void }
@@ -367,6 +389,8 @@ class ProcessBackend implements Backend {
       proc.exited.then((exit) => {
         const error = diedError(proc, exit, "");
         for (const sink of this.#programs.values()) sink.lost(error);
+        if (!this.#endResult) hangUpOrphans([...this.#pids.values()]);
+        this.#pids.clear();
         for (const pending of this.#spawning.values()) pending.reject(error);
         this.#programs.clear();
         this.#spawning.clear();
@@ -395,6 +419,7 @@ class ProcessBackend implements Backend {
         this.#spawning.delete(id);
         const { program, sink } = newProgram(header.pid as number, pending.plan, this.#port(id));
         this.#programs.set(id, sink);
+        this.#pids.set(id, header.pid as number);
         this.#relayInherited(id, pending.plan);
         pending.resolve(program);
         return;
@@ -423,6 +448,7 @@ class ProcessBackend implements Backend {
       case "exit": {
         const sink = this.#programs.get(id);
         this.#programs.delete(id);
+        this.#pids.delete(id);
         this.#inherited.get(id)?.stop();
         this.#inherited.delete(id);
         sink?.end(1);
