@@ -443,7 +443,7 @@ header b { color: #fff; }
         const m = JSON.parse(data);
         if (m.type === "resize" && dimension(String(m.cols)) && dimension(String(m.rows))) {
           size = { cols: m.cols, rows: m.rows };
-          shell?.terminal!.resize(m.cols, m.rows);
+          shell?.terminal?.resize(m.cols, m.rows);
         }
       } catch {
         // Not a message of the page's: ignored.
