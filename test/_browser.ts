@@ -1,7 +1,7 @@
 // What the browser tests share: Debian's Chromium through playwright-core, and an example
 // server started as a child process that prints "Listening on http://...".
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -81,4 +81,28 @@ export async function launchChromium(): Promise<Browser> {
       "--disable-sync",
     ],
   });
+}
+
+/** `deno task NAME`'s arguments after `deno`, so a test proves the task's permissions are enough. */
+export function denoTaskArgs(task: string): string[] {
+  const line: string = JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).tasks[task];
+  const args = line.split(/\s+/);
+  if (args[0] !== "deno") throw new Error(`deno task ${task} does not run deno: ${line}`);
+  return args.slice(1);
+}
+
+/** One server per runtime, started on first use by `start`; `all()` for the teardown. */
+export function serversByRuntime<S>(start: (runtime: "deno" | "bun") => Promise<S>): {
+  on(runtime: "deno" | "bun"): Promise<S>;
+  all(): Promise<S | undefined>[];
+} {
+  const servers = new Map<string, Promise<S>>();
+  return {
+    on(runtime) {
+      let started = servers.get(runtime);
+      if (!started) servers.set(runtime, started = start(runtime));
+      return started;
+    },
+    all: () => [...servers.values()].map((started) => started.catch(() => undefined)),
+  };
 }

@@ -20,9 +20,11 @@ import { wrapperModule } from "../src/testing.ts";
 import {
   bin,
   chromiumPath,
+  denoTaskArgs,
   type ExampleServer,
   launchChromium,
   root,
+  serversByRuntime,
   startExample,
   stopExample,
 } from "./_browser.ts";
@@ -37,25 +39,16 @@ const skip = !existsSync(chromiumPath)
   ? "needs Debian's libpam-wrapper (pam_matrix)"
   : false;
 
-/** `deno task web`'s command line, so the test proves its permissions are enough. */
-function denoTaskArgs(): string[] {
-  const task: string = JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).tasks.web;
-  const args = task.split(/\s+/);
-  assert.equal(args[0], "deno");
-  return args.slice(1);
-}
-
 interface Server extends ExampleServer {
   stack: DemoStack;
 }
 
-const servers = new Map<string, Promise<Server>>();
 let browser: Promise<Browser> | undefined;
 
 async function startServer(runtime: "deno" | "bun"): Promise<Server> {
   const stack = createDemoStack();
   const [command, args] = runtime === "deno"
-    ? [bin("deno"), denoTaskArgs()]
+    ? [bin("deno"), denoTaskArgs("web")]
     : [bin("bun"), ["run", join(example, "main.ts")]];
   try {
     const server = await startExample(command, args, {
@@ -69,20 +62,19 @@ async function startServer(runtime: "deno" | "bun"): Promise<Server> {
   }
 }
 
-function serverOn(runtime: "deno" | "bun"): Promise<Server> {
-  let started = servers.get(runtime);
-  if (!started) servers.set(runtime, started = startServer(runtime));
-  return started;
-}
+const servers = serversByRuntime(startServer);
+const serverOn = servers.on;
 
 after(async () => {
   await (await browser?.catch(() => undefined))?.close();
-  await Promise.all([...servers.values()].map(async (started) => {
-    const s = await started.catch(() => undefined);
-    if (!s) return;
-    await stopExample(s);
-    s.stack.remove();
-  }));
+  await Promise.all(
+    servers.all().map(async (started) => {
+      const s = await started;
+      if (!s) return;
+      await stopExample(s);
+      s.stack.remove();
+    }),
+  );
 });
 
 async function newPage(): Promise<{ page: Page; close: () => Promise<void> }> {

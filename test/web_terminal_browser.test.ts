@@ -14,9 +14,11 @@ import { wrapperModule } from "../src/testing.ts";
 import {
   bin,
   chromiumPath,
+  denoTaskArgs,
   type ExampleServer,
   launchChromium,
   root,
+  serversByRuntime,
   startExample,
   stopExample,
 } from "./_browser.ts";
@@ -36,22 +38,11 @@ interface Server extends ExampleServer {
   dir: string;
 }
 
-const servers = new Map<string, Promise<Server>>();
 let browser: Promise<Browser> | undefined;
-
-/** `deno task web-terminal`'s command line, so the test proves its permissions are enough. */
-function denoTaskArgs(): string[] {
-  const task: string = JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).tasks[
-    "web-terminal"
-  ];
-  const args = task.split(/\s+/);
-  assert.equal(args[0], "deno");
-  return args.slice(1);
-}
 
 async function startServer(runtime: "deno" | "bun"): Promise<Server> {
   const [command, args] = runtime === "deno"
-    ? [bin("deno"), denoTaskArgs()]
+    ? [bin("deno"), denoTaskArgs("web-terminal")]
     : [bin("bun"), ["run", join(example, "main.ts")]];
   const server = await startExample(command, args, {});
   const user = server.output().match(/^User: (\S+)/m)![1];
@@ -59,16 +50,13 @@ async function startServer(runtime: "deno" | "bun"): Promise<Server> {
   return { ...server, user, dir };
 }
 
-function serverOn(runtime: "deno" | "bun"): Promise<Server> {
-  let started = servers.get(runtime);
-  if (!started) servers.set(runtime, started = startServer(runtime));
-  return started;
-}
+const servers = serversByRuntime(startServer);
+const serverOn = servers.on;
 
 after(async () => {
   await (await browser?.catch(() => undefined))?.close();
-  for (const started of servers.values()) {
-    const s = await started.catch(() => undefined);
+  for (const started of servers.all()) {
+    const s = await started;
     if (s) await stopExample(s);
   }
 });
@@ -106,15 +94,20 @@ function last(server: Server): string {
   return spawnSync("last", ["-f", join(server.dir, "wtmp")], { encoding: "utf8" }).stdout;
 }
 
-/** Logs in through the page's terminal; resolves once the shell's prompt is there. */
-async function logIn(page: Page, server: Server): Promise<string> {
+/** Opens the page and answers its two prompts by typing into the terminal. */
+async function typeLogin(page: Page, server: Server, password: string): Promise<void> {
   await page.goto(server.base);
   await waitForScreen(page, /login:\s*$/m);
   await page.keyboard.type(server.user);
   await page.keyboard.press("Enter");
   await waitForScreen(page, /Password:\s*$/m);
-  await page.keyboard.type("demo-password");
+  await page.keyboard.type(password);
   await page.keyboard.press("Enter");
+}
+
+/** Logs in through the page's terminal; resolves once the shell is attached, with its tty. */
+async function logIn(page: Page, server: Server): Promise<string> {
+  await typeLogin(page, server, "demo-password");
   const text = await waitForScreen(page, /Logged in as \S+ on (\/dev\/pts\/\d+)/);
   await until(
     `the shell, on a screen of ${JSON.stringify(await screen(page))}; server: ${server.output()}`,
@@ -196,13 +189,7 @@ for (const runtime of ["deno", "bun"] as const) {
     const context = await (await (browser ??= launchChromium())).newContext();
     try {
       const page = await context.newPage();
-      await page.goto(server.base);
-      await waitForScreen(page, /login:\s*$/m);
-      await page.keyboard.type(server.user);
-      await page.keyboard.press("Enter");
-      await waitForScreen(page, /Password:\s*$/m);
-      await page.keyboard.type("not-the-password");
-      await page.keyboard.press("Enter");
+      await typeLogin(page, server, "not-the-password");
       const text = await waitForScreen(page, /Login incorrect/);
       assert.match(text, /Press Enter to try again/);
       assert.doesNotMatch(text, /not-the-password/);

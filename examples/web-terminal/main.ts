@@ -17,6 +17,7 @@
 import process from "node:process";
 import { join } from "node:path";
 import { defaultAllowedHosts } from "../web-login/hosts.ts";
+import { runServer, type Served } from "../web-login/run_server.ts";
 import { createWebTerminal, type Peer } from "./server.ts";
 import { createDemoStack, demoPassword } from "./stack.ts";
 
@@ -57,10 +58,6 @@ const allowedHosts = process.env.ALLOWED_HOSTS
   : [hostname, ...defaultAllowedHosts];
 
 const web = createWebTerminal({ service, confdir, allowedHosts, utmp, hint });
-
-interface Served {
-  stop(): unknown;
-}
 
 /** A Bun ServerWebSocket's peer, reached through the socket's data. */
 interface BunSocket {
@@ -169,32 +166,4 @@ function serve(onListen: (port: number) => void): Served {
   throw new Error("The web terminal example runs on Deno or Bun");
 }
 
-let server: Served;
-try {
-  server = serve((listening) => {
-    // Tests read this line for the port when PORT=0.
-    console.log(`Listening on http://${hostname}:${listening}/`);
-  });
-} catch (error) {
-  demo?.remove();
-  throw error;
-}
-
-let stopping = false;
-async function shutdown(): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  const giveUp = setTimeout(() => {
-    console.error("Shutdown took over 10 s; exiting without waiting further");
-    demo?.remove();
-    process.exit(1);
-  }, 10_000);
-  // Every session closed (shells hung up, exit entries, pam_close_session) before the exit.
-  await web.close();
-  await Promise.race([server.stop(), new Promise((resolve) => setTimeout(resolve, 2000))]);
-  demo?.remove();
-  clearTimeout(giveUp);
-  process.exit(0);
-}
-process.on("SIGINT", shutdown);
-process.on("SIGTERM", shutdown);
+runServer({ hostname, serve, close: () => web.close(), cleanup: () => demo?.remove() });
