@@ -66,17 +66,23 @@ function screen(page: Page): Promise<string> {
   return page.locator(".xterm-rows").innerText();
 }
 
-async function until(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
+async function until(
+  what: string | (() => string),
+  check: () => Promise<boolean> | boolean,
+): Promise<void> {
   const deadline = Date.now() + WAIT_MS;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Gave up waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`Gave up waiting for ${typeof what === "string" ? what : what()}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
 async function waitForScreen(page: Page, wanted: RegExp): Promise<string> {
   let text = "";
-  await until(`${wanted} on the screen`, async () => wanted.test(text = await screen(page)));
+  const what = () => `${wanted} on a screen of ${JSON.stringify(text)}`;
+  await until(what, async () => wanted.test(text = await screen(page)));
   return text;
 }
 
@@ -113,6 +119,8 @@ async function logIn(page: Page, server: Server): Promise<string> {
     `the shell, on a screen of ${JSON.stringify(await screen(page))}; server: ${server.output()}`,
     async () => (await page.locator("body").getAttribute("data-state")) === "shell",
   );
+  // Keys typed before the shell reads its terminal could be flushed by its setup: its prompt first.
+  await waitForScreen(page, /[$#]\s*$/m);
   return text.match(/on (\/dev\/pts\/\d+)/)![1];
 }
 
@@ -126,6 +134,8 @@ for (const runtime of ["deno", "bun"] as const) {
       viewport: { width: 900, height: 520 },
     });
     const page = await context.newPage();
+    // A failure must not leave the session open for the next test: the tab closes either way.
+    await using _ = { [Symbol.asyncDispose]: () => context.close() };
     const before = sessionLog(server).length;
     const tty = await logIn(page, server);
     const line = tty.slice("/dev/".length);

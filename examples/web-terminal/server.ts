@@ -141,6 +141,7 @@ const MAX_USER = 256;
 const CLAIM_MS = 15_000;
 // Output waits while the socket has this much unsent: a `yes` in the shell must not fill memory.
 const HIGH_WATER = 1 << 20;
+const MAX_EARLY_KEYS = 64 * 1024;
 
 const modules = new URL("../../node_modules/", import.meta.url);
 const assets: Record<string, { file: URL; type: string }> = {
@@ -429,14 +430,18 @@ header b { color: #fff; }
     let keys: WritableStreamDefaultWriter<Uint8Array> | undefined;
     let size: { cols: number; rows: number } | undefined;
     let gone = false;
+    const typedEarly: Uint8Array[] = [];
+    let early = 0;
     peer.onClose = () => {
       gone = true;
       void end(entry, "the page went away");
     };
     peer.onMessage = (data) => {
       if (typeof data !== "string") {
-        // One writer: keys reach the terminal in the order they came.
-        keys?.write(data).catch(() => {});
+        // One writer: keys reach the terminal in the order they came. Keys typed while the
+        // shell starts wait for it (a bounded amount: a page has no reason to send more).
+        if (keys) keys.write(data).catch(() => {});
+        else if ((early += data.length) <= MAX_EARLY_KEYS) typedEarly.push(data);
         return;
       }
       try {
@@ -462,6 +467,7 @@ header b { color: #fff; }
         return void end(entry, "its shell could not start");
       }
       keys = shell.terminal!.writable.getWriter();
+      for (const chunk of typedEarly.splice(0)) keys.write(chunk).catch(() => {});
       if (size) shell.terminal!.resize(size.cols, size.rows);
       void entry.session.closed.catch(() => {}).finally(() => {
         if (!gone) peer.close(1000, "session closed");
