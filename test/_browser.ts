@@ -54,12 +54,15 @@ export function startExample(
   });
 }
 
-/** SIGTERM (the example's own shutdown), SIGKILL after 3 s. */
+/**
+ * SIGTERM (the example's own shutdown, which closes the sessions and removes what it made),
+ * SIGKILL only after the 10 s the example gives itself.
+ */
 export async function stopExample(server: ExampleServer): Promise<void> {
   if (server.child.exitCode !== null) return;
   const exited = new Promise((resolve) => server.child.once("exit", resolve));
   server.child.kill("SIGTERM");
-  const killer = setTimeout(() => server.child.kill("SIGKILL"), 3000);
+  const killer = setTimeout(() => server.child.kill("SIGKILL"), 12_000);
   await exited;
   clearTimeout(killer);
 }
