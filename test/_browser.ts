@@ -6,9 +6,17 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import type { Browser } from "playwright-core";
+import { wrapperModule } from "../src/testing.ts";
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const chromiumPath = "/usr/bin/chromium";
+
+/** Why the browser tests cannot run here (their demo stacks use pam_matrix), or `false`. */
+export const browserSkip: string | false = !existsSync(chromiumPath)
+  ? "needs Debian's chromium (/usr/bin/chromium)"
+  : !wrapperModule("pam_matrix")
+  ? "needs Debian's libpam-wrapper (pam_matrix)"
+  : false;
 
 /** A runtime from .tools when it is there, else from PATH. */
 export function bin(name: string): string {

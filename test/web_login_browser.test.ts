@@ -16,10 +16,9 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { createDemoStack, type DemoStack } from "../examples/web-login/stack.ts";
-import { wrapperModule } from "../src/testing.ts";
 import {
   bin,
-  chromiumPath,
+  browserSkip,
   denoTaskArgs,
   type ExampleServer,
   launchChromium,
@@ -33,11 +32,7 @@ const example = join(root, "examples", "web-login");
 const screenshots = join(example, "screenshots");
 const timeout = 60_000;
 
-const skip = !existsSync(chromiumPath)
-  ? "needs Debian's chromium (/usr/bin/chromium)"
-  : !wrapperModule("pam_matrix")
-  ? "needs Debian's libpam-wrapper (pam_matrix)"
-  : false;
+const skip = browserSkip;
 
 interface Server extends ExampleServer {
   stack: DemoStack;

@@ -10,10 +10,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { wrapperModule } from "../src/testing.ts";
 import {
   bin,
-  chromiumPath,
+  browserSkip,
   denoTaskArgs,
   type ExampleServer,
   launchChromium,
@@ -27,11 +26,7 @@ const example = join(root, "examples", "web-terminal");
 const timeout = 60_000;
 const WAIT_MS = 20_000;
 
-const skip = !existsSync(chromiumPath)
-  ? "needs Debian's chromium (/usr/bin/chromium)"
-  : !wrapperModule("pam_matrix")
-  ? "needs Debian's libpam-wrapper (pam_matrix)"
-  : false;
+const skip = browserSkip;
 
 interface Server extends ExampleServer {
   user: string;

@@ -14,15 +14,10 @@
 
 import process from "node:process";
 import { createWebLogin } from "./handler.ts";
-import { defaultAllowedHosts } from "./hosts.ts";
-import { runServer, type Served } from "./run_server.ts";
+import { listenConfig, runServer, type Served } from "./run_server.ts";
 import { createDemoStack, demoCode, demoUsers } from "./stack.ts";
 
-const port = Number(process.env.PORT ?? 8000);
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  throw new TypeError(`PORT must be a port number, got ${JSON.stringify(process.env.PORT)}`);
-}
-const hostname = process.env.HOST ?? "127.0.0.1";
+const { port, hostname, allowedHosts } = listenConfig();
 
 let service = process.env.PAM_SERVICE;
 let confdir = process.env.PAM_CONFDIR;
@@ -39,12 +34,6 @@ if (!service) {
     }; one-time code ${demoCode}`,
   );
 }
-
-// The names the server answers to (DNS rebinding): ALLOWED_HOSTS replaces the default, the
-// address it listens on and the loopback names.
-const allowedHosts = process.env.ALLOWED_HOSTS
-  ? process.env.ALLOWED_HOSTS.split(",").map((name) => name.trim()).filter(Boolean)
-  : [hostname, ...defaultAllowedHosts];
 
 const web = createWebLogin({ service, confdir, allowedHosts });
 

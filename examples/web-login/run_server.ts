@@ -7,6 +7,33 @@
  */
 
 import process from "node:process";
+import { defaultAllowedHosts } from "./hosts.ts";
+
+/**
+ * Where to listen and which host names to answer to, from the environment: `PORT` (default
+ * 8000), `HOST` (default 127.0.0.1), and `ALLOWED_HOSTS` (comma-separated), which replaces the
+ * default allow-list of the listening address and the loopback names (DNS rebinding).
+ *
+ * @example
+ * ```ts
+ * import { listenConfig } from "./run_server.ts";
+ * const { port, hostname, allowedHosts } = listenConfig();
+ * console.log(port, hostname, allowedHosts);
+ * ```
+ *
+ * @throws {TypeError} When `PORT` is not a port number.
+ */
+export function listenConfig(): { port: number; hostname: string; allowedHosts: string[] } {
+  const port = Number(process.env.PORT ?? 8000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new TypeError(`PORT must be a port number, got ${JSON.stringify(process.env.PORT)}`);
+  }
+  const hostname = process.env.HOST ?? "127.0.0.1";
+  const allowedHosts = process.env.ALLOWED_HOSTS
+    ? process.env.ALLOWED_HOSTS.split(",").map((name) => name.trim()).filter(Boolean)
+    : [hostname, ...defaultAllowedHosts];
+  return { port, hostname, allowedHosts };
+}
 
 /**
  * A started server, as `Deno.serve` and `Bun.serve` give one.

@@ -16,16 +16,11 @@
 
 import process from "node:process";
 import { join } from "node:path";
-import { defaultAllowedHosts } from "../web-login/hosts.ts";
-import { runServer, type Served } from "../web-login/run_server.ts";
+import { listenConfig, runServer, type Served } from "../web-login/run_server.ts";
 import { createWebTerminal, type Peer } from "./server.ts";
 import { createDemoStack, demoPassword } from "./stack.ts";
 
-const port = Number(process.env.PORT ?? 8000);
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  throw new TypeError(`PORT must be a port number, got ${JSON.stringify(process.env.PORT)}`);
-}
-const hostname = process.env.HOST ?? "127.0.0.1";
+const { port, hostname, allowedHosts } = listenConfig();
 
 let service = process.env.PAM_SERVICE;
 let confdir = process.env.PAM_CONFDIR;
@@ -52,10 +47,6 @@ const utmp = process.env.UTMP === "system" ? {} : {
   wtmpFile: process.env.WTMP_FILE ?? join(demo?.dir ?? "/tmp", "wtmp"),
 };
 if (utmp.utmpFile) console.log(`utmp: ${utmp.utmpFile}, wtmp: ${utmp.wtmpFile}`);
-
-const allowedHosts = process.env.ALLOWED_HOSTS
-  ? process.env.ALLOWED_HOSTS.split(",").map((name) => name.trim()).filter(Boolean)
-  : [hostname, ...defaultAllowedHosts];
 
 const web = createWebTerminal({ service, confdir, allowedHosts, utmp, hint });
 
