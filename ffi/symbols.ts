@@ -81,6 +81,11 @@ export const libcSymbols = {
   endutxent: { parameters: [], result: "void" },
   updwtmpx: { parameters: ["buffer", "buffer"], result: "void" },
   __errno_location: { parameters: [], result: "pointer" },
+  // The async API's pool watches that a worker's OS thread still exists while it serves a
+  // request (a module may end the thread: pthread_exit). glibc >= 2.30.
+  gettid: { parameters: [], result: "i32", optional: true },
+  getpid: { parameters: [], result: "i32" },
+  tgkill: { parameters: ["i32", "i32", "i32"], result: "i32", optional: true },
   // Turns the errno a failed utmpx call left into text for the error message.
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Record<string, SymbolDefinition>;

@@ -7,13 +7,17 @@
  * @module
  */
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { ItemName } from "./constants.ts";
 import {
-  checkAnswers,
+  checkAnswerSize,
+  isObjectLike,
   type PamAnswer,
   type PamMessage,
   passwordConversation,
+  snapshotAnswers,
   wipeByteAnswers,
+  wipeSnapshot,
 } from "./conversation.ts";
 import { PamError } from "./errors.ts";
 import {
@@ -177,6 +181,26 @@ const delaysOnTimer = (start: CheckedStart): boolean =>
  */
 export let detachSignal: (tx: AsyncPamTransaction) => void;
 
+/** One conversation in progress on the main thread, as its handler's async context sees it. */
+interface ConversationTurn {
+  readonly link: Link;
+  settled: boolean;
+}
+
+/**
+ * Which conversation the running code belongs to: a transaction's methods
+ * called from inside its own pending conversation (the handler, or anything
+ * it awaits) are refused at once, as they would wait for the very call that
+ * waits for them.
+ */
+const conversationContext = new AsyncLocalStorage<ConversationTurn>();
+
+/** Whether code running now is inside `link`'s own conversation, still waiting for its answer. */
+function insideConversationOf(link: Link): boolean {
+  const turn = conversationContext.getStore();
+  return turn !== undefined && turn.link === link && !turn.settled;
+}
+
 /**
  * The main side of one worker while a transaction (or one-shot) holds it:
  * runs the handler for each conversation and turns the worker's outcomes
@@ -236,15 +260,22 @@ class Link {
     throw error;
   }
 
-  #converse(seq: number, messages: readonly PamMessage[]): void {
+  #converse(seq: number, received: readonly PamMessage[]): void {
     const handler = this.#handler;
     const signal = this.#signal;
     this.#latestSeq = seq;
+    // What the answers are checked against, taken before the handler can reach the messages;
+    // the handler gets them frozen.
+    const styles = received.map((m) => m.style);
+    for (const message of received) Object.freeze(message);
+    const messages = Object.freeze(received);
+    const turn: ConversationTurn = { link: this, settled: false };
     let settled = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const onAbort = () => fail(signal!.reason);
     const done = () => {
       settled = true;
+      turn.settled = true;
       // A conversation the worker gave up on may settle after the next one began:
       // it must not take that one's cancel function or blame it for its own failure.
       if (this.#cancelPending === fail) this.#cancelPending = undefined;
@@ -260,19 +291,22 @@ class Link {
       blame(error);
       this.worker.fail(seq);
     };
+    // Every property access on what the handler returned happens in here, guarded.
     const succeed = (answers: unknown) => {
       if (settled) {
         wipeByteAnswers(answers);
         return;
       }
       done();
+      let snapshot: PamAnswer[] | undefined;
       try {
-        this.worker.answer(seq, checkAnswers(answers, messages));
+        snapshot = snapshotAnswers(answers, styles);
+        this.worker.answer(seq, snapshot);
       } catch (error) {
         blame(error);
         this.worker.fail(seq);
       } finally {
-        wipeByteAnswers(answers);
+        if (snapshot) wipeSnapshot(snapshot);
       }
     };
     if (!handler) return fail(new TypeError("the transaction has no conversation"));
@@ -293,16 +327,20 @@ class Link {
       );
     }
     let result: unknown;
+    let then: unknown;
     try {
-      result = handler(messages);
+      result = conversationContext.run(turn, handler, messages);
+      // Read once: a getter may answer differently the second time, or throw.
+      then = isObjectLike(result) ? (result as { then?: unknown }).then : undefined;
     } catch (error) {
       return fail(error);
     }
-    if (typeof (result as PromiseLike<unknown>)?.then === "function") {
-      Promise.resolve(result).then(succeed, (error) => fail(error));
-    } else {
-      succeed(result);
-    }
+    if (typeof then !== "function") return succeed(result);
+    // Adopted through the `then` already read; a throw from it rejects, and so does a
+    // throwing getter of whatever it resolves with (the promise machinery reads that one).
+    new Promise<unknown>((resolve, reject) => {
+      (then as (this: unknown, ...a: unknown[]) => unknown).call(result, resolve, reject);
+    }).then(succeed, fail).catch(() => this.worker.fail(seq));
   }
 
   /** The start() signal, until {@linkcode Link.detachSignal}. */
@@ -648,7 +686,7 @@ export class AsyncPamTransaction {
   }
 
   /**
-   * The whole PAM environment (`pam_getenvlist`).
+   * The whole PAM environment (`pam_getenvlist`), as an object without a prototype.
    *
    * @example
    * ```ts
@@ -658,7 +696,11 @@ export class AsyncPamTransaction {
    * ```
    */
   getEnvList(): Promise<Record<string, string>> {
-    return this.#call("getEnvList", [], () => {}) as Promise<Record<string, string>>;
+    // JSON brought the names across as own properties; keep them on an object without a
+    // prototype, as the synchronous API returns (a name `__proto__` must stay a name).
+    return this.#call("getEnvList", [], () => {}).then((env) =>
+      Object.assign(Object.create(null), env)
+    );
   }
 
   /**
@@ -682,6 +724,7 @@ export class AsyncPamTransaction {
   end(options?: SilentFlag): Promise<void> {
     if (this.#endPromise) return this.#endPromise;
     try {
+      this.#refuseInsideConversation("end");
       flagsOf(options, "end() options", endFlags);
     } catch (error) {
       return Promise.reject(error);
@@ -723,11 +766,25 @@ export class AsyncPamTransaction {
     return this.end();
   }
 
+  /**
+   * Every method, reads included, refuses at once inside the transaction's own
+   * conversation: the handle's thread is inside a module, waiting for that very answer.
+   */
+  #refuseInsideConversation(method: string): void {
+    if (!insideConversationOf(this.#link)) return;
+    throw new Error(
+      `${method}() was called from inside this AsyncPamTransaction's own conversation: its ` +
+        "thread is waiting for that answer, so the call could never run; read what the " +
+        "handler needs before the call, or after it",
+    );
+  }
+
   #call(method: string, args: unknown[], validate: () => void): Promise<unknown> {
     try {
       if (this.ended) {
         throw new Error("This AsyncPamTransaction has ended (pam_end ran); start a new one");
       }
+      this.#refuseInsideConversation(method);
       validate();
     } catch (error) {
       return Promise.reject(error);
@@ -835,6 +892,8 @@ export async function authenticate(options: AuthenticateOptions): Promise<Authen
   if (typeof o.password === "string" ? o.password.includes("\0") : o.password.includes(0)) {
     throw new TypeError("password contains a NUL byte, which C would silently truncate");
   }
+  // The conversation's limit, with or without onMessage: a RangeError before any thread.
+  checkAnswerSize(o.password, "password");
   if (o.onMessage !== undefined && typeof o.onMessage !== "function") {
     throw new TypeError(`onMessage must be a function, got ${describe(o.onMessage)}`);
   }

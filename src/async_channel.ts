@@ -91,6 +91,7 @@ export interface ReadyMessage {
 // Int32 REPLY: the id of the latest request answered; the main thread Atomics.waitAsyncs on it.
 // Int32 LENGTH: the byte length of what is in the message area now (a request, then its reply).
 // Int32 ASLEEP: 1 while the worker sleeps in Atomics.wait on REQUEST, else 0.
+// Int32 THREAD_ID: the worker's OS thread id, 0 until it has started.
 // Bytes from MESSAGE_OFFSET: one request or reply as UTF-8 JSON, zeroed by its reader.
 
 /** The state word's index. */
@@ -112,6 +113,13 @@ const LENGTH = 42;
  * thread ~17 µs on a VM, and a worker still polling needs none.
  */
 export const ASLEEP = 43;
+/**
+ * The word where the worker puts its OS thread id (`gettid`) when it starts:
+ * the pool checks that the thread still exists while a request is in
+ * flight, because a module may end it (`pthread_exit`) without the runtime
+ * ever reporting the worker's exit.
+ */
+export const THREAD_ID = 44;
 const MESSAGE_OFFSET = DATA_OFFSET + ANSWER_CAPACITY;
 /**
  * Room for one request or reply. Pages never written cost no memory, so this

@@ -209,3 +209,35 @@ export const itemTypes: Readonly<Record<ItemName, number>> = {
  * ```
  */
 export const MAX_NUM_MSG = 32;
+
+/**
+ * The most bytes one conversation answer may have (UTF-8 for strings, not
+ * counting the NUL C adds), in the synchronous and the async API alike. A
+ * longer answer fails the PAM call (`PamError` whose `cause` is a
+ * `RangeError`) before any of it reaches C memory; a password given up front
+ * (`authenticate()`, `passwordConversation()`) that is longer is a
+ * `RangeError` at once. Linux-PAM's own modules read at most 512
+ * (`PAM_MAX_RESP_SIZE`).
+ *
+ * @example
+ * ```ts
+ * import { MAX_ANSWER_BYTES } from "@seed/pam";
+ * console.log(MAX_ANSWER_BYTES); // 4096
+ * ```
+ */
+export const MAX_ANSWER_BYTES = 4096;
+
+/**
+ * The longest binary prompt (`PAM_BINARY_PROMPT`) the conversation reads:
+ * libpamc's advisory `PAM_BP_MAX_LENGTH`. A packet's 4-byte big-endian
+ * length header (which counts itself and the control byte) is the only size
+ * C gives; one below 5 or above this fails the conversation (`PAM_CONV_ERR`,
+ * `cause` a `RangeError`) without a byte past the header being read.
+ *
+ * @example
+ * ```ts
+ * import { MAX_BINARY_PROMPT_BYTES } from "@seed/pam";
+ * console.log(MAX_BINARY_PROMPT_BYTES); // 65536
+ * ```
+ */
+export const MAX_BINARY_PROMPT_BYTES = 0x10000;

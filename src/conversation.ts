@@ -7,7 +7,14 @@
  */
 
 import { conversationCallback, failDelayCallback, native, type Pointer } from "../ffi/mod.ts";
-import { MAX_NUM_MSG, MessageStyle, type MessageStyleValue, ReturnCode } from "./constants.ts";
+import {
+  MAX_ANSWER_BYTES,
+  MAX_BINARY_PROMPT_BYTES,
+  MAX_NUM_MSG,
+  MessageStyle,
+  type MessageStyleValue,
+  ReturnCode,
+} from "./constants.ts";
 import { openLibc } from "./library.ts";
 
 /**
@@ -42,8 +49,10 @@ export type PamAnswer = string | Uint8Array | null | undefined;
 
 /**
  * Answers one batch of messages, one answer per message, synchronously.
- * Throwing, returning the wrong number or type of answers, or returning a
- * Promise fails the PAM call with `PAM_CONV_ERR`; it never authenticates.
+ * Throwing, returning the wrong number or type of answers, an answer longer
+ * than {@linkcode MAX_ANSWER_BYTES}, or returning a Promise fails the PAM
+ * call with `PAM_CONV_ERR`; it never authenticates. The messages are frozen,
+ * and each element of the returned array is read exactly once.
  *
  * @example
  * ```ts
@@ -76,6 +85,7 @@ export function passwordConversation(
   if (typeof password !== "string" && !(password instanceof Uint8Array)) {
     throw new TypeError("passwordConversation() takes the password as a string or Uint8Array");
   }
+  checkAnswerSize(password, "the password");
   const { onMessage } = options;
   return (messages) =>
     messages.map((message) => {
@@ -103,7 +113,9 @@ const RESPONSE_SIZE = 16; // struct pam_response { char *resp; int resp_retcode;
 const encoder = new TextEncoder();
 
 // Where answers are encoded before they are copied into C memory (wiped after each copy).
+// Answers are checked against MAX_ANSWER_BYTES first, so it never grows past ~12 KiB.
 let scratch = new Uint8Array(256);
+const SCRATCH_MAX = 3 * MAX_ANSWER_BYTES + 1;
 
 // A pointer-sized cell for storePointer; the trampoline runs on one thread at a time.
 const cell = new Uint8Array(8);
@@ -144,13 +156,16 @@ class ResponseBuffer {
     return new ResponseBuffer(array, count);
   }
 
-  /** Copies `answer` into a `malloc`'d C string for response `index`. */
+  /** Copies `answer` (checked by {@linkcode snapshotAnswers}) into a `malloc`'d C string for response `index`. */
   set(index: number, answer: string | Uint8Array): void {
     const libc = openLibc();
     // Built in a JavaScript scratch buffer, copied into C memory with one memcpy and wiped
     // at once: a view of the C memory would cost an ArrayBuffer over memory libpam frees.
     const bytes = typeof answer === "string" ? answer.length * 3 + 1 : answer.byteLength + 1;
-    if (scratch.length < bytes) scratch = new Uint8Array(Math.max(bytes, scratch.length * 2));
+    if (bytes > SCRATCH_MAX) throw new RangeError(`an answer exceeds ${MAX_ANSWER_BYTES} bytes`);
+    if (scratch.length < bytes) {
+      scratch = new Uint8Array(Math.min(Math.max(bytes, scratch.length * 2), SCRATCH_MAX));
+    }
     let length: number;
     if (typeof answer === "string") {
       length = encoder.encodeInto(answer, scratch.subarray(0, bytes - 1)).written;
@@ -219,79 +234,239 @@ export interface ConversationSlot {
   cause: unknown;
   /** The delay the modules asked for (µs), when the fail delay is reported. */
   failDelayUsec: number | undefined;
+  /** Conversations entered and not yet returned from: non-zero after a call means one broke. */
+  unfinished: number;
 }
 
-function readMessages(count: number, messages: Pointer): PamMessage[] {
+/**
+ * Reads `count` messages from C: their styles into `styles` (what the
+ * trampoline checks against), and a frozen copy for the handler, which can
+ * neither change what is checked nor what `PamError.messages` reports.
+ */
+function readMessages(count: number, messages: Pointer, styles: number[]): readonly PamMessage[] {
   const out = new Array<PamMessage>(count);
   for (let i = 0; i < count; i++) {
     // Linux-PAM's layout: an array of pointers to struct pam_message { int style; const char *msg; }.
     const message = native.readPointer(messages, i * 8);
     if (!message) throw new TypeError(`message ${i} is a NULL pointer`);
     const style = native.readI32(message, 0) as MessageStyleValue;
+    styles[i] = style;
     const text = native.readPointer(message, 8);
     if (style === MessageStyle.BINARY_PROMPT) {
-      const length = text ? new DataView(native.view(text, 4).slice().buffer).getUint32(0) : 0;
-      out[i] = {
-        style,
-        text: "",
-        data: text ? native.view(text, Math.max(length, 5)).slice() : new Uint8Array(),
-      };
+      out[i] = Object.freeze({ style, text: "", data: text ? readPacket(text) : new Uint8Array() });
     } else {
-      out[i] = { style, text: text ? native.readCString(text) : "" };
+      out[i] = Object.freeze({ style, text: text ? native.readCString(text) : "" });
     }
   }
-  return out;
+  return Object.freeze(out);
 }
 
 /**
- * Checks a handler's answers: one per message, each a NUL-free string, bytes
- * (NULs only for binary prompts), `null` or `undefined`; never a Promise.
+ * Copies a libpamc packet, bounded by its own length header: C gives no
+ * other size, so a header below 5 (length and control byte) or above
+ * {@linkcode MAX_BINARY_PROMPT_BYTES} is refused before anything past it is read.
  */
-export function checkAnswers(answers: unknown, messages: readonly PamMessage[]): PamAnswer[] {
-  if (answers instanceof Promise || typeof (answers as PromiseLike<unknown>)?.then === "function") {
-    // Keep a late rejection from surfacing as an unhandled one.
-    Promise.resolve(answers).catch(() => {});
-    throw new TypeError(
-      "the conversation returned a Promise: PamTransaction needs a synchronous conversation (use AsyncPamTransaction for async handlers)",
+function readPacket(packet: Pointer): Uint8Array {
+  const header = native.view(packet, 4).slice();
+  const length = ((header[0] << 24) | (header[1] << 16) | (header[2] << 8) | header[3]) >>> 0;
+  if (length < 5 || length > MAX_BINARY_PROMPT_BYTES) {
+    throw new RangeError(
+      `a binary prompt's length header says ${length} bytes; expected 5 to ${MAX_BINARY_PROMPT_BYTES}`,
     );
   }
+  return native.view(packet, length).slice();
+}
+
+// The realm's own typed-array accessors, captured once: an answer's own or inherited
+// `byteLength`, `fill` or `Symbol.toStringTag` may be getters that lie.
+const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype);
+const tagOf = Object.getOwnPropertyDescriptor(typedArrayPrototype, Symbol.toStringTag)!
+  .get! as (this: unknown) => string | undefined;
+const byteLengthOf = Object.getOwnPropertyDescriptor(typedArrayPrototype, "byteLength")!
+  .get! as (this: Uint8Array) => number;
+const fillBytes = Uint8Array.prototype.fill;
+const setBytes = Uint8Array.prototype.set;
+
+/** Whether `value` really is a `Uint8Array` (or subclass), by its internal slot. */
+const isBytes = (value: unknown): value is Uint8Array =>
+  typeof value === "object" && value !== null && tagOf.call(value) === "Uint8Array";
+
+/** UTF-8 length of `text`, as `TextEncoder` encodes it (a lone surrogate becomes U+FFFD). */
+function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4;
+        i++;
+      } else bytes += 3;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/**
+ * Throws a `RangeError` when an answer given up front (a one-shot password,
+ * {@linkcode passwordConversation}) exceeds {@linkcode MAX_ANSWER_BYTES}.
+ */
+export function checkAnswerSize(answer: string | Uint8Array, what: string): void {
+  // No string of more code units than bytes allowed can fit: skip encoding a huge one.
+  const bytes = typeof answer === "string"
+    ? (answer.length > MAX_ANSWER_BYTES ? Infinity : utf8Length(answer))
+    : byteLengthOf.call(answer);
+  if (bytes > MAX_ANSWER_BYTES) {
+    throw new RangeError(`${what} exceeds ${MAX_ANSWER_BYTES} bytes (MAX_ANSWER_BYTES)`);
+  }
+}
+
+/**
+ * Throws when a handler returned a thenable (the synchronous API cannot wait
+ * for it). Reads `then` once; a native Promise's late rejection is handled so
+ * that it never surfaces as an unhandled one.
+ */
+export function refuseThenable(answers: unknown): void {
+  if (answers === null || (typeof answers !== "object" && typeof answers !== "function")) return;
+  const then = (answers as { then?: unknown }).then;
+  if (typeof then !== "function") return;
+  try {
+    promiseThen.call(answers, undefined, ignore);
+  } catch {
+    // Not a native Promise: nobody reports its rejection.
+  }
+  throw new TypeError(
+    "the conversation returned a Promise: PamTransaction needs a synchronous conversation (use AsyncPamTransaction for async handlers)",
+  );
+}
+
+const promiseThen = Promise.prototype.then;
+const ignore = (): void => {};
+
+/**
+ * What a handler returned, as plain values: each element read exactly once
+ * (a string, a private copy of a `Uint8Array`, or `null`), then checked
+ * against `styles`, the count and styles read from C. The handler's own byte
+ * arrays are zeroed as they are copied; the caller wipes the snapshot
+ * ({@linkcode wipeSnapshot}) once it has been copied on. Throws a
+ * `TypeError` for a wrong shape, count, type or NUL byte, a `RangeError`
+ * for an answer over {@linkcode MAX_ANSWER_BYTES}; then nothing is left.
+ */
+export function snapshotAnswers(answers: unknown, styles: readonly number[]): PamAnswer[] {
   if (!Array.isArray(answers)) {
     throw new TypeError("the conversation must return an array with one answer per message");
   }
-  if (answers.length !== messages.length) {
-    throw new TypeError(
-      `the conversation returned ${answers.length} answers for ${messages.length} messages`,
-    );
+  const length: unknown = answers.length;
+  if (typeof length !== "number" || !(length >= 0)) {
+    throw new TypeError("the conversation must return an array with one answer per message");
   }
-  for (let i = 0; i < answers.length; i++) {
-    const answer = answers[i];
-    if (answer === null || answer === undefined) continue;
-    const binary = messages[i].style === MessageStyle.BINARY_PROMPT;
-    if (typeof answer === "string") {
-      if (answer.includes("\0")) throw new TypeError(`answer ${i} contains a NUL byte`);
-    } else if (answer instanceof Uint8Array) {
-      if (!binary && answer.includes(0)) throw new TypeError(`answer ${i} contains a NUL byte`);
-    } else {
-      throw new TypeError(
-        `answer ${i} is a ${typeof answer}: answers must be strings, Uint8Arrays, null or undefined`,
-      );
+  const count = styles.length;
+  // Read even when the count is wrong, so that byte answers are zeroed on that path too.
+  const n = Math.min(length, MAX_NUM_MSG + 1);
+  const snapshot = new Array<PamAnswer>(n).fill(null);
+  try {
+    for (let i = 0; i < n; i++) {
+      const answer: unknown = answers[i];
+      if (answer === null || answer === undefined) continue;
+      if (typeof answer === "string") {
+        snapshot[i] = answer;
+      } else if (isBytes(answer)) {
+        const size = byteLengthOf.call(answer);
+        if (size > MAX_ANSWER_BYTES) {
+          fillBytes.call(answer, 0);
+          throw tooLong(i);
+        }
+        const copy = new Uint8Array(size);
+        setBytes.call(copy, answer);
+        fillBytes.call(answer, 0);
+        snapshot[i] = copy;
+      } else {
+        throw new TypeError(
+          `answer ${i} is a ${typeof answer}: answers must be strings, Uint8Arrays, null or undefined`,
+        );
+      }
     }
+    if (length !== count) {
+      throw new TypeError(`the conversation returned ${length} answers for ${count} messages`);
+    }
+    for (let i = 0; i < count; i++) {
+      const answer = snapshot[i];
+      if (typeof answer === "string") {
+        if (answer.includes("\0")) throw new TypeError(`answer ${i} contains a NUL byte`);
+        if (answer.length > MAX_ANSWER_BYTES || utf8Length(answer) > MAX_ANSWER_BYTES) {
+          throw tooLong(i);
+        }
+      } else if (answer) {
+        if (styles[i] !== MessageStyle.BINARY_PROMPT && answer.includes(0)) {
+          throw new TypeError(`answer ${i} contains a NUL byte`);
+        }
+      }
+    }
+  } catch (error) {
+    wipeSnapshot(snapshot);
+    throw error;
   }
-  return answers as PamAnswer[];
+  return snapshot;
 }
 
-/** Zeroes the `Uint8Array` answers of a handler's result, whatever its shape. */
+/**
+ * {@linkcode snapshotAnswers} against `messages` (their styles, read before
+ * the handler ran): for callers that hold the messages as they came, not the
+ * copy the handler was given. Returns the snapshot, with private copies of
+ * byte answers for the caller to wipe.
+ */
+export function checkAnswers(answers: unknown, messages: readonly PamMessage[]): PamAnswer[] {
+  return snapshotAnswers(answers, messages.map((m) => m.style));
+}
+
+function tooLong(i: number): RangeError {
+  return new RangeError(`answer ${i} exceeds ${MAX_ANSWER_BYTES} bytes (MAX_ANSWER_BYTES)`);
+}
+
+/** Whether `value` can have properties (and so a `then`): an object or a function. */
+export const isObjectLike = (value: unknown): value is object =>
+  value !== null && (typeof value === "object" || typeof value === "function");
+
+/** Zeroes the byte answers of a snapshot (they are private copies). */
+export function wipeSnapshot(snapshot: readonly PamAnswer[]): void {
+  for (let i = 0; i < snapshot.length; i++) {
+    const answer = snapshot[i];
+    if (answer instanceof Uint8Array) answer.fill(0);
+  }
+}
+
+/**
+ * Zeroes the `Uint8Array` answers of a handler's result that never reached a
+ * snapshot (its answers are the application's own, e.g. the terminal's).
+ * Never throws: what a handler returns may be hostile.
+ */
 export function wipeByteAnswers(answers: unknown): void {
-  if (!Array.isArray(answers)) return;
-  for (const answer of answers) if (answer instanceof Uint8Array) answer.fill(0);
+  try {
+    if (!Array.isArray(answers)) return;
+    const n = Math.min(answers.length, MAX_NUM_MSG + 1);
+    for (let i = 0; i < n; i++) {
+      const answer: unknown = answers[i];
+      if (isBytes(answer)) fillBytes.call(answer, 0);
+    }
+  } catch {
+    // Hostile getters: nothing more can be wiped.
+  }
 }
 
 const slots = new Map<number, ConversationSlot>();
 let nextSlotId = 1;
 
 /**
- * The trampoline libpam calls. It must never throw: both runtimes turn an
- * exception here into a return value of 0, which is PAM_SUCCESS.
+ * The trampoline libpam calls. Both runtimes turn an exception that escapes
+ * it into a return value of 0, which is PAM_SUCCESS, so its own code returns
+ * 0 only once every response is written, and it counts itself in and out on
+ * its slot: the transaction treats a call in which a conversation entered but
+ * never left as failed, whatever the modules made of it. An overflow at the
+ * very entry (the stack limit) runs none of this; the runtime then raises the
+ * exception from the PAM call itself, which fails the transaction the same
+ * way (see `PamTransaction`).
  */
 function converse(
   count: number,
@@ -299,22 +474,35 @@ function converse(
   resp: Pointer | null,
   appdata: number,
 ): number {
-  let slot: ConversationSlot | undefined;
-  let answers: unknown;
+  const slot = slots.get(appdata);
+  if (slot) slot.unfinished++;
+  const status = converseGuarded(slot, count, messagesPtr, resp, appdata);
+  if (slot) slot.unfinished--;
+  return status;
+}
+
+function converseGuarded(
+  slot: ConversationSlot | undefined,
+  count: number,
+  messagesPtr: Pointer | null,
+  resp: Pointer | null,
+  appdata: number,
+): number {
+  let snapshot: PamAnswer[] | undefined;
   let buffer: ResponseBuffer | undefined;
   try {
-    slot = slots.get(appdata);
     if (!slot) throw new Error(`no transaction has conversation slot ${appdata}`);
     // *resp is written once: the response array on success, NULL on every other path
     // (one memcpy per call fewer than clearing it up front).
     if (count <= 0 || count > MAX_NUM_MSG || !messagesPtr) {
       throw new RangeError(`libpam sent ${count} messages; expected 1 to ${MAX_NUM_MSG}`);
     }
-    const messages = readMessages(count, messagesPtr);
+    const styles = new Array<number>(count);
+    const messages = readMessages(count, messagesPtr, styles);
     let prompts = 0;
-    for (const m of messages) {
-      if (isPrompt(m.style)) prompts++;
-      else slot.messages.push(m);
+    for (let i = 0; i < count; i++) {
+      if (isPrompt(styles[i])) prompts++;
+      else slot.messages.push(messages[i]);
     }
     if (prompts > 0 && !slot.handler) {
       throw new TypeError(
@@ -332,15 +520,14 @@ function converse(
       if (resp) storePointer(resp, null);
       return ReturnCode.SUCCESS;
     }
-    answers = slot.handler(messages);
-    const checked = checkAnswers(answers, messages);
+    const answers = slot.handler(messages);
+    refuseThenable(answers);
+    snapshot = snapshotAnswers(answers, styles);
     if (!resp) return ReturnCode.SUCCESS;
     buffer = ResponseBuffer.allocate(count);
     for (let i = 0; i < count; i++) {
-      const answer = checked[i];
-      if (answer !== null && answer !== undefined) {
-        buffer.set(i, answer);
-      }
+      const answer = snapshot[i];
+      if (answer !== null && answer !== undefined) buffer.set(i, answer);
     }
     buffer.transferTo(resp);
     return ReturnCode.SUCCESS;
@@ -359,11 +546,7 @@ function converse(
     }
     return ReturnCode.CONV_ERR;
   } finally {
-    try {
-      wipeByteAnswers(answers);
-    } catch {
-      // Nothing may escape the trampoline.
-    }
+    if (snapshot) wipeSnapshot(snapshot);
   }
 }
 

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { setTimeout } from "node:timers";
+import { setInterval, setTimeout } from "node:timers";
 import {
   ANSWERED,
   ASLEEP,
@@ -22,6 +22,7 @@ import {
   REQUEST,
   STATE,
   stateWord,
+  THREAD_ID,
   WAITING,
   wipeAnswers,
   wipeChannel,
@@ -33,6 +34,7 @@ import {
 } from "./async_channel.ts";
 import type { PamMessage } from "./conversation.ts";
 import { type SpawnedThread, spawnThread } from "./thread_spawner.ts";
+import { openLibc } from "./library.ts";
 
 /** A worker's reply to one request: its value, or the error flattened for the trip. */
 export type Outcome =
@@ -63,7 +65,7 @@ type Pending = {
 export class PamWorker {
   readonly #thread: SpawnedThread;
   readonly #channel: SharedArrayBuffer = new SharedArrayBuffer(CHANNEL_BYTES);
-  readonly #words: Int32Array = new Int32Array(this.#channel, 0, ASLEEP + 1);
+  readonly #words: Int32Array = new Int32Array(this.#channel, 0, THREAD_ID + 1);
   /** The request in flight; its id is the REQUEST word. */
   #current: Pending | undefined;
   #lastId = 0;
@@ -232,6 +234,21 @@ export class PamWorker {
     this.#die("terminated");
   }
 
+  /**
+   * Fails the request in flight if the worker's OS thread no longer exists:
+   * a module that calls `pthread_exit` ends it without the runtime reporting
+   * an exit, and the request would wait forever.
+   */
+  checkThread(): void {
+    if (!this.#current || this.#death) return;
+    const tid = Atomics.load(this.#words, THREAD_ID);
+    if (tid !== 0 && !threadExists(tid)) {
+      this.#die("its OS thread ended inside libpam or a module, as pthread_exit does", {
+        vanished: true,
+      });
+    }
+  }
+
   #claim(seq: number): boolean {
     const waiting = stateWord(seq, WAITING);
     return Atomics.compareExchange(this.#words, STATE, waiting, stateWord(seq, WRITING)) ===
@@ -298,9 +315,11 @@ export class PamWorker {
     this.onConverse(message.seq, message.messages);
   }
 
-  #die(reason: string): void {
+  #die(reason: string, how: { cause?: Error; vanished?: boolean } = {}): void {
     if (this.#death) return;
-    this.#death = new Error(`The PAM worker thread died (${reason}); its transaction is lost`);
+    this.#death = new Error(`The PAM worker thread died (${reason}); its transaction is lost`, {
+      cause: how.cause,
+    });
     wipeChannel(this.#channel);
     const pending = this.#current;
     this.#current = undefined;
@@ -310,8 +329,9 @@ export class PamWorker {
     // Let the pending Atomics.waitAsync settle instead of waiting forever.
     Atomics.notify(this.#words, REPLY);
     this.#thread.unref();
-    // Make sure the thread is gone (on request); a no-op once it has exited.
-    this.#thread.terminate();
+    // Make sure the thread is gone (on request); a no-op once it has exited. Not for a thread
+    // that no longer exists: Bun's terminate() would wait for it, and keep the process alive.
+    if (!how.vanished) this.#thread.terminate();
     this.onDeath?.(this);
   }
 }
@@ -380,11 +400,31 @@ const idleSince = new WeakMap<PamWorker, number>();
 const waiters: Waiter[] = [];
 let retireTimer: ReturnType<typeof setTimeout> | undefined;
 
+/** Whether thread `tid` of this process still exists (`tgkill` with signal 0 sends nothing). */
+function threadExists(tid: number): boolean {
+  const libc = openLibc();
+  if (!libc.tgkill) return true;
+  return libc.tgkill(libc.getpid(), tid, 0) === 0;
+}
+
+/** How often the pool looks for busy workers whose thread has vanished. */
+const THREAD_CHECK_MS = 500;
+let threadWatch: ReturnType<typeof setInterval> | undefined;
+
+/** Starts the check once: it never keeps the process alive (a busy worker does). */
+function watchThreads(): void {
+  if (threadWatch !== undefined) return;
+  threadWatch = setInterval(() => {
+    for (const worker of all) worker.checkThread();
+  }, THREAD_CHECK_MS).unref();
+}
+
 /**
  * Starts a thread; it joins the idle ones once it says it runs. `demand`:
  * a caller waits for it, so it keeps the process alive until then.
  */
 function spawn(demand: boolean): void {
+  watchThreads();
   const worker = new PamWorker(workerUrl);
   started++;
   all.add(worker);

@@ -185,6 +185,10 @@ export class PamTransaction {
   #lastStatus: number = ReturnCode.SUCCESS;
   /** The PAM call in progress, while its modules converse. */
   #inCall: string | undefined;
+  /** Set when a conversation could not complete: the modules' view of the call is unknown. */
+  #broken = false;
+  /** Why, once it could be said (building the error may itself hit the stack limit). */
+  #brokenBy: unknown;
 
   static {
     // The CLI's bit-exact calls (src/raw_access.ts); kept off the public API.
@@ -200,7 +204,10 @@ export class PamTransaction {
       const type = itemType(name);
       // libpam dereferences a NULL service name (pamtester -I service crashes there).
       if (type === ItemType.SERVICE) throw new TypeError("The service item cannot be unset");
-      tx.#check(tx.#pam.pam_set_item(tx.#live(), type, null), "pam_set_item");
+      tx.#live();
+      tx.#refuseSecret(type, "pam_set_item");
+      const handle = tx.#changing("setItem");
+      tx.#check(tx.#pam.pam_set_item(handle, type, null), "pam_set_item");
     };
   }
 
@@ -250,6 +257,7 @@ export class PamTransaction {
       messages: [],
       cause: undefined,
       failDelayUsec: undefined,
+      unfinished: 0,
     };
     const slotId = registerSlot(slot);
     const out = handleOut;
@@ -384,8 +392,10 @@ export class PamTransaction {
   }
 
   /**
-   * Reads a string item; `undefined` when it is unset. libpam refuses
-   * `"authtok"` and `"oldauthtok"` to applications (`PAM_BAD_ITEM`).
+   * Reads a string item; `undefined` when it is unset. `"authtok"` and
+   * `"oldauthtok"` are refused (`PamError` `PAM_BAD_ITEM`, as libpam refuses
+   * them to applications), inside a conversation too. Allowed inside the
+   * transaction's own conversation.
    *
    * @example
    * ```ts
@@ -396,12 +406,15 @@ export class PamTransaction {
    */
   getItem(name: ItemName): string | undefined {
     const type = itemType(name);
+    this.#refuseSecret(type, "pam_get_item");
     const value = this.#getItemPointer(type);
     return value ? native.readCString(value) : undefined;
   }
 
   /**
-   * Sets a string item; libpam keeps a copy.
+   * Sets a string item; libpam keeps a copy. `"authtok"` and `"oldauthtok"`
+   * are refused (`PamError` `PAM_BAD_ITEM`). Throws inside the transaction's
+   * own conversation (a module may still hold the item being replaced).
    *
    * @example
    * ```ts
@@ -414,8 +427,10 @@ export class PamTransaction {
   setItem(name: ItemName, value: string): void {
     const type = itemType(name);
     const encoded = cString(value, `the value of item "${name}"`);
-    const handle = this.#live();
     try {
+      this.#live();
+      this.#refuseSecret(type, "pam_set_item");
+      const handle = this.#changing("setItem");
       this.#check(this.#pam.pam_set_item(handle, type, encoded), "pam_set_item");
     } finally {
       // authtok and oldauthtok are secrets.
@@ -450,7 +465,7 @@ export class PamTransaction {
 
   /**
    * Sets `PAM_XAUTHDATA`; libpam keeps a copy, and the binding's own C copy
-   * is wiped.
+   * is wiped. Throws inside the transaction's own conversation.
    *
    * @example
    * ```ts
@@ -462,7 +477,7 @@ export class PamTransaction {
   setXAuthData(xauth: XAuthData): void {
     const o = checkXAuthData(xauth);
     const name = cString(o.name, "XAuthData.name");
-    const handle = this.#live();
+    const handle = this.#changing("setXAuthData");
     const libc = openLibc();
     // One C block: the struct, then the name (NUL-terminated), then the data.
     const size = XAUTHDATA_SIZE + name.length + o.data.length;
@@ -507,7 +522,8 @@ export class PamTransaction {
 
   /**
    * Sets (`"NAME=value"`), empties (`"NAME="`) or deletes (`"NAME"`) a
-   * variable of the PAM environment (`pam_putenv`).
+   * variable of the PAM environment (`pam_putenv`). Throws inside the
+   * transaction's own conversation.
    *
    * @example
    * ```ts
@@ -520,11 +536,14 @@ export class PamTransaction {
   putEnv(entry: string): void {
     checkEnvEntry(entry);
     const encoded = cString(entry, "the environment entry");
-    this.#check(this.#pam.pam_putenv(this.#live(), encoded), "pam_putenv");
+    this.#check(this.#pam.pam_putenv(this.#changing("putEnv"), encoded), "pam_putenv");
   }
 
   /**
-   * The whole PAM environment (`pam_getenvlist`), to pass to the user's processes.
+   * The whole PAM environment (`pam_getenvlist`), to pass to the user's
+   * processes, as an object without a prototype: every name is an own
+   * property, `__proto__` and `constructor` included (read it with
+   * `Object.entries` or `Object.hasOwn`, not `env.hasOwnProperty`).
    *
    * @example
    * ```ts
@@ -539,7 +558,8 @@ export class PamTransaction {
       throw new PamError(ReturnCode.BUF_ERR, "pam_getenvlist", { description: "out of memory" });
     }
     const libc = openLibc();
-    const env: Record<string, string> = {};
+    // No prototype: a variable named __proto__ must be a property, not a prototype setter.
+    const env: Record<string, string> = Object.create(null);
     // The caller owns the copy: every string and the array must be freed.
     for (let i = 0;; i++) {
       const entry = native.readPointer(list, i * 8);
@@ -609,7 +629,38 @@ export class PamTransaction {
     if (!this.#handle) {
       throw new Error("This PamTransaction has ended (pam_end ran); start a new one");
     }
+    if (this.#broken) {
+      throw new Error(
+        "This PamTransaction failed: a conversation could not complete, so its modules' state " +
+          "is unknown; end it and start a new one",
+        { cause: this.#brokenBy },
+      );
+    }
     return this.#handle;
+  }
+
+  /** The handle, for a method that changes it: refused inside the transaction's own conversation. */
+  #changing(method: string): Pointer {
+    const handle = this.#live();
+    if (this.#inCall) {
+      throw new Error(
+        `${method}() was called from inside the conversation of ${this.#inCall}: the modules ` +
+          "of that call may still use what it would change; call it before or after",
+      );
+    }
+    return handle;
+  }
+
+  /**
+   * libpam refuses the tokens to applications, except while a module runs: the binding
+   * refuses them always, so a conversation handler cannot read or replace them either.
+   */
+  #refuseSecret(type: number, operation: string): void {
+    if (type !== ItemType.AUTHTOK && type !== ItemType.OLDAUTHTOK) return;
+    if (!this.#inCall) this.#lastStatus = ReturnCode.BAD_ITEM;
+    throw new PamError(ReturnCode.BAD_ITEM, operation, {
+      description: strerrorText(this.#pam, ReturnCode.BAD_ITEM, this.#handle),
+    });
   }
 
   #getItemPointer(type: number): Pointer | null {
@@ -633,14 +684,46 @@ export class PamTransaction {
     if (slot.messages.length > 0) slot.messages = [];
     slot.cause = undefined;
     slot.failDelayUsec = undefined;
+    slot.unfinished = 0;
     let status: number;
     this.#inCall = operation;
     try {
       status = fn(handle, flags);
-    } finally {
+    } catch (error) {
+      // The call itself threw: an exception escaped a callback during it and the runtime
+      // raised it here, after handing the module 0 (PAM_SUCCESS) in its place. Plain stores
+      // first: near the stack limit, any call from here on may throw again.
       this.#inCall = undefined;
+      this.#broken = true;
+      this.#lastStatus = ReturnCode.CONV_ERR;
+      this.#brokenBy = error;
+      throw this.#breakDown(operation, error);
+    }
+    this.#inCall = undefined;
+    if (slot.unfinished !== 0) {
+      this.#broken = true;
+      this.#lastStatus = ReturnCode.CONV_ERR;
+      this.#brokenBy = slot.cause;
+      throw this.#breakDown(operation, slot.cause);
     }
     this.#check(status, operation);
+  }
+
+  /**
+   * Fails the transaction for good after a conversation that could not
+   * complete: the module saw success for it, so nothing it did since can be
+   * trusted. `pam_end` then gets `PAM_CONV_ERR`.
+   */
+  #breakDown(operation: string, cause: unknown): PamError {
+    const error = new PamError(ReturnCode.CONV_ERR, operation, {
+      description: "the conversation could not complete (an exception escaped it, as at the " +
+        "JavaScript stack limit); the transaction is failed",
+      messages: this.#slot.messages,
+      cause,
+    });
+    this.#slot.unfinished = 0;
+    this.#brokenBy = error;
+    return error;
   }
 
   #check(status: number, operation: string): void {

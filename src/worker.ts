@@ -27,6 +27,7 @@ import {
   type StartRequest,
   STATE,
   stateWord,
+  THREAD_ID,
   WAITING,
   type WorkerReply,
   type WorkerRequest,
@@ -39,6 +40,7 @@ import {
   passwordConversation,
 } from "./conversation.ts";
 import { PamError } from "./errors.ts";
+import { openLibc } from "./library.ts";
 import { PamTransaction } from "./transaction.ts";
 
 // The main thread's end of this port receives the conversations (the thread was started
@@ -48,7 +50,7 @@ if (!parentPort || !port) {
   throw new Error("src/worker.ts is the entry of a PAM worker thread; import mod.ts instead");
 }
 const channel: SharedArrayBuffer = workerData.channel;
-const words = new Int32Array(channel, 0, ASLEEP + 1);
+const words = new Int32Array(channel, 0, THREAD_ID + 1);
 /** Word 0: requests running libpam work across the pool. */
 const pool = new Int32Array(workerData.pool);
 
@@ -281,6 +283,8 @@ async function serve(): Promise<never> {
   }
 }
 
+// For the pool's check that this thread still exists (see THREAD_ID).
+Atomics.store(words, THREAD_ID, openLibc().gettid?.() ?? 0);
 // The pool hands this thread work only from now on: a thread that is still starting (on
 // Deno, one started by the spawner thread takes ~0.5 s) would hold a check another could serve.
 port.postMessage({ type: "ready" } satisfies ReadyMessage);

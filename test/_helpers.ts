@@ -69,7 +69,13 @@ export class DirectConversation {
 
   constructor(handler: ConversationHandler | null) {
     this.#stack = createTestStack({ services: { direct: "auth required pam_permit.so\n" } });
-    this.slot = { handler, messages: [], cause: undefined, failDelayUsec: undefined };
+    this.slot = {
+      handler,
+      messages: [],
+      cause: undefined,
+      failDelayUsec: undefined,
+      unfinished: 0,
+    };
     this.#slotId = registerSlot(this.slot);
     const pam = openPam();
     const out = new Uint8Array(8);

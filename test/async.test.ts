@@ -9,6 +9,7 @@ import {
   type AsyncConversation,
   AsyncPamTransaction,
   authenticate,
+  MAX_ANSWER_BYTES,
   MessageStyle,
   type PamAnswer,
   PamError,
@@ -21,6 +22,7 @@ import {
 } from "../mod.ts";
 import { terminateAllWorkers } from "../src/pool.ts";
 import { createTestStack, wrapperModule } from "../src/testing.ts";
+import { hostileModule } from "./_hostile_module.ts";
 
 const noMatrix = wrapperModule("pam_matrix")
   ? false
@@ -205,7 +207,7 @@ test("every method works through the worker", async () => {
   await tx.putEnv("EMPTY=");
   assert.equal(await tx.getEnv("LANG"), "C.UTF-8");
   assert.equal(await tx.getEnv("NOPE"), undefined);
-  assert.deepEqual(await tx.getEnvList(), { LANG: "C.UTF-8", EMPTY: "" });
+  assert.deepEqual({ ...(await tx.getEnvList()) }, { LANG: "C.UTF-8", EMPTY: "" });
   await tx.closeSession();
   await tx.setCred("delete");
   assert.equal(tx.ended, false);
@@ -247,7 +249,7 @@ test("requests and replies travel through the shared buffer whatever their size"
   await tx.putEnv(`BIG=${big}`);
   await tx.putEnv(`TRICKY=${tricky}`);
   assert.equal(await tx.getEnv("BIG"), big);
-  assert.deepEqual(await tx.getEnvList(), { BIG: big, TRICKY: tricky });
+  assert.deepEqual({ ...(await tx.getEnvList()) }, { BIG: big, TRICKY: tricky });
   // A request that does not fit fails alone, before reaching the thread...
   await assert.rejects(tx.putEnv(`HUGE=${"y".repeat(2_000_000)}`), RangeError);
   // ...and so does a reply that does not fit; the transaction goes on.
@@ -911,6 +913,30 @@ test("a worker thread that dies rejects its calls; the pool replaces it", async 
   assert.deepEqual(result, { user: "u" });
 });
 
+/**
+ * Runs `script` in a child process of this runtime with the exact permissions docs/async.md
+ * tells Deno users to grant, from `cwd` (the worker's URL must not depend on the working
+ * directory); SIGKILLs it after 15 s. Resolves its exit code and output.
+ */
+async function runScript(
+  script: string,
+  cwd: string,
+): Promise<{ code: number | null; out: string }> {
+  const args = isDeno ? ["run", "--allow-ffi", "--allow-read", script] : [script];
+  const child = spawn(process.execPath, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  const code = await new Promise<number | null>((resolve) => {
+    const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    child.on("exit", (c) => {
+      clearTimeout(killer);
+      resolve(c);
+    });
+  });
+  return { code, out };
+}
+
 test("a script that calls authenticate() once exits by itself", async () => {
   await using stack = createTestStack({ services: { ok: permitAll } });
   const script = join(stack.dir, "once.ts");
@@ -923,24 +949,8 @@ test("a script that calls authenticate() once exits by itself", async () => {
       } });\n` +
       `console.log("user=" + r.user);\n`,
   );
-  // The exact permissions docs/async.md tells Deno users to grant.
-  const args = isDeno ? ["run", "--allow-ffi", "--allow-read", script] : [script];
-  // Run from elsewhere: the worker's URL must not depend on the working directory.
-  const child = spawn(process.execPath, args, {
-    cwd: stack.dir,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout.on("data", (d) => (out += d));
-  child.stderr.on("data", (d) => (out += d));
   const started = performance.now();
-  const code = await new Promise<number | null>((resolve) => {
-    const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-    child.on("exit", (c) => {
-      clearTimeout(killer);
-      resolve(c);
-    });
-  });
+  const { code, out } = await runScript(script, stack.dir);
   const elapsed = performance.now() - started;
   assert.equal(code, 0, out);
   assert.match(out, /user=eve/);
@@ -1104,4 +1114,230 @@ test("the worker gives up by itself when the main thread cannot answer in time",
   // The late answer was dropped, not delivered to the next prompt; the next one works.
   await tx.authenticate();
   assert.equal(calls, 2);
+});
+
+/** An async transaction on the matrix stack whose handler returns what `answer` makes. */
+async function answering(
+  stack: ReturnType<typeof matrixStack>,
+  answer: (messages: readonly PamMessage[]) => unknown,
+) {
+  return await AsyncPamTransaction.start({
+    service: "web",
+    user: "alice",
+    confdir: stack.confdir,
+    conversation: answer as AsyncConversation,
+  });
+}
+
+test("hostile handler results reject with PamError (cause set), never crash or hang", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  const boom = new Error("hostile");
+  const revocable = Proxy.revocable(["secret"], {});
+  revocable.revoke();
+  const throwingThen = () =>
+    Object.defineProperty(["secret"], "then", {
+      get: () => {
+        throw boom;
+      },
+    });
+  const cases: [string, () => unknown, (cause: unknown) => boolean][] = [
+    ["then getter throws", throwingThen, (c) => c === boom],
+    ["thenable whose then throws", () => ({
+      then: () => {
+        throw boom;
+      },
+    }), (c) => c === boom],
+    ["Proxy whose traps throw", () =>
+      new Proxy(["secret"], {
+        get: () => {
+          throw boom;
+        },
+      }), (c) => c === boom],
+    ["revoked Proxy", () => revocable.proxy, (c) => c instanceof TypeError],
+    [
+      "Promise of a revoked Proxy",
+      () => Promise.resolve(revocable.proxy),
+      (c) => c instanceof TypeError,
+    ],
+    [
+      "Promise of an array whose element getter throws",
+      () =>
+        Promise.resolve(Object.defineProperty([], 0, {
+          get: () => {
+            throw boom;
+          },
+        })),
+      (c) => c === boom,
+    ],
+    [
+      "Promise of an array whose then getter throws",
+      () => Promise.resolve(1).then(throwingThen),
+      (c) => c === boom,
+    ],
+  ];
+  for (const [name, result, isCause] of cases) {
+    await using tx = await answering(stack, result);
+    const error = await within(rejection(tx.authenticate()), 5000, name);
+    assert.ok(error instanceof PamError, `${name}: ${error}`);
+    assert.ok(isCause(error.cause), `${name}: cause ${error.cause}`);
+  }
+  // An array whose Symbol.iterator throws is never iterated: its answers are read by index.
+  const iterated = ["secret"];
+  Object.defineProperty(iterated, Symbol.iterator, {
+    value: () => {
+      throw boom;
+    },
+  });
+  await using tx = await answering(stack, () => iterated);
+  await within(tx.authenticate(), 5000, "throwing Symbol.iterator");
+});
+
+test("async answers are read once: the check and the copy see one snapshot", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  const bytes = () => new TextEncoder().encode("secret");
+  for (const values of [["secret", "secret\0tail"], [bytes(), { byteLength: 0 }], ["secret", 42]]) {
+    let reads = 0;
+    await using tx = await answering(stack, () =>
+      Promise.resolve(Object.defineProperty([], 0, {
+        enumerable: true,
+        get: () => values[Math.min(reads++, 1)],
+      })));
+    await within(tx.authenticate(), 5000, String(values[1]));
+    assert.equal(reads, 1);
+  }
+  // The handler's messages are frozen; emptying them cannot change the count checked.
+  await using tx = await answering(stack, (messages) => {
+    assert.ok(Object.isFrozen(messages) && Object.isFrozen(messages[0]));
+    try {
+      (messages as PamMessage[]).length = 0;
+    } catch { /* frozen */ }
+    return [];
+  });
+  const error = await rejection(tx.authenticate());
+  assert.ok(error instanceof PamError && error.cause instanceof TypeError);
+});
+
+test("inside its own conversation every method refuses at once; outside calls still queue", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  const refused: unknown[] = [];
+  const tx: AsyncPamTransaction = await answering(stack, async (messages) => {
+    for (
+      const call of [
+        () => tx.getItem("user"),
+        () => tx.setItem("user", "mallory"),
+        () => tx.putEnv("A=1"),
+        () => tx.getEnvList(),
+        () => tx.authenticate(),
+        () => tx.end(),
+      ]
+    ) {
+      try {
+        await call();
+      } catch (error) {
+        refused.push(error);
+      }
+    }
+    return messages.map(() => "secret");
+  });
+  try {
+    await within(tx.authenticate(), 5000, "a handler awaiting its own transaction");
+    assert.equal(refused.length, 6);
+    for (const error of refused) {
+      assert.ok(error instanceof Error);
+      assert.match(error.message, /own conversation/);
+    }
+    assert.equal(tx.ended, false);
+    assert.equal(await tx.getItem("user"), "alice");
+  } finally {
+    await tx.end();
+  }
+  // Calls made elsewhere while a prompt waits are not refused: they run after the call.
+  let answer!: (answers: PamAnswer[]) => void;
+  let asked!: () => void;
+  const prompted = new Promise<void>((resolve) => (asked = resolve));
+  await using waiting = await answering(stack, () => {
+    asked();
+    return new Promise<PamAnswer[]>((resolve) => (answer = resolve));
+  });
+  const auth = waiting.authenticate();
+  await prompted;
+  const user = waiting.getItem("user");
+  answer(["secret"]);
+  await auth;
+  assert.equal(await user, "alice");
+});
+
+test("one answer limit for async answers and the one-shot password: MAX_ANSWER_BYTES", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  await using tx = await answering(stack, () => ["a".repeat(MAX_ANSWER_BYTES + 1)]);
+  const error = await rejection(tx.authenticate());
+  assert.ok(error instanceof PamError && error.cause instanceof RangeError, String(error));
+  for (const onMessage of [undefined, () => {}]) {
+    await assert.rejects(
+      authenticate({
+        service: "web",
+        user: "alice",
+        password: "a".repeat(MAX_ANSWER_BYTES + 1),
+        confdir: stack.confdir,
+        onMessage,
+      }),
+      RangeError,
+    );
+  }
+});
+
+test(
+  "a module that ends its worker thread (pthread_exit): the call rejects, the process can exit",
+  {
+    skip: hostileModule().why ?? false,
+  },
+  async () => {
+    await using stack = createTestStack({
+      services: { exit: `auth required ${hostileModule().path} mode=exit\n` },
+    });
+    const tx = await AsyncPamTransaction.start({
+      service: "exit",
+      user: "u",
+      confdir: stack.confdir,
+    });
+    const error = await within(rejection(tx.authenticate()), 10_000, "pthread_exit");
+    assert.ok(error instanceof Error);
+    assert.match(error.message, /worker thread died .*OS thread ended/);
+    await within(tx.end(), 10_000, "end() after pthread_exit");
+    // And a script whose only check meets it exits by itself.
+    const script = join(stack.dir, "exit.ts");
+    const mod = new URL("../mod.ts", import.meta.url).href;
+    writeFileSync(
+      script,
+      `import { authenticate } from ${JSON.stringify(mod)};\n` +
+        `await authenticate({ service: "exit", user: "u", password: "p", confdir: ${
+          JSON.stringify(stack.confdir)
+        } }).catch((e) => console.log("rejected: " + e.message));\n`,
+    );
+    const { code, out } = await runScript(script, stack.dir);
+    assert.equal(code, 0, out);
+    assert.match(out, /rejected: The PAM worker thread died/);
+  },
+);
+
+test("getEnvList() keeps every name through the worker, __proto__ included", async () => {
+  await using stack = createTestStack({ services: { ok: permitAll } });
+  await using tx = await AsyncPamTransaction.start({
+    service: "ok",
+    user: "u",
+    confdir: stack.confdir,
+  });
+  await tx.putEnv("__proto__=polluted");
+  await tx.putEnv("constructor=c");
+  const env = await tx.getEnvList();
+  assert.equal(Object.getPrototypeOf(env), null);
+  assert.deepEqual(Object.entries(env), [["__proto__", "polluted"], ["constructor", "c"]]);
 });

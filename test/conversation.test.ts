@@ -5,10 +5,11 @@
 // libpam, transactions without a conversation, and the reported fail delay.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import {
+  MAX_ANSWER_BYTES,
   MessageStyle,
   PamError,
   type PamMessage,
@@ -17,7 +18,8 @@ import {
   ReturnCode,
 } from "../mod.ts";
 import { createTestStack } from "../src/testing.ts";
-import { SECRET, thrown, wrapperModule } from "./_helpers.ts";
+import { hostileModule } from "./_hostile_module.ts";
+import { SECRET, spyPamEnd, thrown, wrapperModule } from "./_helpers.ts";
 
 const noMatrix = wrapperModule("pam_matrix") ? false : "libpam-wrapper is not installed";
 
@@ -418,4 +420,145 @@ test('failDelay "native" (default): libpam sleeps the delay and reports nothing'
   assert.equal(error.failDelayMs, undefined);
   // A lower bound only: 300 ms minus libpam's 50% randomisation, with slack.
   assert.ok(elapsed >= 120, `libpam did not sleep (${elapsed} ms)`);
+});
+
+const hostile = hostileModule();
+
+/**
+ * Calls `attempt` at each of the `count` stack depths just below the JavaScript stack
+ * limit, deepest first: every frame of the recursion catches the overflow of the one below
+ * it, runs `attempt`, and passes the overflow up.
+ */
+function nearStackLimit(count: number, attempt: (i: number) => void): void {
+  let i = 0;
+  const descend = (): void => {
+    try {
+      descend();
+    } catch {
+      if (i >= count) return;
+      attempt(i++);
+      throw new RangeError("up");
+    }
+  };
+  descend();
+}
+
+test(
+  "near the stack limit a throwing handler never becomes success; a broken call fails the transaction",
+  {
+    skip: hostile.why ?? false,
+  },
+  () => {
+    using stack = createTestStack({ services: { s: "" } });
+    const log = join(stack.dir, "conv.log");
+    writeFileSync(
+      join(stack.confdir, "s"),
+      `auth required ${hostile.path} mode=prompt log=${log}\naccount required pam_permit.so\n`,
+    );
+    const count = 1000;
+    const spy = spyPamEnd();
+    try {
+      // At the limit the runtime may hand the module 0 before any code of the binding runs;
+      // whether a sweep meets such a depth depends on the JIT, so sweep until one did.
+      let broken = 0;
+      for (let round = 0; round < 8 && broken === 0; round++) {
+        writeFileSync(log, "");
+        spy.statuses.length = 0;
+        const txs = Array.from({ length: count }, (_, i) =>
+          PamTransaction.start({
+            service: "s",
+            user: `u${i}`,
+            confdir: stack.confdir,
+            conversation: () => {
+              throw new Error("no answer");
+            },
+          }));
+        const outcomes: string[] = [];
+        nearStackLimit(count, (i) => {
+          try {
+            txs[i].authenticate();
+            outcomes[i] = "success";
+          } catch (error) {
+            outcomes[i] = (error as Error).name;
+          }
+        });
+        const seen = new Map(
+          readFileSync(log, "utf8").split("\n").filter(Boolean).map((line) =>
+            line.split(" ") as [string, string]
+          ),
+        );
+        const fooled = (i: number) => seen.get(`u${i}`)?.startsWith("0") ?? false;
+        for (let i = 0; i < count; i++) {
+          assert.notEqual(outcomes[i], "success", `round ${round}, attempt ${i}`);
+          if (!fooled(i)) continue;
+          // The module took the failed conversation for success: the transaction is failed.
+          broken++;
+          assert.throws(() => txs[i].acctMgmt(), /could not complete/, `attempt ${i}`);
+        }
+        for (const tx of txs) tx.end();
+        for (let i = 0; i < count; i++) {
+          if (fooled(i)) assert.equal(spy.statuses[i], ReturnCode.CONV_ERR, `pam_end of ${i}`);
+        }
+      }
+      assert.ok(broken > 0, "the sweep never reached a conversation broken at the stack limit");
+    } finally {
+      spy.restore();
+    }
+  },
+);
+
+test("a binary prompt whose length header lies fails the conversation unread (a module in C)", {
+  skip: hostile.why ?? false,
+}, () => {
+  using stack = createTestStack({ services: { s: "" } });
+  const seen: PamMessage[] = [];
+  const start = (claim: number) => {
+    writeFileSync(
+      join(stack.confdir, "s"),
+      `auth required ${hostile.path} mode=binary claim=${claim}\n`,
+    );
+    return PamTransaction.start({
+      service: "s",
+      user: "alice",
+      confdir: stack.confdir,
+      conversation: (messages) => {
+        seen.push(...messages);
+        return [new Uint8Array([0, 0, 0, 5, 2])];
+      },
+    });
+  };
+  for (const claim of [100_000, 0x7fffffff, 3]) {
+    using tx = start(claim);
+    const error = thrown(() => tx.authenticate(), PamError, `claim ${claim}`);
+    assert.equal(error.code, ReturnCode.CONV_ERR);
+    assert.ok(error.cause instanceof RangeError, `claim ${claim}: ${error.cause}`);
+  }
+  assert.equal(seen.length, 0, "the handler was handed a packet past its length");
+  using tx = start(9);
+  tx.authenticate();
+  assert.deepEqual(seen.map((m) => [...(m.data ?? [])]), [[0, 0, 0, 9, 1, 97, 98, 99, 100]]);
+});
+
+test("one answer limit: MAX_ANSWER_BYTES fails the call (RangeError cause); a password over it throws at once", () => {
+  using stack = createTestStack({ services: { s: "auth required pam_stress.so\n" } });
+  for (const answer of ["a".repeat(MAX_ANSWER_BYTES + 1), new Uint8Array(MAX_ANSWER_BYTES + 1)]) {
+    using tx = PamTransaction.start({
+      service: "s",
+      user: "alice",
+      confdir: stack.confdir,
+      conversation: (messages) => messages.map(() => answer),
+    });
+    const error = thrown(() => tx.authenticate(), PamError);
+    assert.equal(error.code, ReturnCode.CONV_ERR);
+    assert.ok(error.cause instanceof RangeError);
+  }
+  assert.throws(() => passwordConversation("a".repeat(MAX_ANSWER_BYTES + 1)), RangeError);
+  assert.throws(() => passwordConversation(new Uint8Array(MAX_ANSWER_BYTES + 1)), RangeError);
+  using tx = PamTransaction.start({
+    service: "s",
+    user: "alice",
+    confdir: stack.confdir,
+    conversation: passwordConversation("a".repeat(MAX_ANSWER_BYTES)),
+  });
+  tx.authenticate();
 });

@@ -203,7 +203,7 @@ test(
 test("env: putEnv sets, empties and deletes; getEnv and getEnvList read back", () => {
   using stack = createTestStack({ services: { svc: permit } });
   using tx = PamTransaction.start({ service: "svc", user: "alice", confdir: stack.confdir });
-  assert.deepEqual(tx.getEnvList(), {});
+  assert.deepEqual({ ...tx.getEnvList() }, {});
   assert.equal(tx.getEnv("LANG"), undefined);
   tx.putEnv("LANG=C.UTF-8");
   tx.putEnv("EQUATION=a=b=c");
@@ -211,7 +211,7 @@ test("env: putEnv sets, empties and deletes; getEnv and getEnvList read back", (
   assert.equal(tx.getEnv("LANG"), "C.UTF-8");
   assert.equal(tx.getEnv("EQUATION"), "a=b=c");
   assert.equal(tx.getEnv("UNICODE"), "straße ✓");
-  assert.deepEqual(tx.getEnvList(), {
+  assert.deepEqual({ ...tx.getEnvList() }, {
     LANG: "C.UTF-8",
     EQUATION: "a=b=c",
     UNICODE: "straße ✓",
@@ -223,7 +223,7 @@ test("env: putEnv sets, empties and deletes; getEnv and getEnvList read back", (
   assert.equal(tx.getEnv("LANG"), "en_GB.UTF-8");
   tx.putEnv("LANG");
   assert.equal(tx.getEnv("LANG"), undefined);
-  assert.deepEqual(tx.getEnvList(), { EQUATION: "a=b=c", UNICODE: "straße ✓" });
+  assert.deepEqual({ ...tx.getEnvList() }, { EQUATION: "a=b=c", UNICODE: "straße ✓" });
   // Deleting what is not there is libpam's PAM_BAD_ITEM.
   const error = thrown(() => tx.putEnv("LANG"), PamError);
   assert.equal(error.code, ReturnCode.BAD_ITEM);
@@ -252,7 +252,7 @@ test("env: NUL bytes, missing names and wrong types are TypeErrors before any C 
   } finally {
     spy.restore();
   }
-  assert.deepEqual(tx.getEnvList(), {});
+  assert.deepEqual({ ...tx.getEnvList() }, {});
 });
 
 test("env: pam_env sets variables from its own conffile; pam_matrix sets and unsets its own", {
@@ -300,4 +300,20 @@ test("env: pam_env sets variables from its own conffile; pam_matrix sets and uns
   tx.closeSession();
   assert.equal(tx.getEnv("HOMEDIR"), undefined);
   assert.equal("HOMEDIR" in tx.getEnvList(), false);
+});
+
+test("env: every name survives getEnvList(), __proto__ and constructor included", () => {
+  using stack = createTestStack({ services: { svc: permit } });
+  using tx = PamTransaction.start({ service: "svc", user: "alice", confdir: stack.confdir });
+  tx.putEnv("__proto__=polluted");
+  tx.putEnv("constructor=c");
+  tx.putEnv("toString=t");
+  const env = tx.getEnvList();
+  assert.equal(Object.getPrototypeOf(env), null);
+  assert.deepEqual(Object.entries(env), [["__proto__", "polluted"], ["constructor", "c"], [
+    "toString",
+    "t",
+  ]]);
+  assert.equal(Object.hasOwn(env, "__proto__"), true);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
 });

@@ -9,7 +9,7 @@ import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { authenticate, login, type LoginOptions, type LoginSession } from "../mod.ts";
+import { authenticate, login, type LoginOptions, type LoginSession, PamError } from "../mod.ts";
 import { createTestStack, type TestStack } from "../src/testing.ts";
 import { compileModule } from "./_modules.ts";
 
@@ -425,4 +425,50 @@ test("the session process killed while open: closed rejects saying how; spawn an
   const alive = () => running(program.pid);
   for (let i = 0; i < 50 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
   assert.equal(alive(), false, "the orphaned program was hung up");
+});
+
+test("hostile handler results fail the login with PamError, cause set; answers are read once", async () => {
+  const auth = ["auth     required pam_exec.so expose_authtok {{dir}}/check.sh"];
+  await using s = stack([], auth);
+  writeFileSync(join(s.dir, "check.sh"), '#!/bin/sh\nread pw\n[ "$pw" = "s3cret" ]\n');
+  chmodSync(join(s.dir, "check.sh"), 0o755);
+  const boom = new Error("boom");
+  const revocable = Proxy.revocable([] as string[], {});
+  revocable.revoke();
+  const hostile: Array<[string, () => unknown]> = [
+    ["a then getter that throws", () => ({
+      get then() {
+        throw boom;
+      },
+    })],
+    ["a Proxy whose traps throw", () =>
+      new Proxy([], {
+        get() {
+          throw boom;
+        },
+      })],
+    ["a revoked Proxy", () => revocable.proxy],
+    [
+      "a thenable that rejects",
+      () => ({ then: (_: unknown, reject: (e: unknown) => void) => reject(boom) }),
+    ],
+  ];
+  for (const [what, make] of hostile) {
+    const error = await login(base(s, { conversation: make as never })).catch((e) => e);
+    assert.ok(error instanceof PamError, `${what}: ${error}`);
+    assert.ok(error.cause instanceof Error, `${what}: no cause`);
+  }
+  // An element read once: a getter that would answer differently the second time.
+  let reads = 0;
+  const once = () => {
+    const answers: string[] = [];
+    Object.defineProperty(answers, 0, {
+      get: () => (reads++ === 0 ? "s3cret" : "s3cret\0tail"),
+      enumerable: true,
+    });
+    return answers;
+  };
+  await using session = await login(base(s, { conversation: once }));
+  assert.equal(reads, 1);
+  assert.equal(session.user, me);
 });

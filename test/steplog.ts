@@ -1,10 +1,8 @@
 // A tiny PAM module, compiled for the tests with `cc`, that appends one line per call it gets —
 // including pam_sm_setcred, which no stock module makes observable (pam_exec and pam_echo ignore
 // it) — so the session tests can assert the exact order and flags libpam passed, with real libpam.
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { compileModule } from "./_modules.ts";
 
 const source = String.raw`
 #include <security/pam_modules.h>
@@ -38,27 +36,9 @@ STEP(close_session)
 STEP(chauthtok)
 `;
 
-let compiled: { path?: string; why?: string } | undefined;
-
 /** The path of the compiled module, or why there is none (no `cc`, no PAM headers). */
 export function stepLogModule(): { path?: string; why?: string } {
-  if (compiled) return compiled;
-  const dir = mkdtempSync(join(tmpdir(), "seed-pam-steplog-"));
-  writeFileSync(join(dir, "pam_steplog.c"), source);
-  const path = join(dir, "pam_steplog.so");
-  const cc = spawnSync(
-    "cc",
-    ["-shared", "-fPIC", "-o", path, join(dir, "pam_steplog.c"), "-lpam"],
-    {
-      encoding: "utf8",
-    },
-  );
-  compiled = cc.status === 0 ? { path } : {
-    why: `cannot compile the step-logging test module (needs cc and libpam0g-dev): ${
-      cc.error?.message ?? cc.stderr
-    }`,
-  };
-  return compiled;
+  return compileModule("steplog", source);
 }
 
 /** One line of the step log. */

@@ -6,7 +6,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
-import { MessageStyle } from "../mod.ts";
+import {
+  MAX_ANSWER_BYTES,
+  MAX_BINARY_PROMPT_BYTES,
+  MessageStyle,
+  type PamMessage,
+} from "../mod.ts";
 import { DirectConversation, type RawMessage, SECRET, text } from "./_helpers.ts";
 
 const OK = 0;
@@ -315,6 +320,191 @@ test("trampoline: error paths still give CONV_ERR after 30,000 warm successful c
     const last = direct.call([prompt, info]);
     assert.equal(last.status, OK);
     assert.equal(text(last.answers?.[0]), "pw");
+  } finally {
+    direct.close();
+  }
+});
+
+/** An array whose element `index` yields `values` in turn, one per read, counting its reads. */
+function shifting(values: unknown[], index = 0): { answers: unknown[]; reads: () => number } {
+  let reads = 0;
+  const answers: unknown[] = [];
+  Object.defineProperty(answers, index, {
+    enumerable: true,
+    get: () => values[Math.min(reads++, values.length - 1)],
+  });
+  return { answers, reads: () => reads };
+}
+
+test("trampoline: each answer is read exactly once; the check and the copy see one snapshot", () => {
+  const bytes = () => new TextEncoder().encode(SECRET);
+  const cases: [string, unknown[]][] = [
+    ["string, then one with a NUL", [SECRET, `${SECRET}\0tail`]],
+    ["bytes, then a fake with byteLength 0", [bytes(), { byteLength: 0 }]],
+    ["string, then a number", [SECRET, 42]],
+  ];
+  const direct = new DirectConversation(null);
+  try {
+    for (const [name, values] of cases) {
+      const getter = shifting(values);
+      direct.handler = () => getter.answers;
+      const r = direct.call([prompt]);
+      assert.equal(r.status, OK, name);
+      assert.equal(text(r.answers?.[0]), SECRET, name);
+      assert.equal(getter.reads(), 1, `${name}: read ${getter.reads()} times`);
+    }
+    // A Proxy's traps run once per element, and once for the length.
+    const reads = new Map<PropertyKey, number>();
+    let n = 0;
+    const proxy = new Proxy([SECRET], {
+      get(target, key, receiver) {
+        reads.set(key, (reads.get(key) ?? 0) + 1);
+        return key === "0"
+          ? (n++ === 0 ? SECRET : `${SECRET}\0tail`)
+          : Reflect.get(target, key, receiver);
+      },
+    });
+    direct.handler = () => proxy;
+    const r = direct.call([prompt]);
+    assert.equal(r.status, OK);
+    assert.equal(text(r.answers?.[0]), SECRET);
+    assert.equal(reads.get("0"), 1);
+    assert.equal(reads.get("length"), 1);
+  } finally {
+    direct.close();
+  }
+});
+
+test("trampoline: hostile answer containers fail the call, never escape it", () => {
+  const revocable = Proxy.revocable([SECRET], {});
+  revocable.revoke();
+  const boom = new Error("trap");
+  const handlers: [string, () => unknown][] = [
+    ["revoked Proxy", () => revocable.proxy],
+    ["throwing get trap", () =>
+      new Proxy([SECRET], {
+        get: () => {
+          throw boom;
+        },
+      })],
+    ["throwing then getter", () =>
+      Object.defineProperty([SECRET], "then", {
+        get: () => {
+          throw boom;
+        },
+      })],
+    [
+      "length that is not a number",
+      () => new Proxy([SECRET], { get: (t, k) => (k === "length" ? "1" : Reflect.get(t, k)) }),
+    ],
+  ];
+  const direct = new DirectConversation(null);
+  try {
+    for (const [name, answers] of handlers) {
+      direct.slot.cause = undefined;
+      direct.handler = answers;
+      const r = direct.call([prompt]);
+      assert.equal(r.status, CONV_ERR, name);
+      assert.equal(r.respNull, true, name);
+      assert.ok(direct.slot.cause instanceof Error, name);
+    }
+  } finally {
+    direct.close();
+  }
+});
+
+test("trampoline: the handler gets frozen messages; checks go by the count and styles from C", () => {
+  const direct = new DirectConversation(null);
+  try {
+    let frozen = false;
+    direct.handler = (messages) => {
+      frozen = Object.isFrozen(messages) && messages.every((m) => Object.isFrozen(m));
+      try {
+        (messages as PamMessage[]).length = 0;
+      } catch { /* frozen: refused in strict mode */ }
+      return [];
+    };
+    const r = direct.call([prompt]);
+    assert.ok(frozen, "the messages were not frozen");
+    assert.equal(r.status, CONV_ERR, "emptying the messages switched the count check off");
+    assert.match((direct.slot.cause as Error).message, /0 answers for 1 messages/);
+
+    direct.handler = (messages) => {
+      try {
+        (messages[0] as { style: number }).style = MessageStyle.BINARY_PROMPT;
+      } catch { /* frozen */ }
+      return [new TextEncoder().encode(`${SECRET}\0junk`)];
+    };
+    assert.equal(direct.call([prompt]).status, CONV_ERR, "a NUL got through as binary");
+
+    // What PamError.messages reports cannot be rewritten by the handler either.
+    direct.handler = (messages) => {
+      try {
+        (messages[0] as { text: string }).text = "forged";
+      } catch { /* frozen */ }
+      return [null];
+    };
+    direct.slot.messages = [];
+    assert.equal(direct.call([info]).status, OK);
+    assert.deepEqual(direct.slot.messages.map((m) => m.text), ["Welcome"]);
+  } finally {
+    direct.close();
+  }
+});
+
+test("trampoline: answers over MAX_ANSWER_BYTES fail the call with a RangeError, at the limit pass", () => {
+  const direct = new DirectConversation(null);
+  try {
+    const fits: unknown[] = [
+      "a".repeat(MAX_ANSWER_BYTES),
+      new Uint8Array(MAX_ANSWER_BYTES).fill(65),
+    ];
+    for (const answer of fits) {
+      direct.handler = () => [answer];
+      const r = direct.call([prompt]);
+      assert.equal(r.status, OK);
+      assert.equal(r.answers?.[0]?.length, MAX_ANSWER_BYTES);
+    }
+    const tooLong: [string, unknown][] = [
+      ["ASCII", "a".repeat(MAX_ANSWER_BYTES + 1)],
+      ["two-byte UTF-8", "é".repeat(MAX_ANSWER_BYTES / 2 + 1)],
+      ["bytes", new Uint8Array(MAX_ANSWER_BYTES + 1).fill(65)],
+      ["100 MB", "x".repeat(100 * 1024 * 1024)],
+    ];
+    for (const [name, answer] of tooLong) {
+      direct.slot.cause = undefined;
+      direct.handler = () => [answer];
+      const r = direct.call([prompt]);
+      assert.equal(r.status, CONV_ERR, name);
+      assert.ok(direct.slot.cause instanceof RangeError, `${name}: ${direct.slot.cause}`);
+      assert.match((direct.slot.cause as Error).message, /MAX_ANSWER_BYTES/);
+    }
+  } finally {
+    direct.close();
+  }
+});
+
+test("trampoline: a binary prompt's length header is bounded; a lying one fails unread", () => {
+  let calls = 0;
+  const direct = new DirectConversation(() => {
+    calls++;
+    return [null];
+  });
+  try {
+    const packet = (claim: number) => {
+      const bytes = new Uint8Array([0, 0, 0, 0, 1, 0xaa, 0xbb, 0xcc, 0xdd]);
+      new DataView(bytes.buffer).setUint32(0, claim);
+      return bytes;
+    };
+    for (const claim of [100_000, 0x7fffffff, 0xffffffff, MAX_BINARY_PROMPT_BYTES + 1, 4, 0]) {
+      direct.slot.cause = undefined;
+      const r = direct.call([{ style: MessageStyle.BINARY_PROMPT, bytes: packet(claim) }]);
+      assert.equal(r.status, CONV_ERR, `claim ${claim}`);
+      assert.ok(direct.slot.cause instanceof RangeError, `claim ${claim}`);
+    }
+    assert.equal(calls, 0, "the handler saw a packet it should not have");
+    assert.equal(direct.call([{ style: MessageStyle.BINARY_PROMPT, bytes: packet(9) }]).status, OK);
+    assert.equal(calls, 1);
   } finally {
     direct.close();
   }

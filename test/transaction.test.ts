@@ -5,7 +5,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Flag, PamError, PamTransaction, ReturnCode, returnCodeName } from "../mod.ts";
 import { createTestStack } from "../src/testing.ts";
-import { spyPam, spyPamEnd, strerror, thrown } from "./_helpers.ts";
+import { spyPam, spyPamEnd, strerror, thrown, wrapperModule } from "./_helpers.ts";
+
+const noMatrix = wrapperModule("pam_matrix") ? false : "libpam-wrapper is not installed";
 
 type Call = {
   /** pam_debug's option for the stage this call runs. */
@@ -513,3 +515,80 @@ test("inside a conversation: items can be read, but end() and nested calls throw
     spy.restore();
   }
 });
+
+test(
+  "inside a conversation: every method that changes the handle throws at once; the tokens are refused",
+  {
+    skip: noMatrix,
+  },
+  () => {
+    using stack = createTestStack({
+      services: { web: "auth required {{pam_matrix}} passdb={{passdb}}\n" },
+      users: { alice: "secret" },
+    });
+    let action: (tx: PamTransaction) => unknown = () => {};
+    let refusal: unknown;
+    const start = () => {
+      const tx: PamTransaction = PamTransaction.start({
+        service: "web",
+        user: "alice",
+        confdir: stack.confdir,
+        conversation: (messages) => {
+          try {
+            action(tx);
+          } catch (error) {
+            refusal = error;
+          }
+          return messages.map(() => "secret");
+        },
+      });
+      return tx;
+    };
+    const changing: [string, (tx: PamTransaction) => unknown][] = [
+      ["setItem", (tx) => tx.setItem("user", "mallory")],
+      ["setItem tty", (tx) => tx.setItem("tty", "/dev/pts/9")],
+      ["putEnv", (tx) => tx.putEnv("INSIDE=1")],
+      ["setXAuthData", (tx) => tx.setXAuthData({ name: "x", data: new Uint8Array([1]) })],
+    ];
+    for (const [name, call] of changing) {
+      using tx = start();
+      action = call;
+      refusal = undefined;
+      tx.authenticate(); // the handler caught the refusal and answered
+      assert.ok(refusal instanceof Error && !(refusal instanceof PamError), name);
+      assert.match(refusal.message, /inside the conversation of pam_authenticate/, name);
+      assert.equal(tx.getItem("user"), "alice", name);
+      assert.equal(tx.getItem("tty"), undefined, name);
+      assert.equal(tx.getEnv("INSIDE"), undefined, name);
+    }
+    // The tokens: refused inside (where libpam itself would allow them) as outside.
+    for (const item of ["authtok", "oldauthtok"] as const) {
+      for (
+        const call of [
+          (tx: PamTransaction) => tx.getItem(item),
+          (tx: PamTransaction) => tx.setItem(item, "x"),
+        ]
+      ) {
+        using tx = start();
+        action = call;
+        refusal = undefined;
+        tx.authenticate();
+        assert.ok(refusal instanceof PamError, `${item}: ${refusal}`);
+        assert.equal(refusal.code, ReturnCode.BAD_ITEM, item);
+      }
+    }
+    // Reads work inside.
+    using tx = start();
+    let read: unknown[] = [];
+    action = (
+      t,
+    ) => (read = [
+      t.getItem("user"),
+      t.getEnv("NONE"),
+      Object.keys(t.getEnvList()),
+      t.getXAuthData(),
+    ]);
+    tx.authenticate();
+    assert.deepEqual(read, ["alice", undefined, [], undefined]);
+  },
+);

@@ -12,7 +12,14 @@ import { availableParallelism } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { native } from "../../ffi/mod.ts";
-import { checkAnswers, type PamAnswer, type PamMessage, wipeByteAnswers } from "../conversation.ts";
+import {
+  isObjectLike,
+  type PamAnswer,
+  type PamMessage,
+  snapshotAnswers,
+  wipeByteAnswers,
+  wipeSnapshot,
+} from "../conversation.ts";
 import { encodeFrame, type Frame, FrameDecoder } from "./_frames.ts";
 import { decodeMessages, encodeAnswers } from "./_protocol.ts";
 
@@ -54,10 +61,12 @@ function scriptOf(url: URL): string {
 }
 
 /**
- * Runs `handler` on `messages` under the caller's signal and timeout.
- * Everything the handler returns is touched inside the guard, and the answers
- * are checked against the messages as they came from the session process,
- * not against the copy the handler was given.
+ * Runs `handler` on `messages` under the caller's signal and timeout, and
+ * resolves with a snapshot of its answers (each read exactly once, checked
+ * against the styles as they came from the session process, never against
+ * the frozen copy the handler was given). Everything done with what the
+ * handler returns happens inside the guard: its `then` is read once, and a
+ * throwing getter or Proxy trap rejects with that error.
  */
 export function runHandler(
   handler: Handler | undefined,
@@ -65,6 +74,7 @@ export function runHandler(
   signal: AbortSignal | undefined,
   timeoutMs: number | undefined,
 ): Promise<PamAnswer[]> {
+  const styles = messages.map((m) => m.style);
   return new Promise((resolve, reject) => {
     let settled = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -85,10 +95,10 @@ export function runHandler(
         return;
       }
       done();
+      // The snapshot zeroes the handler's own byte answers, on every path.
       try {
-        resolve(checkAnswers(answers, messages));
+        resolve(snapshotAnswers(answers, styles));
       } catch (error) {
-        wipeByteAnswers(answers);
         reject(error);
       }
     };
@@ -108,17 +118,19 @@ export function runHandler(
       );
     }
     const copy = Object.freeze(messages.map((m) => Object.freeze({ ...m })));
+    let result: unknown;
+    let then: unknown;
     try {
-      const result = handler(copy);
-      const then = (result as { then?: unknown } | null | undefined)?.then;
-      if (typeof then === "function") {
-        Promise.resolve(result).then(succeed, fail);
-      } else {
-        succeed(result);
-      }
+      result = handler(copy);
+      // Read once: a getter may answer differently the second time, or throw.
+      then = isObjectLike(result) ? (result as { then?: unknown }).then : undefined;
     } catch (error) {
-      fail(error);
+      return fail(error);
     }
+    if (typeof then !== "function") return succeed(result);
+    new Promise<unknown>((res, rej) => {
+      (then as (this: unknown, ...a: unknown[]) => unknown).call(result, res, rej);
+    }).then(succeed, fail).catch(fail);
   });
 }
 
@@ -344,7 +356,7 @@ export class SessionProcess {
       (answers) => {
         this.failure = undefined;
         const { lengths, payload } = encodeAnswers(answers);
-        wipeByteAnswers(answers);
+        wipeSnapshot(answers);
         return this.send({ t: "answers", ok: true, lengths }, payload, true);
       },
       (error) => {
