@@ -19,7 +19,6 @@ import {
   wipeByteAnswers,
   wipeSnapshot,
 } from "./conversation.ts";
-import { PamError } from "./errors.ts";
 import {
   authFlags,
   chauthtokFlags,
@@ -50,6 +49,7 @@ import {
   optionsObject,
 } from "./validate.ts";
 import type { SerializedError, StartRequest } from "./async_channel.ts";
+import { rebuildError } from "./_error_wire.ts";
 
 /**
  * Answers one batch of messages, one answer per message; may return a
@@ -359,31 +359,9 @@ class Link {
   }
 
   #rebuild(s: SerializedError): Error {
-    if (s.pam) {
-      let cause: unknown;
-      if (s.cause === "main") {
-        cause = this.#failure ? this.#failure.error : new Error("the conversation failed");
-      } else if (s.cause) {
-        cause = plainError(s.cause);
-      }
-      const error = new PamError(s.pam.code, s.pam.operation, {
-        messages: s.pam.messages,
-        cause,
-        // Waited out here, as libpam would have slept it: nothing left to report.
-        failDelayMs: this.#delayFailures ? undefined : s.pam.failDelayMs,
-      });
-      error.message = s.message;
-      return error;
-    }
-    return plainError(s);
+    // With delayed failures the delay was waited out here, as libpam would have slept it.
+    return rebuildError(s, this.#failure, this.#delayFailures);
   }
-}
-
-function plainError(s: { name: string; message: string }): Error {
-  const Kind = s.name === "TypeError" ? TypeError : s.name === "RangeError" ? RangeError : Error;
-  const error = new Kind(s.message);
-  if (Kind === Error && s.name !== "Error") error.name = s.name;
-  return error;
 }
 
 /**

@@ -45,20 +45,9 @@ export type WorkerRequest =
   } & StartRequest)
   | { readonly op: "end"; readonly silent?: boolean };
 
-/** An error, flattened for the trip back to the main thread. */
-export interface SerializedError {
-  readonly name: string;
-  readonly message: string;
-  /** For a `PamError`: everything needed to rebuild it. */
-  readonly pam?: {
-    readonly code: number;
-    readonly operation: string;
-    readonly messages: readonly PamMessage[];
-    readonly failDelayMs: number | undefined;
-  };
-  /** The cause: the main side's own handler failure, or a worker-side error. */
-  readonly cause?: "main" | { readonly name: string; readonly message: string };
-}
+/** An error, flattened for the trip back to the main thread (`src/_error_wire.ts`). */
+export type { SerializedError } from "./_error_wire.ts";
+import type { SerializedError } from "./_error_wire.ts";
 
 /** A worker's reply to request `id`, through the message area. */
 export type WorkerReply =

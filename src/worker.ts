@@ -39,7 +39,7 @@ import {
   type PamMessage,
   passwordConversation,
 } from "./conversation.ts";
-import { PamError } from "./errors.ts";
+import { serializeError } from "./_error_wire.ts";
 import { openLibc } from "./library.ts";
 import { PamTransaction } from "./transaction.ts";
 
@@ -181,26 +181,7 @@ function wipeXAuthData(value: unknown): void {
 }
 
 function serialize(error: unknown): SerializedError {
-  const plain = (e: unknown) => ({
-    name: e instanceof Error ? e.name : "Error",
-    message: e instanceof Error ? e.message : String(e),
-  });
-  if (!(error instanceof PamError)) return plain(error);
-  const cause = error.cause;
-  return {
-    ...plain(error),
-    pam: {
-      code: error.code,
-      operation: error.operation,
-      messages: [...error.messages],
-      failDelayMs: error.failDelayMs,
-    },
-    cause: cause === undefined
-      ? undefined
-      : cause instanceof MainSideFailure
-      ? "main"
-      : plain(cause),
-  };
+  return serializeError(error, (cause) => cause instanceof MainSideFailure);
 }
 
 /** Requests served since this thread's event loop last ran. */

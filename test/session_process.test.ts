@@ -472,3 +472,18 @@ test("hostile handler results fail the login with PamError, cause set; answers a
   assert.equal(reads, 1);
   assert.equal(session.user, me);
 });
+
+test("a reader that does not keep up holds the program back (backpressure), then gets all of it", async () => {
+  await using s = stack();
+  await using session = await login(base(s));
+  const size = 20_000_000;
+  const p = await session.spawn(["head", "-c", String(size), "/dev/zero"], { stdin: "null" });
+  let exited = false;
+  void p.status.then(() => exited = true);
+  await new Promise((r) => setTimeout(r, 700));
+  assert.equal(exited, false, "the program wrote 20 MB with nobody reading");
+  let got = 0;
+  for await (const chunk of p.stdout!) got += chunk.byteLength;
+  assert.equal(got, size);
+  assert.deepEqual(await p.status, { code: 0, signal: null });
+});

@@ -208,3 +208,27 @@ test("terminal: bad options are TypeErrors; a session without one says so", asyn
     await assert.rejects(session.spawn(["true"], { terminal: true }), /has no terminal/);
   }
 });
+
+test("a reader that does not keep up holds the program back; then every byte arrives in order", async () => {
+  await using s = stack();
+  await using session = await login(options(s, { utmp: false }));
+  const size = 4_000_000;
+  const program = await session.spawn(
+    ["sh", "-c", `head -c ${size} /dev/zero | tr '\\0' z; echo done`],
+    { terminal: true },
+  );
+  let exited = false;
+  void program.status.then(() => exited = true);
+  // Nobody reads: the pty, the channel and the caller's buffer fill, and the program waits.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  assert.equal(exited, false, "the program wrote 4 MB that nobody read");
+  let text = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of program.terminal!.readable) {
+    text += decoder.decode(chunk, { stream: true });
+  }
+  assert.equal(text.length, size + "done\r\n".length);
+  assert.equal(text.indexOf("done"), size);
+  assert.match(text.slice(0, size), /^z+$/);
+  assert.deepEqual(await program.status, { code: 0, signal: null });
+});

@@ -20,6 +20,7 @@
 
 import type { ChildProcess, StdioOptions } from "node:child_process";
 import process from "node:process";
+import { setImmediate } from "node:timers";
 import { native } from "../../ffi/mod.ts";
 import { MessageStyle } from "../constants.ts";
 import type { PamAnswer, PamMessage } from "../conversation.ts";
@@ -304,6 +305,7 @@ function serve(
   /** The one program on the session's terminal, by its spawn id. */
   let onTerminal: { id: number; process: PtyProcess } | undefined;
   const keys = pty?.writable.getWriter();
+  const screenFlow = new Gate();
   let ending: Promise<void> | undefined;
 
   const end = (how: "close" | "detach"): Promise<void> => {
@@ -351,9 +353,9 @@ function serve(
     }
     onTerminal = { id, process: program };
     trySend({ t: "spawned", id, pid: program.pid });
-    const screen = relayTerminal(id, pty);
+    const screen = relayTerminal(id, pty, screenFlow);
     const status = await program.status.catch(() => ({ code: null, signal: null }));
-    await lastOutput(screen, pty);
+    await lastOutput(screen, pty, screenFlow);
     trySend({ t: "terminal-eof", id });
     trySend({ t: "exit", id, code: status.code, signal: status.signal });
     if (plan.endsSession) void end("close");
@@ -424,6 +426,18 @@ function serve(
           // Already gone: its exit frame says so.
         }
         return;
+      case "pause":
+      case "resume": {
+        if (header.fd === "terminal") {
+          if (onTerminal?.id === id) screenFlow.set(header.t === "pause");
+          return;
+        }
+        const child = programs.get(id);
+        const stream = header.fd === 2 ? child?.stderr : child?.stdout;
+        if (header.t === "pause") stream?.pause();
+        else stream?.resume();
+        return;
+      }
       case "close":
         return void end("close");
       case "detach":
@@ -453,10 +467,39 @@ function serve(
   for (const signal of ["SIGTERM", "SIGHUP"] as const) process.on(signal, () => void end("close"));
 }
 
+/** Closed while the caller's reader is behind: the pty is not read meanwhile. */
+class Gate {
+  #open: Promise<void> = Promise.resolve();
+  #release: (() => void) | undefined;
+
+  set(paused: boolean): void {
+    if (paused && !this.#release) {
+      this.#open = new Promise((resolve) => this.#release = resolve);
+    } else if (!paused && this.#release) {
+      this.#release();
+      this.#release = undefined;
+    }
+  }
+
+  get passed(): Promise<void> {
+    return this.#open;
+  }
+
+  get paused(): boolean {
+    return this.#release !== undefined;
+  }
+}
+
 /** Sends what the terminal's programs write to the caller; settles once the pty has ended. */
-async function relayTerminal(id: number, pty: Pty): Promise<void> {
+async function relayTerminal(id: number, pty: Pty, flow: Gate): Promise<void> {
   try {
-    for await (const chunk of pty.readable) trySend({ t: "terminal-data", id }, chunk);
+    for await (const chunk of pty.readable) {
+      trySend({ t: "terminal-data", id }, chunk);
+      // A turn of the event loop between chunks: a pty that always has more would otherwise
+      // keep the caller's "pause" unread on stdin.
+      await new Promise((resolve) => setImmediate(resolve));
+      await flow.passed;
+    }
   } catch {
     // The pty was closed under the reader: nothing more comes.
   }
@@ -467,11 +510,19 @@ async function relayTerminal(id: number, pty: Pty): Promise<void> {
  * after it. A job it left in the background may still hold the slave, and so keep `readable`
  * open: after a grace period the pty is hung up, which ends them and it.
  */
-async function lastOutput(screen: Promise<void>, pty: Pty): Promise<void> {
-  const late = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 1000));
-  if (await Promise.race([screen.then(() => "done" as const), late]) === "late") {
+async function lastOutput(screen: Promise<void>, pty: Pty, flow: Gate): Promise<void> {
+  const done = screen.then(() => "done" as const);
+  for (;;) {
+    const late = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 1000));
+    if (await Promise.race([done, late]) === "done") return;
+    // A caller that reads slowly is not a job left behind: its output is still coming.
+    if (flow.paused) {
+      await Promise.race([flow.passed, done]);
+      continue;
+    }
     pty.close();
     await screen;
+    return;
   }
 }
 

@@ -7,21 +7,10 @@
 
 import type { MessageStyleValue } from "../constants.ts";
 import type { PamAnswer, PamMessage } from "../conversation.ts";
-import { PamError } from "../errors.ts";
+import { rebuildError, type SerializedError, serializeError } from "../_error_wire.ts";
 
 /** An error, flattened for the trip to the caller. */
-export interface WireError {
-  readonly name: string;
-  readonly message: string;
-  readonly pam?: {
-    readonly code: number;
-    readonly operation: string;
-    readonly messages: readonly PamMessage[];
-    readonly failDelayMs: number | undefined;
-  };
-  /** `"caller"`: the caller's own conversation failure is the cause. */
-  readonly cause?: "caller" | { readonly name: string; readonly message: string };
-}
+export type WireError = SerializedError;
 
 /** Thrown in the session process when the caller's conversation failed; the caller knows why. */
 export class CallerConversationFailure extends Error {
@@ -30,55 +19,14 @@ export class CallerConversationFailure extends Error {
   }
 }
 
-function plain(e: unknown): { name: string; message: string } {
-  return {
-    name: e instanceof Error ? e.name : "Error",
-    message: e instanceof Error ? e.message : String(e),
-  };
-}
-
 /** Flattens `error`; a `PamError` keeps everything the caller rebuilds it from. */
 export function toWire(error: unknown): WireError {
-  if (!(error instanceof PamError)) return plain(error);
-  const cause = error.cause;
-  return {
-    ...plain(error),
-    pam: {
-      code: error.code,
-      operation: error.operation,
-      messages: error.messages.map(plainMessage),
-      failDelayMs: error.failDelayMs,
-    },
-    ...(cause === undefined
-      ? {}
-      : { cause: cause instanceof CallerConversationFailure ? "caller" : plain(cause) }),
-  };
+  return serializeError(error, (cause) => cause instanceof CallerConversationFailure);
 }
 
 /** Rebuilds an error; `callerFailure` is the caller's own reason its conversation failed. */
 export function fromWire(w: WireError, callerFailure?: { error: unknown }): Error {
-  if (w.pam) {
-    const cause = w.cause === "caller"
-      ? (callerFailure ? callerFailure.error : new Error("the conversation failed"))
-      : w.cause
-      ? plainError(w.cause)
-      : undefined;
-    const error = new PamError(w.pam.code, w.pam.operation, {
-      messages: w.pam.messages,
-      ...(cause !== undefined ? { cause } : {}),
-      ...(w.pam.failDelayMs !== undefined ? { failDelayMs: w.pam.failDelayMs } : {}),
-    });
-    error.message = w.message;
-    return error;
-  }
-  return plainError(w);
-}
-
-function plainError(s: { name: string; message: string }): Error {
-  const Kind = s.name === "TypeError" ? TypeError : s.name === "RangeError" ? RangeError : Error;
-  const error = new Kind(String(s.message));
-  if (Kind === Error && s.name !== "Error") error.name = String(s.name);
-  return error;
+  return rebuildError(w, callerFailure);
 }
 
 /** A message as the header carries it: binary data travels in the payload. */
@@ -86,10 +34,6 @@ export interface WireMessage {
   readonly style: MessageStyleValue;
   readonly text: string;
   readonly dataLength?: number;
-}
-
-function plainMessage(m: PamMessage): PamMessage {
-  return m.data ? { style: m.style, text: m.text, data: m.data } : { style: m.style, text: m.text };
 }
 
 /** Messages for one frame: texts in the header, binary prompts' bytes concatenated in the payload. */

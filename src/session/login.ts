@@ -502,6 +502,8 @@ class ProcessBackend implements Backend {
       type: (bytes) => this.#proc.send({ t: "terminal-input", id }, bytes),
       resize: (cols, rows) =>
         void this.#proc.send({ t: "terminal-resize", id, cols, rows }).catch(() => {}),
+      pause: (fd) => void this.#proc.send({ t: "pause", id, fd }).catch(() => {}),
+      resume: (fd) => void this.#proc.send({ t: "resume", id, fd }).catch(() => {}),
     };
   }
 
@@ -615,6 +617,8 @@ class InProcessBackend implements Backend {
               new Promise((res, rej) => child.stdin!.write(bytes, (e) => (e ? rej(e) : res()))),
             endInput: () => child.stdin?.end(),
             kill: (signal) => child.kill(signal as NodeJS.Signals),
+            pause: (fd) => (fd === 1 ? child.stdout : child.stderr)?.pause(),
+            resume: (fd) => (fd === 1 ? child.stdout : child.stderr)?.resume(),
           });
           child.stdin?.on("error", () => {});
           child.stdout?.on("data", (b: Uint8Array) => sink.output(1, b));

@@ -108,7 +108,16 @@ export interface ProgramPort {
   type?(bytes: Uint8Array): Promise<void>;
   /** Its terminal's new size. */
   resize?(cols: number, rows: number): void;
+  /**
+   * Stops reading the program's output `fd` (or its terminal's) until
+   * {@linkcode ProgramPort.resume}: backpressure.
+   */
+  pause(fd: 1 | 2 | "terminal"): void;
+  resume(fd: 1 | 2 | "terminal"): void;
 }
+
+/** Output buffered for a reader before the program's stream is paused. */
+const outputHighWaterMark = 256 * 1024;
 
 /** What the process running a program reports of it. Internal. */
 export interface ProgramSink {
@@ -170,12 +179,33 @@ export class SessionProgram {
   static {
     createProgram = (pid, plan, port) => {
       const outputs = new Map<1 | 2, ReadableStreamDefaultController<Uint8Array>>();
+      // A reader that does not keep up pauses the program's stream (and so, through its pipe,
+      // the program) instead of letting its output pile up in memory.
+      const paused = new Set<1 | 2>();
       const readable = (fd: 1 | 2) =>
-        new ReadableStream<Uint8Array>({ start: (c) => void outputs.set(fd, c) });
+        new ReadableStream<Uint8Array>(
+          {
+            start: (c) => void outputs.set(fd, c),
+            pull: () => {
+              if (paused.delete(fd)) port.resume(fd);
+            },
+            cancel: () => {
+              outputs.delete(fd);
+              if (paused.delete(fd)) port.resume(fd);
+            },
+          },
+          { highWaterMark: outputHighWaterMark, size: (chunk) => chunk.byteLength },
+        );
       const stdout = plan.stdout === "piped" ? readable(1) : null;
       const stderr = plan.stderr === "piped" ? readable(2) : null;
       let screen: ReadableStreamDefaultController<Uint8Array> | undefined;
-      const terminal = plan.terminal ? newTerminal(port, (c) => screen = c) : null;
+      let screenPaused = false;
+      const terminal = plan.terminal
+        ? newTerminal(port, (c) => screen = c, () => {
+          if (screenPaused) port.resume("terminal");
+          screenPaused = false;
+        })
+        : null;
       const endScreen = (error?: Error) => {
         const c = screen;
         screen = undefined;
@@ -204,10 +234,16 @@ export class SessionProgram {
       };
       const sink: ProgramSink = {
         output: (fd, bytes) => {
+          const c = outputs.get(fd);
+          if (!c) return; // Cancelled by its reader: the output has nowhere to go.
           try {
-            outputs.get(fd)?.enqueue(bytes);
+            c.enqueue(bytes);
+            if ((c.desiredSize ?? 1) <= 0 && !paused.has(fd)) {
+              paused.add(fd);
+              port.pause(fd);
+            }
           } catch {
-            // The reader cancelled: the output has nowhere to go.
+            // Closed meanwhile.
           }
         },
         end: (fd) => close(fd),
@@ -226,6 +262,10 @@ export class SessionProgram {
         screen: (bytes) => {
           try {
             screen?.enqueue(bytes);
+            if (screen && (screen.desiredSize ?? 1) <= 0 && !screenPaused) {
+              screenPaused = true;
+              port.pause("terminal");
+            }
           } catch {
             // The reader cancelled: the output has nowhere to go.
           }
@@ -291,9 +331,14 @@ export class SessionProgram {
 function newTerminal(
   port: ProgramPort,
   onStart: (controller: ReadableStreamDefaultController<Uint8Array>) => void,
+  onDrained: () => void,
 ): SessionTerminal {
   return Object.freeze({
-    readable: new ReadableStream<Uint8Array>({ start: onStart }),
+    // As the program's piped output: a reader that does not keep up pauses the pty's reading.
+    readable: new ReadableStream<Uint8Array>(
+      { start: onStart, pull: onDrained, cancel: onDrained },
+      { highWaterMark: outputHighWaterMark, size: (chunk) => chunk.byteLength },
+    ),
     writable: new WritableStream<Uint8Array>({
       write: (chunk) => {
         if (!(chunk instanceof Uint8Array)) {
