@@ -74,7 +74,7 @@ function fileReadStream(fd: number): ReadableStream<Uint8Array> {
   };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      let chunk: { done: boolean; value?: Uint8Array };
+      let chunk: { done: boolean; value?: Uint8Array | undefined };
       try {
         chunk = await source.read();
       } catch (error) {

@@ -23,7 +23,7 @@ export interface SerializedError {
     readonly failDelayMs: number | undefined;
   };
   /** The cause: `"main"`, the handler's side's own failure (it knows what); or an error here. */
-  readonly cause?: "main" | { readonly name: string; readonly message: string };
+  readonly cause?: "main" | { readonly name: string; readonly message: string } | undefined;
 }
 
 function plain(e: unknown): { name: string; message: string } {

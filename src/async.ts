@@ -27,6 +27,7 @@ import {
   flagsOf,
   itemType,
   silentFlags,
+  startOptionKeys,
 } from "./flags.ts";
 import { holdModules } from "./loaded_modules.ts";
 import { acquireWorker, type Outcome, type PamWorker, releaseWorker } from "./pool.ts";
@@ -43,6 +44,8 @@ import {
   checkCString,
   checkEnvEntry,
   checkFailDelay,
+  checkKnownKeys,
+  checkService,
   checkXAuthData,
   describe,
   optionalBoolean,
@@ -91,23 +94,35 @@ export type AsyncConversation = (
 export interface AsyncPamTransactionOptions
   extends Omit<PamTransactionOptions, "conversation" | "failDelay"> {
   /** Answers the modules' prompts, on the main thread; without one, prompts fail the call. */
-  conversation?: AsyncConversation;
+  conversation?: AsyncConversation | undefined;
   /**
    * `"async"` (default): the call fails after the delay libpam computed, on a
    * timer of the main thread, and the transaction's next call waits for it
    * too; no thread sleeps. `"native"`: libpam sleeps it on the worker
    * thread. `"report"`: fail at once, `PamError.failDelayMs` says how long.
    */
-  failDelay?: AsyncFailDelay;
+  failDelay?: AsyncFailDelay | undefined;
   /**
    * Fails a pending conversation at once (the call rejects with `PamError`,
    * `cause` = the signal's reason) and every later call except `end()`.
    * Before the transaction has a thread, it rejects `start()` itself.
    */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** A prompt left unanswered this long fails the call (`cause`: a `TimeoutError`). */
-  conversationTimeoutMs?: number;
+  conversationTimeoutMs?: number | undefined;
 }
+
+// The sync start's keys and the async ones; a record, so that the compiler says when an
+// option is added to the interface but not here.
+const asyncStartKeys: readonly string[] = [
+  ...startOptionKeys,
+  ...Object.keys(
+    { signal: true, conversationTimeoutMs: true } satisfies Record<
+      Exclude<keyof AsyncPamTransactionOptions, keyof PamTransactionOptions>,
+      true
+    >,
+  ),
+];
 
 /**
  * How the async API treats a fail delay (see
@@ -123,8 +138,10 @@ export type AsyncFailDelay = "async" | "native" | "report";
 
 /** What {@linkcode checkStartOptions} returns: the start request, `failDelay` as the caller gave it. */
 export interface CheckedStart {
-  readonly options: Omit<StartRequest["options"], "failDelay"> & { failDelay?: AsyncFailDelay };
-  readonly conversationTimeoutMs?: number;
+  readonly options: Omit<StartRequest["options"], "failDelay"> & {
+    failDelay?: AsyncFailDelay | undefined;
+  };
+  readonly conversationTimeoutMs?: number | undefined;
 }
 
 /** Checks the options every async start shares; also used by `login()` (src/session.ts). */
@@ -132,7 +149,7 @@ export function checkStartOptions(
   o: AsyncPamTransactionOptions,
   what: string,
 ): CheckedStart {
-  checkCString(o.service, "service");
+  checkService(o.service);
   if (o.user !== undefined && o.user !== null) checkCString(o.user, "user");
   if (o.confdir !== undefined && o.confdir !== null) checkCString(o.confdir, "confdir");
   if (o.library !== undefined) checkCString(o.library, "library");
@@ -419,6 +436,7 @@ export class AsyncPamTransaction {
   static async start(options: AsyncPamTransactionOptions): Promise<AsyncPamTransaction> {
     const what = "AsyncPamTransaction.start() options";
     const o = optionsObject<AsyncPamTransactionOptions>(options, what);
+    checkKnownKeys(o, asyncStartKeys, what);
     checkConversation(o.conversation);
     const start = checkStartOptions(o, what);
     const signal = o.signal;
@@ -802,30 +820,48 @@ export interface AuthenticateOptions {
   /** The password, given to every echo-off prompt. A `Uint8Array` is copied, not zeroed: wipe yours when done. */
   password: string | Uint8Array;
   /** Read service files from this directory instead of `/etc/pam.d`. */
-  confdir?: string;
+  confdir?: string | undefined;
   /** The remote host (`PAM_RHOST`), for logging and modules such as pam_access. */
-  rhost?: string;
+  rhost?: string | undefined;
   /** The terminal (`PAM_TTY`). */
-  tty?: string;
+  tty?: string | undefined;
   /** The remote user (`PAM_RUSER`). */
-  ruser?: string;
+  ruser?: string | undefined;
   /** The libpam file to load (default `libpam.so.0`). */
-  library?: string;
+  library?: string | undefined;
   /**
    * `"async"` (default): a failure rejects after the delay libpam computed, on
    * a timer, while the thread serves other checks; `"native"` sleeps it on the
    * worker; `"report"` rejects at once and sets `PamError.failDelayMs`.
    */
-  failDelay?: AsyncFailDelay;
+  failDelay?: AsyncFailDelay | undefined;
   /** `PAM_DISALLOW_NULL_AUTHTOK` for both calls. */
-  disallowNullAuthtok?: boolean;
+  disallowNullAuthtok?: boolean | undefined;
   /** Receives the modules' info and error messages. */
-  onMessage?: (message: PamMessage) => void;
+  onMessage?: ((message: PamMessage) => void) | undefined;
   /** Aborts the check (while queued for a thread, or at a pending prompt). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** A prompt this binding cannot answer within this long fails the check. */
-  conversationTimeoutMs?: number;
+  conversationTimeoutMs?: number | undefined;
 }
+
+const authenticateKeys = Object.keys(
+  {
+    service: true,
+    user: true,
+    password: true,
+    confdir: true,
+    rhost: true,
+    tty: true,
+    ruser: true,
+    library: true,
+    failDelay: true,
+    disallowNullAuthtok: true,
+    onMessage: true,
+    signal: true,
+    conversationTimeoutMs: true,
+  } satisfies Record<keyof AuthenticateOptions, true>,
+);
 
 /**
  * What a successful {@linkcode authenticate} returns.
@@ -863,6 +899,7 @@ export async function authenticate(options: AuthenticateOptions): Promise<Authen
   const what = "authenticate() options";
   if (options === undefined) throw new TypeError(`${what} are required`);
   const o = optionsObject<AuthenticateOptions>(options, what);
+  checkKnownKeys(o, authenticateKeys, what);
   checkCString(o.user, "user");
   if (typeof o.password !== "string" && !(o.password instanceof Uint8Array)) {
     throw new TypeError(`password must be a string or a Uint8Array, got ${describe(o.password)}`);

@@ -25,7 +25,7 @@ export interface StartRequest {
   /** Whether the main side has a handler; without one, prompts fail the call in the worker. */
   readonly conversation: boolean;
   /** Lets the worker give up on its own when the main thread stops answering. */
-  readonly conversationTimeoutMs?: number;
+  readonly conversationTimeoutMs?: number | undefined;
 }
 
 /** A request from the main thread to the worker that owns a handle (its id is in {@linkcode REQUEST}). */
@@ -43,7 +43,7 @@ export type WorkerRequest =
      */
     readonly preloadedPassword: boolean;
   } & StartRequest)
-  | { readonly op: "end"; readonly silent?: boolean };
+  | { readonly op: "end"; readonly silent?: boolean | undefined };
 
 /** An error, flattened for the trip back to the main thread (`src/_error_wire.ts`). */
 export type { SerializedError } from "./_error_wire.ts";

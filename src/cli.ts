@@ -17,7 +17,13 @@ import { basename } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };
-import { type ItemName, MessageStyle, ReturnCode, returnCodeName } from "./constants.ts";
+import {
+  type ItemName,
+  type MessageStyleName,
+  messageStyleName,
+  ReturnCode,
+  returnCodeName,
+} from "./constants.ts";
 import type { PamMessage } from "./conversation.ts";
 import { PamError } from "./errors.ts";
 import { evaluateFlagExpression, FlagExpressionError } from "./flag_expression.ts";
@@ -288,7 +294,7 @@ interface JsonResult {
   error?: string;
   interrupted?: boolean;
   endOfInput?: boolean;
-  messages?: { style: "info" | "error"; text: string }[];
+  messages?: { style: number; styleName: MessageStyleName; text: string }[];
 }
 
 /**
@@ -347,7 +353,8 @@ function run(
   const report = (result: JsonResult) => {
     if (!json) return;
     const shown = messages.map((m) => ({
-      style: m.style === MessageStyle.ERROR_MSG ? "error" as const : "info" as const,
+      style: m.style,
+      styleName: messageStyleName(m.style),
       text: m.text,
     }));
     out(JSON.stringify({ ...result, ...(shown.length ? { messages: shown } : {}) }) + "\n");

@@ -61,9 +61,22 @@ export const ReturnCode = {
  */
 export type ReturnCodeValue = typeof ReturnCode[keyof typeof ReturnCode];
 
-const codeNames: readonly string[] = Object.entries(ReturnCode)
+/**
+ * The C name of a return code, as {@linkcode returnCodeName} gives it:
+ * `"PAM_AUTH_ERR"`, or `"PAM_UNKNOWN(n)"` for a number Linux-PAM does not
+ * define.
+ *
+ * @example
+ * ```ts
+ * import type { ReturnCodeName } from "@seed/pam";
+ * const name: ReturnCodeName = "PAM_CONV_ERR";
+ * ```
+ */
+export type ReturnCodeName = `PAM_${keyof typeof ReturnCode}` | `PAM_UNKNOWN(${number})`;
+
+const codeNames = Object.entries(ReturnCode)
   .sort(([, a], [, b]) => a - b)
-  .map(([name]) => `PAM_${name}`);
+  .map(([name]) => `PAM_${name}` as ReturnCodeName);
 
 /**
  * The C name of a return code (`7` → `"PAM_AUTH_ERR"`), or `"PAM_UNKNOWN(n)"`.
@@ -74,7 +87,7 @@ const codeNames: readonly string[] = Object.entries(ReturnCode)
  * console.log(returnCodeName(19)); // "PAM_CONV_ERR"
  * ```
  */
-export function returnCodeName(code: number): string {
+export function returnCodeName(code: number): ReturnCodeName {
   return codeNames[code] ?? `PAM_UNKNOWN(${code})`;
 }
 
@@ -109,6 +122,37 @@ export const MessageStyle = {
  * ```
  */
 export type MessageStyleValue = typeof MessageStyle[keyof typeof MessageStyle];
+
+/**
+ * The C name of a message style, as {@linkcode messageStyleName} gives it.
+ *
+ * @example
+ * ```ts
+ * import type { MessageStyleName } from "@seed/pam";
+ * const name: MessageStyleName = "PAM_TEXT_INFO";
+ * ```
+ */
+export type MessageStyleName = `PAM_${keyof typeof MessageStyle}` | `PAM_UNKNOWN(${number})`;
+
+const styleNames = new Map<number, MessageStyleName>(
+  Object.entries(MessageStyle).map(([name, value]) => [value, `PAM_${name}` as MessageStyleName]),
+);
+
+/**
+ * The C name of a message style (`4` → `"PAM_TEXT_INFO"`), or
+ * `"PAM_UNKNOWN(n)"`: the name the CLI's `--json` output gives beside the
+ * number (`{ "style": 4, "styleName": "PAM_TEXT_INFO" }`), as `PamError`
+ * gives `codeName` beside `code`.
+ *
+ * @example
+ * ```ts
+ * import { MessageStyle, messageStyleName } from "@seed/pam";
+ * console.log(messageStyleName(MessageStyle.ERROR_MSG)); // "PAM_ERROR_MSG"
+ * ```
+ */
+export function messageStyleName(style: number): MessageStyleName {
+  return styleNames.get(style) ?? `PAM_UNKNOWN(${style})`;
+}
 
 /**
  * Flags passed to the PAM calls.

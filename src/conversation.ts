@@ -16,6 +16,7 @@ import {
   ReturnCode,
 } from "./constants.ts";
 import { openLibc } from "./library.ts";
+import { checkKnownKeys, describe, optionsObject } from "./validate.ts";
 
 /**
  * One message from a PAM module.
@@ -66,7 +67,12 @@ export type Conversation = (messages: readonly PamMessage[]) => PamAnswer[];
 /**
  * A conversation that answers every echo-off prompt with `password` and lets
  * info and error messages through (to `onMessage`, when given). Echo-on and
- * binary prompts fail the call: this conversation cannot answer them.
+ * binary prompts fail the call: this conversation cannot answer them. Nor
+ * can it answer a prompt for a new password (`pam_chauthtok`'s "New
+ * password:", "Retype new password:", recognised by the word "new" in
+ * English prompts): giving the old password there would fail the change
+ * (three tries) or keep the password that just expired, so that prompt
+ * fails the call too.
  *
  * @example
  * ```ts
@@ -80,17 +86,23 @@ export type Conversation = (messages: readonly PamMessage[]) => PamAnswer[];
  */
 export function passwordConversation(
   password: string | Uint8Array,
-  options: { onMessage?: (message: PamMessage) => void } = {},
+  options: { onMessage?: ((message: PamMessage) => void) | undefined } = {},
 ): Conversation {
   if (typeof password !== "string" && !(password instanceof Uint8Array)) {
     throw new TypeError("passwordConversation() takes the password as a string or Uint8Array");
   }
+  const what = "passwordConversation() options";
+  checkKnownKeys(optionsObject(options, what), ["onMessage"], what);
   checkAnswerSize(password, "the password");
   const { onMessage } = options;
+  if (onMessage !== undefined && typeof onMessage !== "function") {
+    throw new TypeError(`onMessage must be a function, got ${describe(onMessage)}`);
+  }
   return (messages) =>
     messages.map((message) => {
       switch (message.style) {
         case MessageStyle.PROMPT_ECHO_OFF:
+          if (asksForNewPassword(message.text)) throw new NewPasswordNeeded(message.text);
           // A copy each time: the trampoline zeroes byte answers, and a stack may ask twice.
           return typeof password === "string" ? password : password.slice();
         case MessageStyle.ERROR_MSG:
@@ -103,6 +115,39 @@ export function passwordConversation(
           );
       }
     });
+}
+
+// pam_unix "New password: ", "Retype new password: "; pam_matrix "New Password :", "Verify New
+// Password :"; pam_pwquality "New password: ". Old-password prompts ("Current password: ",
+// "Old Password: ", "(current) UNIX password: ") do not match.
+const newPasswordPrompt = /\bnew\b/i;
+
+function asksForNewPassword(text: string): boolean {
+  return newPasswordPrompt.test(text);
+}
+
+/**
+ * What {@linkcode passwordConversation} throws at a prompt for a new
+ * password; the failed call's `PamError.cause`. Internal (not exported from
+ * `mod.ts`): `login()` recognises it with {@linkcode isNewPasswordNeeded} to
+ * say that the password has expired and that changing it needs a
+ * conversation that can ask for a new one.
+ */
+export class NewPasswordNeeded extends Error {
+  /** Builds the error for the prompt `text` (a module's words, no secret). */
+  constructor(text: string) {
+    super(
+      `passwordConversation() knows only the current password and does not give it as a new ` +
+        `one (prompt ${JSON.stringify(text)}): the password has expired, and changing it needs a ` +
+        "conversation that can ask for a new one",
+    );
+    this.name = "NewPasswordNeeded";
+  }
+}
+
+/** Whether `cause` (a `PamError`'s) is {@linkcode passwordConversation} refusing a new-password prompt. */
+export function isNewPasswordNeeded(cause: unknown): cause is NewPasswordNeeded {
+  return cause instanceof NewPasswordNeeded;
 }
 
 const isPrompt = (style: number): boolean =>

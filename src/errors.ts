@@ -4,7 +4,7 @@
  * @module
  */
 
-import { returnCodeName } from "./constants.ts";
+import { type ReturnCodeName, returnCodeName, type ReturnCodeValue } from "./constants.ts";
 import type { PamMessage } from "./conversation.ts";
 
 /**
@@ -19,13 +19,13 @@ import type { PamMessage } from "./conversation.ts";
  */
 export interface PamErrorOptions {
   /** libpam's own text for the code (`pam_strerror`). */
-  description?: string;
+  description?: string | undefined;
   /** Info and error messages the modules sent during the call. */
-  messages?: readonly PamMessage[];
+  messages?: readonly PamMessage[] | undefined;
   /** The exception the conversation handler threw, when it did. */
   cause?: unknown;
   /** The fail delay the modules asked for, in milliseconds (`failDelay: "report"`). */
-  failDelayMs?: number;
+  failDelayMs?: number | undefined;
 }
 
 /**
@@ -46,10 +46,14 @@ export interface PamErrorOptions {
  * ```
  */
 export class PamError extends Error {
-  /** The Linux-PAM return code (see `ReturnCode`). */
-  readonly code: number;
+  /**
+   * The Linux-PAM return code (see `ReturnCode`). Typed as the codes
+   * Linux-PAM defines; a module may still return a number outside them, and
+   * then `codeName` is `"PAM_UNKNOWN(n)"`.
+   */
+  readonly code: ReturnCodeValue;
   /** The code's C name, such as `"PAM_AUTH_ERR"`. */
-  readonly codeName: string;
+  readonly codeName: ReturnCodeName;
   /** The libpam function that failed, such as `"pam_authenticate"`. */
   readonly operation: string;
   /** Info and error messages the modules sent during the failed call. */
@@ -66,7 +70,7 @@ export class PamError extends Error {
       "cause" in options && options.cause !== undefined ? { cause: options.cause } : undefined,
     );
     this.name = "PamError";
-    this.code = code;
+    this.code = code as ReturnCodeValue;
     this.codeName = codeName;
     this.operation = operation;
     this.messages = Object.freeze([...(options.messages ?? [])]);

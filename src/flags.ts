@@ -7,7 +7,24 @@
  */
 
 import { Flag, type ItemName, itemTypes } from "./constants.ts";
-import { describe, describeChoice, optionsObject } from "./validate.ts";
+import type { PamTransactionOptions } from "./transaction.ts";
+import { describe, describeChoice, optionsObject, unknownKey } from "./validate.ts";
+
+/**
+ * The keys of `PamTransactionOptions`: any other is a `TypeError`. A record,
+ * so that the compiler says when the interface gains an option this list
+ * lacks.
+ */
+export const startOptionKeys: readonly string[] = Object.keys(
+  {
+    service: true,
+    user: true,
+    conversation: true,
+    confdir: true,
+    library: true,
+    failDelay: true,
+  } satisfies Record<keyof PamTransactionOptions, true>,
+);
 
 /** Option name → flag bit, for one kind of call. */
 export type FlagTable = Readonly<Record<string, number>>;
@@ -42,9 +59,7 @@ export function flagsOf(options: unknown, what: string, table: FlagTable): numbe
   let flags = 0;
   for (const [key, value] of Object.entries(given)) {
     if (!Object.hasOwn(table, key)) {
-      throw new TypeError(
-        `${what} has no option "${key}" (known: ${Object.keys(table).join(", ")})`,
-      );
+      throw unknownKey(key, Object.keys(table), what);
     }
     if (value !== undefined && typeof value !== "boolean") {
       throw new TypeError(`${what}.${key} must be a boolean, got ${describe(value)}`);

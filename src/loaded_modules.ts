@@ -11,7 +11,7 @@
 
 import { clearTimeout, setTimeout } from "node:timers";
 import { PamTransaction } from "./transaction.ts";
-import { optionsObject } from "./validate.ts";
+import { checkKnownKeys, optionsObject } from "./validate.ts";
 
 /**
  * Which stack {@linkcode keepModulesLoaded} keeps loaded.
@@ -26,9 +26,9 @@ export interface KeepModulesLoadedOptions {
   /** The PAM service whose modules stay loaded. */
   service: string;
   /** Read the service file from this directory instead of `/etc/pam.d`. */
-  confdir?: string;
+  confdir?: string | undefined;
   /** The libpam file to load (default `libpam.so.0`). */
-  library?: string;
+  library?: string | undefined;
 }
 
 // Set by LoadedModules' static block: only the class may construct one.
@@ -54,7 +54,9 @@ export class LoadedModules {
 
   static {
     open = (options) => {
-      const o = optionsObject<KeepModulesLoadedOptions>(options, "keepModulesLoaded() options");
+      const what = "keepModulesLoaded() options";
+      const o = optionsObject<KeepModulesLoadedOptions>(options, what);
+      checkKnownKeys(o, ["service", "confdir", "library"], what);
       // pam_start reads the service file and loads its modules; no module function runs
       // until a transaction calls one, and this handle never does.
       return new LoadedModules(

@@ -33,6 +33,7 @@ import {
   WRITING,
 } from "./async_channel.ts";
 import type { PamMessage } from "./conversation.ts";
+import { entryUrl } from "./entry_url.ts";
 import { type SpawnedThread, spawnThread } from "./thread_spawner.ts";
 import { openLibc } from "./library.ts";
 
@@ -87,7 +88,7 @@ export class PamWorker {
   /** Called once when the thread dies. */
   onDeath: ((worker: PamWorker) => void) | undefined;
 
-  constructor(url: URL) {
+  constructor(url: URL | string) {
     this.#thread = spawnThread(url, { channel: this.#channel, pool: inFlight.buffer }, {
       message: (message) => this.#message(message as ConverseMessage | ReadyMessage),
       death: (reason) => this.#die(reason),
@@ -373,15 +374,12 @@ type Waiter = {
   readonly thread: boolean;
   resolve(worker: PamWorker | undefined): void;
   reject(error: unknown): void;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   onAbort?: () => void;
 };
 
-// JSR's npm build (how Bun and Node users install from JSR) transpiles .ts files to .js
-// but cannot rewrite a URL string, so follow this module's own extension.
-const workerUrl = import.meta.url.endsWith(".js")
-  ? new URL("./worker.js", import.meta.url)
-  : new URL("./worker.ts", import.meta.url);
+// Found at the first thread, not at import: in a compiled Bun program that means a search.
+let workerUrl: URL | string | undefined;
 /** The default and smallest bound on threads alive; documented in docs/async.md. */
 const MAX_THREADS = 64;
 /** An idle thread beyond `size` is stopped after this long without work. */
@@ -424,6 +422,8 @@ function watchThreads(): void {
  * a caller waits for it, so it keeps the process alive until then.
  */
 function spawn(demand: boolean): void {
+  // A string only worker.ts holds (its refusal to be imported), to find it in a compiled program.
+  workerUrl ??= entryUrl("worker", import.meta.url, "is the entry of a PAM worker thread");
   watchThreads();
   const worker = new PamWorker(workerUrl);
   started++;

@@ -14,6 +14,7 @@ import { isatty } from "node:tty";
 import { MessageStyle } from "./constants.ts";
 import { type PamAnswer, type PamMessage, wipeByteAnswers } from "./conversation.ts";
 import { openLibc } from "./library.ts";
+import { checkKnownKeys, optionsObject } from "./validate.ts";
 
 /**
  * Options for {@linkcode terminalConversation}.
@@ -26,13 +27,13 @@ import { openLibc } from "./library.ts";
  */
 export interface TerminalConversationOptions {
   /** The file descriptor answers are read from (default 0, standard input). */
-  input?: number;
+  input?: number | undefined;
   /** Where info messages go (default 1, standard output, as `misc_conv`). */
-  infoOutput?: number;
+  infoOutput?: number | undefined;
   /** Where prompts and error messages go (default 2, standard error). */
-  errorOutput?: number;
+  errorOutput?: number | undefined;
   /** Told about every info and error message, after it was written. */
-  onMessage?: (message: PamMessage) => void;
+  onMessage?: ((message: PamMessage) => void) | undefined;
 }
 
 /**
@@ -328,6 +329,12 @@ function setFlags(attributes: Uint8Array, clear: number): Uint8Array {
 export function terminalConversation(
   options: TerminalConversationOptions = {},
 ): TerminalConversation {
+  const what = "terminalConversation() options";
+  checkKnownKeys(
+    optionsObject(options, what),
+    ["input", "infoOutput", "errorOutput", "onMessage"],
+    what,
+  );
   const input = options.input ?? 0;
   const info = options.infoOutput ?? 1;
   const errors = options.errorOutput ?? 2;

@@ -9,6 +9,7 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { checkKnownKeys } from "./validate.ts";
 
 const wrapperDirs = [
   "/usr/lib/x86_64-linux-gnu/pam_wrapper",
@@ -39,7 +40,9 @@ export function wrapperModule(name: string): string | undefined {
 
 /**
  * A user of a test stack: the password, or the password and the one service
- * `pam_matrix`'s account check allows (default: every service of the stack).
+ * whose `pam_matrix` password file lists the user. Without `service` the
+ * user is in every service's file; with it, `pam_matrix` in the other
+ * services does not know the user, so authenticating there fails.
  *
  * @example
  * ```ts
@@ -47,15 +50,24 @@ export function wrapperModule(name: string): string | undefined {
  * const alice: TestUser = { password: "secret", service: "web" };
  * ```
  */
-export type TestUser = string | { password: string; service?: string };
+export type TestUser = string | { password: string; service?: string | undefined };
 
 /**
  * What {@linkcode createTestStack} writes.
  *
  * In service texts, `{{pam_matrix}}` (and `{{pam_get_items}}`,
  * `{{pam_set_items}}`, `{{pam_chatty}}`) become the module's absolute path,
- * `{{passdb}}` the service's pam_matrix password file, and `{{dir}}` the
- * stack's directory.
+ * `{{passdb}}` the pam_matrix password file of the service whose text it is
+ * in (each service has its own: `passdb(service)`), `{{confdir}}` the
+ * configuration directory and `{{dir}}` the stack's directory.
+ *
+ * `@include NAME`, `include NAME` and `substack NAME` lines that name
+ * another service of the same stack are rewritten to that service's absolute
+ * path: libpam (1.5.2) resolves them against `/etc/pam.d` even with a
+ * `confdir`, which would silently pull the real system's files into a test.
+ * Names that are not services of the stack are left as written (and so do
+ * reach `/etc/pam.d`); write `{{confdir}}/NAME` or an absolute path to be
+ * explicit.
  *
  * @example
  * ```ts
@@ -70,7 +82,7 @@ export interface TestStackOptions {
   /** Service name → the service file's text. */
   services: Record<string, string>;
   /** User name → password, for `pam_matrix`. */
-  users?: Record<string, TestUser>;
+  users?: Record<string, TestUser> | undefined;
 }
 
 /**
@@ -125,14 +137,18 @@ export function createTestStack(options: TestStackOptions): TestStack {
   if (!options || typeof options !== "object" || !options.services) {
     throw new TypeError("createTestStack() needs { services: { name: text } }");
   }
+  checkKnownKeys(options, ["services", "users"], "createTestStack() options");
   for (const [name, user] of Object.entries(options.users ?? {})) {
     if (name === "") throw new TypeError("A user name must not be empty");
     checkPassdbField(name, `User name ${JSON.stringify(name)}`);
+    if (user !== null && typeof user === "object") {
+      checkKnownKeys(user, ["password", "service"], `The user ${JSON.stringify(name)}`);
+    }
     const password = typeof user === "string" ? user : user?.password;
     // Never the password itself in the message.
     checkPassdbField(password, `The password of ${JSON.stringify(name)}`);
   }
-  const dir = mkdtempSync(join(tmpdir(), "seed-pam-"));
+  const dir = mkdtempSync(join(temporaryRoot(), "seed-pam-"));
   const confdir = join(dir, "pam.d");
   const passdb = (service: string) => join(dir, `passdb.${service}`);
   try {
@@ -146,7 +162,8 @@ export function createTestStack(options: TestStackOptions): TestStack {
         .filter(([, u]) => typeof u === "string" || !u.service || u.service === service)
         .map(([name, u]) => `${name}:${typeof u === "string" ? u : u.password}:${service}\n`);
       writeFileSync(passdb(service), lines.join(""), { mode: 0o600 });
-      writeFileSync(join(confdir, service), expand(text, service, dir, passdb(service)));
+      const expanded = expand(text, service, { dir, confdir, passdb: passdb(service) });
+      writeFileSync(join(confdir, service), absoluteIncludes(expanded, confdir, options.services));
     }
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
@@ -163,6 +180,19 @@ export function createTestStack(options: TestStackOptions): TestStack {
   };
 }
 
+// `@include NAME` (a line of its own) and `TYPE include|substack NAME` (the control word in
+// place of the module path; `-TYPE` too).
+const includeLine = /^(\s*(?:@include|-?[A-Za-z]+\s+(?:include|substack))\s+)([^\s#]+)/gm;
+
+/** Points include lines that name a service of this stack at its file in `confdir`. */
+function absoluteIncludes(text: string, confdir: string, services: Record<string, string>): string {
+  return text.replace(
+    includeLine,
+    (line, head: string, name: string) =>
+      Object.hasOwn(services, name) ? head + join(confdir, name) : line,
+  );
+}
+
 /** pam_matrix's passdb is `name:password:service` lines: a field must not break one. */
 function checkPassdbField(value: unknown, what: string): void {
   if (typeof value !== "string" || /[:\n\0]/.test(value)) {
@@ -170,10 +200,28 @@ function checkPassdbField(value: unknown, what: string): void {
   }
 }
 
-function expand(text: string, service: string, dir: string, passdb: string): string {
+/**
+ * Where the stack goes: `TMPDIR` (through `tmpdir()`) when the process may
+ * read it, else `/tmp`, which is what `tmpdir()` gives without `TMPDIR`:
+ * Deno without `--allow-env` refuses the lookup itself.
+ */
+function temporaryRoot(): string {
+  try {
+    return tmpdir();
+  } catch {
+    return "/tmp";
+  }
+}
+
+function expand(
+  text: string,
+  service: string,
+  paths: { dir: string; confdir: string; passdb: string },
+): string {
   return text.replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
-    if (key === "passdb") return passdb;
-    if (key === "dir") return dir;
+    if (key === "passdb") return paths.passdb;
+    if (key === "dir") return paths.dir;
+    if (key === "confdir") return paths.confdir;
     const module = wrapperModule(key);
     if (module) return module;
     if (key.startsWith("pam_")) {

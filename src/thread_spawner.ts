@@ -70,8 +70,8 @@ const spawnerUrl = new URL(
  * one-line `data:` module then imports the real entry (Deno's module cache
  * and `--allow-import` rules apply to it as to any import).
  */
-export function workerEntry(url: URL): URL {
-  if (url.protocol === "file:") return url;
+export function workerEntry(url: URL | string): URL | string {
+  if (typeof url === "string" || url.protocol === "file:") return url;
   return new URL(`data:text/javascript,import ${encodeURIComponent(JSON.stringify(url.href))};`);
 }
 
@@ -130,11 +130,13 @@ export function startSpawner(): void {
  * wait there for it.
  */
 export function spawnThread(
-  url: URL,
+  url: URL | string,
   workerData: Record<string, unknown>,
   events: ThreadEvents,
 ): SpawnedThread {
-  if (!firstStarted && !spawner) {
+  // A string is an entry inside a `bun build --compile` program (src/entry_url.ts): no spawner
+  // there, which would be one more entry to embed, and Bun's new Worker() does not block.
+  if (typeof url === "string" || (!firstStarted && !spawner)) {
     firstStarted = true;
     return startDirectly(url, workerData, events);
   }
@@ -159,7 +161,7 @@ export function spawnThread(
   send({
     type: "spawn",
     id,
-    url: workerEntry(url).href,
+    url: String(workerEntry(url)),
     workerData: { ...workerData, port: port2 },
   }, [
     port2,
@@ -182,7 +184,7 @@ export function spawnThread(
 
 /** The process's first thread, started by the main thread itself (see the module doc). */
 function startDirectly(
-  url: URL,
+  url: URL | string,
   workerData: Record<string, unknown>,
   events: ThreadEvents,
 ): SpawnedThread {

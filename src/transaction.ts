@@ -5,6 +5,8 @@
  * @module
  */
 
+import { statSync } from "node:fs";
+import { join } from "node:path";
 import { native, type Pointer } from "../ffi/mod.ts";
 import { type ItemName, ItemType, ReturnCode } from "./constants.ts";
 import {
@@ -24,6 +26,7 @@ import {
   flagsOf,
   itemType,
   silentFlags,
+  startOptionKeys,
 } from "./flags.ts";
 import { openLibc, openPam, type PamLibrary, strerrorText } from "./library.ts";
 import { rawAccess } from "./raw_access.ts";
@@ -32,6 +35,8 @@ import {
   checkCString,
   checkEnvEntry,
   checkFailDelay,
+  checkKnownKeys,
+  checkService,
   checkXAuthData,
   cString,
   CStringCache,
@@ -57,19 +62,19 @@ export interface PamTransactionOptions {
   /** The PAM service: the file name in the configuration directory. */
   service: string;
   /** The user; when omitted, modules prompt for it through the conversation. */
-  user?: string;
+  user?: string | undefined;
   /** Answers the modules' prompts; without one, prompts fail the call (`PAM_CONV_ERR`). */
-  conversation?: Conversation;
+  conversation?: Conversation | undefined;
   /** Read service files from this directory instead of `/etc/pam.d` (`pam_start_confdir`, Linux-PAM >= 1.4). */
-  confdir?: string;
+  confdir?: string | undefined;
   /** The libpam file to load (default `libpam.so.0`). */
-  library?: string;
+  library?: string | undefined;
   /**
    * `"native"` (default): libpam sleeps out the fail delay. `"report"`: the
    * call fails at once and `PamError.failDelayMs` says how long the modules
    * asked the application to wait.
    */
-  failDelay?: "native" | "report";
+  failDelay?: "native" | "report" | undefined;
 }
 
 /**
@@ -84,9 +89,9 @@ export interface PamTransactionOptions {
  */
 export interface AuthFlags {
   /** `PAM_SILENT`: modules should not send messages. */
-  silent?: boolean;
+  silent?: boolean | undefined;
   /** `PAM_DISALLOW_NULL_AUTHTOK`: an empty password is not good enough. */
-  disallowNullAuthtok?: boolean;
+  disallowNullAuthtok?: boolean | undefined;
 }
 
 /**
@@ -100,7 +105,7 @@ export interface AuthFlags {
  */
 export interface SilentFlag {
   /** `PAM_SILENT`: modules should not send messages. */
-  silent?: boolean;
+  silent?: boolean | undefined;
 }
 
 /**
@@ -114,7 +119,7 @@ export interface SilentFlag {
  */
 export interface ChauthtokFlags extends SilentFlag {
   /** `PAM_CHANGE_EXPIRED_AUTHTOK`: change the token only if it has expired. */
-  changeExpiredAuthtok?: boolean;
+  changeExpiredAuthtok?: boolean | undefined;
 }
 
 /**
@@ -235,11 +240,11 @@ export class PamTransaction {
    * ```
    */
   static start(options: PamTransactionOptions): PamTransaction {
-    const o = optionsObject<PamTransactionOptions>(options, "PamTransaction.start() options");
-    const service = serviceCache.get(o.service, "service");
-    if (service === null) {
-      throw new TypeError(`service must be a string, got ${describe(o.service)}`);
-    }
+    const what = "PamTransaction.start() options";
+    const o = optionsObject<PamTransactionOptions>(options, what);
+    checkKnownKeys(o, startOptionKeys, what);
+    checkService(o.service);
+    const service = serviceCache.get(o.service, "service")!;
     const user = userCache.get(o.user, "user");
     const confdir = confdirCache.get(o.confdir, "confdir");
     checkConversation(o.conversation);
@@ -270,7 +275,7 @@ export class PamTransaction {
       releaseSlot(slotId);
       // pam_start frees the handle itself when it fails, so there is nothing to end.
       throw new PamError(status, confdir ? "pam_start_confdir" : "pam_start", {
-        description: describeStart(status, o.service as string),
+        description: describeStart(status, o.service, o.confdir),
         messages: slot.messages,
       });
     }
@@ -741,9 +746,35 @@ export class PamTransaction {
   }
 }
 
-function describeStart(status: number, service: string): string {
+function describeStart(status: number, service: string, confdir: string | undefined): string {
+  const missing = confdir !== undefined &&
+      (status === ReturnCode.ABORT || status === ReturnCode.SYSTEM_ERR)
+    ? missingPath(service, confdir)
+    : undefined;
+  if (missing) return `pam_start refused service "${service}": ${missing}`;
   if (status === ReturnCode.SYSTEM_ERR || status === ReturnCode.BUF_ERR) {
     return `pam_start could not set up service "${service}"`;
   }
   return `pam_start refused service "${service}"`;
+}
+
+/**
+ * What libpam (1.5.2: a bare `PAM_ABORT`) does not say: which file of a
+ * confdir is missing. Looked up only after pam_start failed, so the common
+ * path pays nothing; `undefined` when everything exists or the lookup is not
+ * allowed (Deno without `--allow-read`), leaving libpam's own words.
+ */
+function missingPath(service: string, confdir: string): string | undefined {
+  const exists = (path: string) => statSync(path, { throwIfNoEntry: false }) !== undefined;
+  try {
+    if (!exists(confdir)) return `confdir: ${confdir} does not exist`;
+    const file = join(confdir, service);
+    // libpam falls back to the confdir's "other" file, as it does in /etc/pam.d.
+    if (!exists(file) && !exists(join(confdir, "other"))) {
+      return `service file: ${file} does not exist (nor ${join(confdir, "other")})`;
+    }
+  } catch {
+    // No permission to look: libpam's own words will have to do.
+  }
+  return undefined;
 }

@@ -70,7 +70,7 @@ export interface UtmpxEntry {
   /** Milliseconds since the epoch (microsecond precision in the file). */
   timeMs: number;
   /** `ut_addr_v6`: 16 bytes, IPv4 in the first 4, network byte order. */
-  address?: Uint8Array;
+  address?: Uint8Array | undefined;
   session?: number;
 }
 

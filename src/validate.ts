@@ -118,6 +118,28 @@ export function describe(value: unknown): string {
   return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
+/**
+ * Throws a `TypeError` naming the first own key of `object` that is not in
+ * `known`, and listing the known ones: a misspelt or misplaced option (a
+ * `password` given where a `conversation` belongs) must not be ignored.
+ */
+export function checkKnownKeys(object: object, known: readonly string[], what: string): void {
+  for (const key of Object.keys(object)) {
+    if (!known.includes(key)) throw unknownKey(key, known, what);
+  }
+}
+
+/** The error {@linkcode checkKnownKeys} throws, for checks that walk the keys themselves. */
+export function unknownKey(key: string, known: readonly string[], what: string): TypeError {
+  return new TypeError(`${what} has no option ${JSON.stringify(key)} (known: ${known.join(", ")})`);
+}
+
+/** Throws unless `service` is a non-empty C string. */
+export function checkService(service: unknown): asserts service is string {
+  checkCString(service, "service");
+  if (service === "") throw new TypeError("service must not be empty: it names the service file");
+}
+
 /** Throws unless `value` is a plain options object (or undefined, when allowed). */
 export function optionsObject<T extends object>(value: unknown, what: string): T {
   if (value === undefined) return {} as T;

@@ -18,7 +18,10 @@ export function compileModule(name: string, source: string): { path?: string; wh
     // Readable by everyone: a library preloaded into a program run as nobody must be loadable.
     chmodSync(dir, 0o755);
     const made = dir;
-    process.on("exit", () => rmSync(made, { recursive: true, force: true }));
+    const remove = () => rmSync(made, { recursive: true, force: true });
+    // Bun's test runner emits "exit"; Deno's does not, but fires "unload" when the run ends.
+    process.on("exit", remove);
+    globalThis.addEventListener?.("unload", remove);
   }
   const c = join(dir, `pam_${name}.c`);
   const path = join(dir, `pam_${name}.so`);

@@ -9,7 +9,14 @@ import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { authenticate, login, type LoginOptions, type LoginSession, PamError } from "../mod.ts";
+import {
+  authenticate,
+  login,
+  type LoginOptions,
+  type LoginSession,
+  PamError,
+  passwordConversation,
+} from "../mod.ts";
 import { createTestStack, type TestStack } from "../src/testing.ts";
 import { compileModule } from "./_modules.ts";
 
@@ -486,4 +493,21 @@ test("a reader that does not keep up holds the program back (backpressure), then
   for await (const chunk of p.stdout!) got += chunk.byteLength;
   assert.equal(got, size);
   assert.deepEqual(await p.status, { code: 0, signal: null });
+});
+
+test("an expired password with passwordConversation: login() says a new one cannot be asked for", async () => {
+  await using s = createTestStack({
+    services: {
+      // pam_stress "expired": acct_mgmt says NEW_AUTHTOK_REQD, chauthtok asks for a new one.
+      app: "auth required pam_permit.so\naccount required pam_stress.so expired\n" +
+        "password required pam_stress.so expired\nsession required pam_permit.so\n",
+    },
+  });
+  for (const inProcess of [false, true]) {
+    const error = await login(base(s, { conversation: passwordConversation("old"), inProcess }))
+      .catch((e) => e);
+    assert.ok(error instanceof PamError, String(error));
+    assert.equal(error.operation, "pam_chauthtok");
+    assert.match(error.message, /password has expired.*ask for a new one/);
+  }
 });

@@ -13,6 +13,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { type ItemName, ReturnCode } from "../constants.ts";
 import { PamError } from "../errors.ts";
+import { isNewPasswordNeeded } from "../conversation.ts";
 import type { AuthFlags, ChauthtokFlags, CredAction, SilentFlag } from "../transaction.ts";
 import type { SessionRecord } from "./record.ts";
 import {
@@ -30,7 +31,14 @@ import {
   UtmpType,
   type UtmpxEntry,
 } from "../utmp.ts";
-import { checkCString, describe, optionalBoolean, optionsObject } from "../validate.ts";
+import {
+  checkCString,
+  checkKnownKeys,
+  checkService,
+  describe,
+  optionalBoolean,
+  optionsObject,
+} from "../validate.ts";
 
 /** The methods the lifecycle calls: `PamTransaction` and `AsyncPamTransaction` both have them. */
 export interface LifecycleTransaction {
@@ -80,14 +88,9 @@ export type RecordData = SessionRecord;
 
 const encoder = new TextEncoder();
 
-/** Throws a `TypeError` naming the first key of `o` not in `known`. */
-export function checkKeys(o: object, known: readonly string[], what: string): void {
-  for (const key of Object.keys(o)) {
-    if (!known.includes(key)) {
-      throw new TypeError(`${what} have no "${key}" (known: ${known.join(", ")})`);
-    }
-  }
-}
+/** Throws a `TypeError` naming the first key of `o` not in `known` (`checkKnownKeys`). */
+export const checkKeys: (o: object, known: readonly string[], what: string) => void =
+  checkKnownKeys;
 
 /** `value` as an optional C string. */
 export function optionalString(value: unknown, what: string): string | undefined {
@@ -171,8 +174,7 @@ export const planKeys = [
 
 /** Checks what the lifecycle needs of `login()`'s options, before any C call. */
 export function planLogin(o: Record<string, unknown>): LoginPlan {
-  checkCString(o.service, "service");
-  if (o.service === "") throw new TypeError("service must not be empty");
+  checkService(o.service);
   if (o.user !== undefined && o.user !== null) checkCString(o.user, "user");
   const confdir = absolute(optionalString(o.confdir ?? undefined, "confdir"));
   const library = optionalString(o.library, "library");
@@ -222,6 +224,28 @@ export async function setItems(tx: LifecycleTransaction, items: LoginItems): Pro
   }
 }
 
+/**
+ * A `chauthtok` that failed because the conversation (`passwordConversation`)
+ * cannot ask for a new password: the same code and messages, and a message
+ * that says so.
+ */
+export function explainExpired(error: unknown): unknown {
+  if (
+    error instanceof PamError && error.operation === "pam_chauthtok" &&
+    isNewPasswordNeeded(error.cause)
+  ) {
+    const explained = new PamError(error.code, error.operation, {
+      messages: error.messages,
+      cause: error.cause,
+      ...(error.failDelayMs !== undefined ? { failDelayMs: error.failDelayMs } : {}),
+    });
+    explained.message = `${error.message}: the password has expired, and changing it needs ` +
+      "a conversation that can ask for a new one (passwordConversation only knows the old one)";
+    return explained;
+  }
+  return error;
+}
+
 /** An open session, as the process running it holds it. */
 export interface OpenedSession {
   readonly user: string;
@@ -250,7 +274,11 @@ export async function openSession(
     } catch (error) {
       const expired = error instanceof PamError && error.code === ReturnCode.NEW_AUTHTOK_REQD;
       if (!(plan.changeExpiredAuthtok && expired)) throw error;
-      await tx.chauthtok({ ...flags, changeExpiredAuthtok: true });
+      try {
+        await tx.chauthtok({ ...flags, changeExpiredAuthtok: true });
+      } catch (changeError) {
+        throw explainExpired(changeError);
+      }
     }
     await tx.setCred("establish", flags);
     undo.push(() => tx.setCred("delete", flags));

@@ -22,6 +22,7 @@ import {
   checkKeys,
   checkUtmpFiles,
   closeSteps,
+  explainExpired,
   type LoginPlan,
   type OpenedSession,
   openSession,
@@ -751,7 +752,8 @@ async function openInSessionProcess(
   }).catch(() => {});
   const { header } = await result;
   if (header.t === "failed") {
-    throw fromWire(header.error as WireError, proc.failure);
+    // The conversation ran here: only here can its failure say the password expired.
+    throw explainExpired(fromWire(header.error as WireError, proc.failure));
   }
   proc.detachSignal();
   const opened = {

@@ -194,7 +194,7 @@ export class SessionProgram {
               if (paused.delete(fd)) port.resume(fd);
             },
           },
-          { highWaterMark: outputHighWaterMark, size: (chunk) => chunk.byteLength },
+          { highWaterMark: outputHighWaterMark, size: (chunk) => chunk?.byteLength ?? 0 },
         );
       const stdout = plan.stdout === "piped" ? readable(1) : null;
       const stderr = plan.stderr === "piped" ? readable(2) : null;
