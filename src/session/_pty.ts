@@ -52,17 +52,17 @@ export interface PtySpawnOptions {
    * chose (`LD_*`, and those glibc drops for setuid programs) reach the
    * program but not the steps before it that still run as root.
    */
-  env?: Record<string, string>;
+  env?: Record<string, string> | undefined;
   /** Its working directory (default: this process's). */
-  cwd?: string;
+  cwd?: string | undefined;
   /**
    * The user to run it as, with {@linkcode PtySpawnOptions.gid} and the
    * supplementary groups `initgroups(3)` gives (util-linux `setpriv`). Only
    * root may name a user other than itself.
    */
-  uid?: number;
+  uid?: number | undefined;
   /** The primary group to run it with; given exactly when `uid` is. */
-  gid?: number;
+  gid?: number | undefined;
 }
 
 /**

@@ -337,7 +337,7 @@ function newTerminal(
     // As the program's piped output: a reader that does not keep up pauses the pty's reading.
     readable: new ReadableStream<Uint8Array>(
       { start: onStart, pull: onDrained, cancel: onDrained },
-      { highWaterMark: outputHighWaterMark, size: (chunk) => chunk.byteLength },
+      { highWaterMark: outputHighWaterMark, size: (chunk) => chunk?.byteLength ?? 0 },
     ),
     writable: new WritableStream<Uint8Array>({
       write: (chunk) => {
