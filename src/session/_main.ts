@@ -302,6 +302,8 @@ function serve(
   pty: Pty | undefined,
 ): void {
   const programs = new Map<number, ChildProcess>();
+  /** Program streams the caller paused ("id:fd"): their reader has enough for now. */
+  const callerPaused = new Set<string>();
   /** The one program on the session's terminal, by its spawn id. */
   let onTerminal: { id: number; process: PtyProcess } | undefined;
   const keys = pty?.writable.getWriter();
@@ -383,8 +385,17 @@ function serve(
     programs.set(id, child);
     trySend({ t: "spawned", id, pid: child.pid });
     const relayOutput = (stream: NodeJS.ReadableStream | null, fd: 1 | 2) => {
-      stream?.on("data", (chunk: Uint8Array) => trySend({ t: "data", id, fd }, chunk));
-      stream?.on("end", () => trySend({ t: "eof", id, fd }));
+      if (!stream) return;
+      // One chunk per event-loop turn: a program writing without pause must not keep the
+      // caller's "pause" (read from stdin in between) from ever being seen.
+      stream.on("data", (chunk: Uint8Array) => {
+        trySend({ t: "data", id, fd }, chunk);
+        stream.pause();
+        setImmediate(() => {
+          if (!callerPaused.has(`${id}:${fd}`)) stream.resume();
+        });
+      });
+      stream.on("end", () => trySend({ t: "eof", id, fd }));
     };
     relayOutput(child.stdout, 1);
     relayOutput(child.stderr, 2);
@@ -434,6 +445,9 @@ function serve(
         }
         const child = programs.get(id);
         const stream = header.fd === 2 ? child?.stderr : child?.stdout;
+        const key = `${id}:${header.fd === 2 ? 2 : 1}`;
+        if (header.t === "pause") callerPaused.add(key);
+        else callerPaused.delete(key);
         if (header.t === "pause") stream?.pause();
         else stream?.resume();
         return;
