@@ -48,7 +48,13 @@ export {
   type WorkerPoolStats,
   workerPoolStats,
 } from "./src/pool.ts";
-export { login, type LoginOptions, LoginSession, type UtmpOptions } from "./src/session/login.ts";
+export {
+  login,
+  type LoginOptions,
+  LoginSession,
+  type TerminalSize,
+  type UtmpOptions,
+} from "./src/session/login.ts";
 export {
   closeSession,
   type CloseSessionOptions,
@@ -57,6 +63,7 @@ export {
 export {
   type ProgramStatus,
   SessionProgram,
+  type SessionTerminal,
   type SpawnOptions,
   type StdioMode,
 } from "./src/session/program.ts";

@@ -11,9 +11,14 @@
  * `who` and `last` read at the end. Without root, log in as yourself; as root,
  * any account (`--user nobody`).
  *
+ * With `--pty` the session gets a pseudo-terminal of its own (`login({ terminal })`):
+ * PAM_TTY and the utmp line are its `pts/N`, which `who` then shows, and the
+ * command runs on it as its controlling terminal (`spawn(..., { terminal: true })`),
+ * this terminal relayed to it in raw mode, resizes included.
+ *
  * Run:
- *   deno run --allow-ffi --allow-read --allow-write --allow-env --allow-run examples/login.ts [--user NAME] [-- command...]
- *   bun examples/login.ts [--user NAME] [-- command...]
+ *   deno run --allow-ffi --allow-read --allow-write --allow-env --allow-run examples/login.ts [--user NAME] [--pty] [-- command...]
+ *   bun examples/login.ts [--user NAME] [--pty] [-- command...]
  *
  * @module
  */
@@ -25,17 +30,29 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { type AsyncConversation, login, MessageStyle, PamError } from "../mod.ts";
+import {
+  type AsyncConversation,
+  login,
+  type LoginSession,
+  MessageStyle,
+  PamError,
+  type ProgramStatus,
+} from "../mod.ts";
 
 const examples = dirname(fileURLToPath(import.meta.url));
-// [--user NAME] [--] [command...]; Bun drops a "--" right after the script, Deno keeps it.
+// [--user NAME] [--pty] [--] [command...]; Bun drops a "--" right after the script, Deno keeps it.
 let args = process.argv.slice(2);
-const userArg = args[0] === "--user" ? args[1] : undefined;
-if (userArg !== undefined) args = args.slice(2);
+let userArg: string | undefined;
+let pty = false;
+for (;;) {
+  if (args[0] === "--user") [userArg, args] = [args[1], args.slice(2)];
+  else if (args[0] === "--pty") [pty, args] = [true, args.slice(1)];
+  else break;
+}
 if (args[0] === "--") args = args.slice(1);
 const command = args.length
   ? args
-  : ["sh", "-c", 'echo "$DEMO_GREETING; PAM says you are $DEMO_USER"'];
+  : ["sh", "-c", 'echo "$DEMO_GREETING; PAM says you are $DEMO_USER, on $(tty)"'];
 
 // One line reader over stdin. Without an `output`, readline does not echo:
 // the terminal does, and `stty -echo` turns that off for the password.
@@ -97,7 +114,10 @@ try {
       user,
       confdir,
       conversation,
-      tty: tty ?? "example",
+      // --pty: the session process opens the pty; its pts/N is PAM_TTY and the utmp line.
+      ...(pty
+        ? { terminal: { cols: process.stdout.columns ?? 80, rows: process.stdout.rows ?? 24 } }
+        : { tty: tty ?? "example" }),
       utmp: { utmpFile, wtmpFile },
     });
     loggedIn = true;
@@ -106,12 +126,11 @@ try {
     // The command runs in the session process, as the user, with the PAM environment: it gets
     // the umask and limits the session modules set there, this process none of them.
     input.close();
-    const program = await session.spawn(command, {
+    const ended = pty ? await onTerminal(session, command) : await (await session.spawn(command, {
       stdin: interactive ? "inherit" : "null",
       stdout: "inherit",
       stderr: "inherit",
-    });
-    const ended = await program.status;
+    })).status;
     status = ended.code ?? 128;
     console.log(
       `The command ${ended.signal ? `was killed by ${ended.signal}` : `exited with ${status}`}; ` +
@@ -136,6 +155,32 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 process.exit(status);
+
+/**
+ * Runs `command` on the session's pty: this terminal in raw mode (the pty does the line
+ * editing, echo and Ctrl-C now), its keys to the pty, the pty's output here, its size kept.
+ */
+async function onTerminal(session: LoginSession, command: string[]): Promise<ProgramStatus> {
+  const program = await session.spawn(command, { terminal: true });
+  const terminal = program.terminal!;
+  const raw = interactive && typeof process.stdin.setRawMode === "function";
+  if (raw) process.stdin.setRawMode(true);
+  const keys = terminal.writable.getWriter();
+  const onKeys = (chunk: Uint8Array) => void keys.write(new Uint8Array(chunk)).catch(() => {});
+  const onResize = () => terminal.resize(process.stdout.columns, process.stdout.rows);
+  // The line reader paused stdin when it closed: a "data" listener alone would not resume it.
+  if (interactive) process.stdin.on("data", onKeys).resume();
+  process.stdout.on("resize", onResize);
+  try {
+    for await (const chunk of terminal.readable) process.stdout.write(chunk);
+    return await program.status;
+  } finally {
+    process.stdout.off("resize", onResize);
+    process.stdin.off("data", onKeys);
+    process.stdin.pause();
+    if (raw) process.stdin.setRawMode(false);
+  }
+}
 
 function who(): string {
   return spawnSync("who", [utmpFile], { encoding: "utf8" }).stdout?.trim() ?? "";

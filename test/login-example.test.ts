@@ -52,3 +52,16 @@ test("the login example refuses a wrong password and writes no entries", () => {
   assert.doesNotMatch(run.stdout, /Logged in/);
   assert.doesNotMatch(run.stdout, new RegExp(`^${me}\\s+example`, "m"));
 });
+
+test("--pty: the session's own pseudo-terminal is PAM_TTY, who's line and the command's tty", () => {
+  const run = runExample(`correct horse\n`, ["--user", me, "--pty", "--", "sh", "-c", "tty"]);
+  assert.equal(run.status, 0, run.stdout + run.stderr);
+  const out = run.stdout;
+  const line = out.match(/Logged in as \S+ on (pts\/\d+)\./)?.[1];
+  assert.ok(line, out);
+  assert.match(out, new RegExp(`Welcome, ${me}, on /dev/${line}\\.`));
+  assert.match(out, new RegExp(`who .*utmp:\\n\\s+${me}\\s+${line}\\s`));
+  assert.match(out, new RegExp(`^/dev/${line}\\r?$`, "m"));
+  assert.match(out, /after logout: \(nobody\)/);
+  assert.match(out, new RegExp(`^${me}\\s+${line}\\s.*\\(00:00\\)`, "m"));
+});

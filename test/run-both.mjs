@@ -92,7 +92,7 @@ function provide() {
 
 // playwright-core needs Deno's --allow-all (it reads /proc/sys); every other file runs with the
 // permissions a user of the library grants, so the browser file gets a Deno run of its own.
-const browserTests = "test/web_login_browser.test.ts";
+const browserTests = ["test/web_login_browser.test.ts", "test/web_terminal_browser.test.ts"];
 const denoPermissions = [
   "--allow-ffi",
   "--allow-read",
@@ -108,22 +108,24 @@ const denoParse = (out) => {
 };
 const wanted = (file) =>
   filter.length === 0 || filter.some((f) => file.endsWith(f.replace(/^\.\//, "")));
-const denoFiles = filter.length ? filter.filter((f) => !f.endsWith(browserTests)) : ["test/"];
+const isBrowserTest = (f) => browserTests.some((b) => f.endsWith(b));
+const denoFiles = filter.length ? filter.filter((f) => !isBrowserTest(f)) : ["test/"];
+const denoBrowserFiles = browserTests.filter(wanted);
 
 const runs = [
   ...(denoFiles.length
     ? [{
       name: "deno",
       cmd: bin("deno"),
-      args: ["test", ...denoPermissions, `--ignore=${browserTests}`, ...denoFiles],
+      args: ["test", ...denoPermissions, `--ignore=${browserTests.join(",")}`, ...denoFiles],
       parse: denoParse,
     }]
     : []),
-  ...(wanted(browserTests)
+  ...(denoBrowserFiles.length
     ? [{
       name: "deno (browser tests)",
       cmd: bin("deno"),
-      args: ["test", "--allow-all", browserTests],
+      args: ["test", "--allow-all", ...denoBrowserFiles],
       parse: denoParse,
     }]
     : []),

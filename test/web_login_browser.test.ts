@@ -10,131 +10,70 @@
 // exact flags.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { dirname, join } from "node:path";
-import process from "node:process";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { createDemoStack, type DemoStack } from "../examples/web-login/stack.ts";
-import { wrapperModule } from "../src/testing.ts";
+import {
+  bin,
+  browserSkip,
+  denoTaskArgs,
+  type ExampleServer,
+  launchChromium,
+  root,
+  serversByRuntime,
+  startExample,
+  stopExample,
+} from "./_browser.ts";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const example = join(root, "examples", "web-login");
 const screenshots = join(example, "screenshots");
-const chromiumPath = "/usr/bin/chromium";
 const timeout = 60_000;
 
-const skip = !existsSync(chromiumPath)
-  ? "needs Debian's chromium (/usr/bin/chromium)"
-  : !wrapperModule("pam_matrix")
-  ? "needs Debian's libpam-wrapper (pam_matrix)"
-  : false;
+const skip = browserSkip;
 
-function bin(name: string): string {
-  const local = join(root, ".tools", "node_modules", ".bin", name);
-  return existsSync(local) ? local : name;
-}
-
-/** `deno task web`'s command line, so the test proves its permissions are enough. */
-function denoTaskArgs(): string[] {
-  const task: string = JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).tasks.web;
-  const args = task.split(/\s+/);
-  assert.equal(args[0], "deno");
-  return args.slice(1);
-}
-
-interface Server {
-  base: string;
-  child: ChildProcess;
+interface Server extends ExampleServer {
   stack: DemoStack;
-  output: () => string;
 }
 
-const servers = new Map<string, Promise<Server>>();
 let browser: Promise<Browser> | undefined;
 
-function startServer(runtime: "deno" | "bun"): Promise<Server> {
+async function startServer(runtime: "deno" | "bun"): Promise<Server> {
   const stack = createDemoStack();
   const [command, args] = runtime === "deno"
-    ? [bin("deno"), denoTaskArgs()]
+    ? [bin("deno"), denoTaskArgs("web")]
     : [bin("bun"), ["run", join(example, "main.ts")]];
-  const child = spawn(command, args, {
-    cwd: root,
-    env: {
-      ...process.env,
-      PORT: "0",
+  try {
+    const server = await startExample(command, args, {
       PAM_SERVICE: stack.service,
       PAM_CONFDIR: stack.confdir,
-      NO_COLOR: "1",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 30_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const m = output.match(/Listening on (http:\/\/\S+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ base: m[1], child, stack, output: () => output });
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${runtime} server exited with ${code}:\n${output}`));
     });
-  });
+    return { ...server, stack };
+  } catch (error) {
+    stack.remove();
+    throw error;
+  }
 }
 
-function serverOn(runtime: "deno" | "bun"): Promise<Server> {
-  let started = servers.get(runtime);
-  if (!started) servers.set(runtime, started = startServer(runtime));
-  return started;
-}
-
-async function launch(): Promise<Browser> {
-  const { chromium } = await import("playwright-core");
-  return chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    // playwright gives every launch a fresh temporary user-data-dir.
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-}
+const servers = serversByRuntime(startServer);
+const serverOn = servers.on;
 
 after(async () => {
   await (await browser?.catch(() => undefined))?.close();
-  await Promise.all([...servers.values()].map(async (started) => {
-    const s = await started.catch(() => undefined);
-    if (!s) return;
-    if (s.child.exitCode === null) {
-      const exited = new Promise((resolve) => s.child.once("exit", resolve));
-      s.child.kill("SIGTERM");
-      const killer = setTimeout(() => s.child.kill("SIGKILL"), 3000);
-      await exited;
-      clearTimeout(killer);
-    }
-    s.stack.remove();
-  }));
+  await Promise.all(
+    servers.all().map(async (started) => {
+      const s = await started;
+      if (!s) return;
+      await stopExample(s);
+      s.stack.remove();
+    }),
+  );
 });
 
 async function newPage(): Promise<{ page: Page; close: () => Promise<void> }> {
-  browser ??= launch();
+  browser ??= launchChromium();
   const context = await (await browser).newContext({ viewport: { width: 760, height: 620 } });
   const page = await context.newPage();
   return { page, close: () => context.close() };

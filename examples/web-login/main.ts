@@ -14,14 +14,10 @@
 
 import process from "node:process";
 import { createWebLogin } from "./handler.ts";
-import { defaultAllowedHosts } from "./hosts.ts";
+import { listenConfig, runServer, type Served } from "./run_server.ts";
 import { createDemoStack, demoCode, demoUsers } from "./stack.ts";
 
-const port = Number(process.env.PORT ?? 8000);
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  throw new TypeError(`PORT must be a port number, got ${JSON.stringify(process.env.PORT)}`);
-}
-const hostname = process.env.HOST ?? "127.0.0.1";
+const { port, hostname, allowedHosts } = listenConfig();
 
 let service = process.env.PAM_SERVICE;
 let confdir = process.env.PAM_CONFDIR;
@@ -39,17 +35,7 @@ if (!service) {
   );
 }
 
-// The names the server answers to (DNS rebinding): ALLOWED_HOSTS replaces the default, the
-// address it listens on and the loopback names.
-const allowedHosts = process.env.ALLOWED_HOSTS
-  ? process.env.ALLOWED_HOSTS.split(",").map((name) => name.trim()).filter(Boolean)
-  : [hostname, ...defaultAllowedHosts];
-
 const web = createWebLogin({ service, confdir, allowedHosts });
-
-interface Served {
-  stop(): unknown;
-}
 
 function serve(onListen: (port: number) => void): Served {
   const g = globalThis as unknown as Record<string, unknown>;
@@ -91,34 +77,4 @@ function serve(onListen: (port: number) => void): Served {
   throw new Error("The web login example runs on Deno or Bun");
 }
 
-let server: Served;
-try {
-  server = serve((listening) => {
-    // Tests read this line for the port when PORT=0.
-    console.log(`Listening on http://${hostname}:${listening}/`);
-  });
-} catch (error) {
-  // A port in use, say: the demo stack's temporary files must not stay behind.
-  demo?.remove();
-  throw error;
-}
-
-let stopping = false;
-async function shutdown(): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  // Close the users' PAM sessions (pam_close_session) before the process goes,
-  // but never hang on the way out.
-  const giveUp = setTimeout(() => {
-    console.error("Shutdown took over 10 s; exiting without waiting further");
-    process.exit(1);
-  }, 10_000);
-  await web.close();
-  // Open keep-alive connections must not hold the exit up for long.
-  await Promise.race([server.stop(), new Promise((resolve) => setTimeout(resolve, 2000))]);
-  demo?.remove();
-  clearTimeout(giveUp);
-  process.exit(0);
-}
-process.on("SIGINT", shutdown);
-process.on("SIGTERM", shutdown);
+runServer({ hostname, serve, close: () => web.close(), cleanup: () => demo?.remove() });

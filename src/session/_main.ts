@@ -20,6 +20,7 @@
 
 import type { ChildProcess, StdioOptions } from "node:child_process";
 import process from "node:process";
+import { setImmediate } from "node:timers";
 import { native } from "../../ffi/mod.ts";
 import { MessageStyle } from "../constants.ts";
 import type { PamAnswer, PamMessage } from "../conversation.ts";
@@ -36,7 +37,9 @@ import {
   type RecordData,
 } from "./_lifecycle.ts";
 import { CallerConversationFailure, decodeAnswers, encodeMessages, toWire } from "./_protocol.ts";
-import { processLibc, spawnAsUser, type SpawnPlan } from "./_spawn.ts";
+import { openPty, type Pty, type PtyProcess } from "./_pty.ts";
+import { launchAsUser, lookupUser, processLibc, spawnAsUser, type SpawnPlan } from "./_spawn.ts";
+import { idOfLine, lineOfTty } from "../utmp.ts";
 
 const EINTR = 4;
 const EAGAIN = 11;
@@ -168,6 +171,26 @@ interface LoginStart {
   t: "login";
   plan: LoginPlan;
   conversation: boolean;
+  /** A pty to open before pam_start; `line`/`id`: the utmp line/id are to be the pty's. */
+  terminal?: { cols: number; rows: number; line: boolean; id: boolean };
+}
+
+/** The plan with the pty's slave as PAM_TTY and, unless the caller named them, utmp line and id. */
+function withPty(plan: LoginPlan, pty: Pty, t: NonNullable<LoginStart["terminal"]>): LoginPlan {
+  const items = { ...plan.items, tty: pty.slavePath };
+  if (!plan.utmp) return { ...plan, items };
+  const line = t.line ? lineOfTty(pty.slavePath) : plan.utmp.line;
+  const id = t.id ? idOfLine(line) : plan.utmp.id;
+  return { ...plan, items, utmp: { ...plan.utmp, line, id } };
+}
+
+/** Gives the slave to the session's user, as login(1) does once the session is open. */
+function giveTerminal(pty: Pty, user: string): void {
+  const pw = lookupUser(user);
+  if (!pw) throw new Error(`Cannot give the terminal to "${user}": the user has no passwd entry`);
+  // Without root the slave is already this process's, and so the user's own (the only one it
+  // can run programs as).
+  if (processLibc().getuid() === 0) pty.chown(pw.uid, pw.gid);
 }
 
 interface CloseStart {
@@ -227,9 +250,15 @@ async function runClose(start: CloseStart): Promise<void> {
 }
 
 async function runLogin(start: LoginStart): Promise<void> {
-  const plan = start.plan;
+  let plan = start.plan;
   let tx: PamTransaction | undefined;
+  let pty: Pty | undefined;
   try {
+    if (start.terminal) {
+      // Before pam_start: PAM_TTY, and the utmp line, are the pty's.
+      pty = openPty({ cols: start.terminal.cols, rows: start.terminal.rows });
+      plan = withPty(plan, pty, start.terminal);
+    }
     await checkUtmpFiles(plan.utmp);
     tx = startTransaction(
       plan.service,
@@ -242,9 +271,20 @@ async function runLogin(start: LoginStart): Promise<void> {
     const opened = await openSession(tx, plan, process.pid);
     wipeLastAnswers();
     phase = "session";
+    if (pty) {
+      try {
+        giveTerminal(pty, opened.user);
+      } catch (error) {
+        const open = tx;
+        tx = undefined;
+        await allSteps(closeSteps(open, opened.record, plan.silent)).catch(() => {});
+        throw error;
+      }
+    }
     send({ t: "opened", user: opened.user, env: opened.env, record: opened.record });
-    serve(tx, opened.user, opened.env, opened.record, plan.silent);
+    serve(tx, opened.user, opened.env, opened.record, plan.silent, pty);
   } catch (error) {
+    pty?.close();
     wipeLastAnswers();
     try {
       tx?.end();
@@ -263,8 +303,15 @@ function serve(
   env: Record<string, string>,
   record: RecordData,
   silent: boolean,
+  pty: Pty | undefined,
 ): void {
   const programs = new Map<number, ChildProcess>();
+  /** Program streams the caller paused ("id:fd"): their reader has enough for now. */
+  const callerPaused = new Set<string>();
+  /** The one program on the session's terminal, by its spawn id. */
+  let onTerminal: { id: number; process: PtyProcess } | undefined;
+  const keys = pty?.writable.getWriter();
+  const screenFlow = new Gate();
   let ending: Promise<void> | undefined;
 
   const end = (how: "close" | "detach"): Promise<void> => {
@@ -277,7 +324,7 @@ function serve(
           error = e;
         }
       } else {
-        await stopPrograms(programs);
+        await Promise.all([stopPrograms(programs), stopTerminal(onTerminal?.process, pty)]);
         try {
           await allSteps(closeSteps(tx, record, silent));
         } catch (e) {
@@ -291,7 +338,37 @@ function serve(
     return ending;
   };
 
+  const spawnOnTerminal = async (id: number, plan: SpawnPlan) => {
+    let program: PtyProcess;
+    try {
+      if (!pty) {
+        throw new Error(
+          "This session has no terminal: log in with login({ terminal: { cols, rows } })",
+        );
+      }
+      if (onTerminal) {
+        throw new Error(
+          `The session's terminal already runs a program (pid ${onTerminal.process.pid})`,
+        );
+      }
+      const { pw, env: userEnv, cwd } = launchAsUser(user, env, plan);
+      program = await pty.spawn(plan.argv, { env: userEnv, cwd, uid: pw.uid, gid: pw.gid });
+    } catch (error) {
+      trySend({ t: "spawn-failed", id, error: toWire(error) });
+      return;
+    }
+    onTerminal = { id, process: program };
+    trySend({ t: "spawned", id, pid: program.pid });
+    const screen = relayTerminal(id, pty, screenFlow);
+    const status = await program.status.catch(() => ({ code: null, signal: null }));
+    await lastOutput(screen, pty, screenFlow);
+    trySend({ t: "terminal-eof", id });
+    trySend({ t: "exit", id, code: status.code, signal: status.signal });
+    if (plan.endsSession) void end("close");
+  };
+
   const spawnProgram = (id: number, plan: SpawnPlan) => {
+    if (plan.terminal) return void spawnOnTerminal(id, plan);
     // "inherit" means the caller's own streams: relayed, since this process's are the channel.
     const relay = (m: string) => m === "null" ? "ignore" : "pipe";
     const stdio: StdioOptions = [relay(plan.stdin), relay(plan.stdout), relay(plan.stderr)];
@@ -312,8 +389,17 @@ function serve(
     programs.set(id, child);
     trySend({ t: "spawned", id, pid: child.pid });
     const relayOutput = (stream: NodeJS.ReadableStream | null, fd: 1 | 2) => {
-      stream?.on("data", (chunk: Uint8Array) => trySend({ t: "data", id, fd }, chunk));
-      stream?.on("end", () => trySend({ t: "eof", id, fd }));
+      if (!stream) return;
+      // One chunk per event-loop turn: a program writing without pause must not keep the
+      // caller's "pause" (read from stdin in between) from ever being seen.
+      stream.on("data", (chunk: Uint8Array) => {
+        trySend({ t: "data", id, fd }, chunk);
+        stream.pause();
+        setImmediate(() => {
+          if (!callerPaused.has(`${id}:${fd}`)) stream.resume();
+        });
+      });
+      stream.on("end", () => trySend({ t: "eof", id, fd }));
     };
     relayOutput(child.stdout, 1);
     relayOutput(child.stderr, 2);
@@ -336,8 +422,20 @@ function serve(
         return programs.get(id)?.stdin?.write(payload);
       case "stdin-end":
         return programs.get(id)?.stdin?.end();
+      case "terminal-input":
+        // One writer for the session: its writes queue in the order the keys came.
+        if (onTerminal?.id === id) keys!.write(payload).catch(() => {});
+        return;
+      case "terminal-resize":
+        try {
+          if (onTerminal?.id === id) pty!.resize(header.cols as number, header.rows as number);
+        } catch {
+          // Closed, or a size the caller's checks would have refused: nothing to resize.
+        }
+        return;
       case "kill":
         try {
+          if (onTerminal?.id === id) onTerminal.process.kill(header.signal as string);
           programs.get(id)?.kill(header.signal as NodeJS.Signals);
         } catch {
           // Already gone: its exit frame says so.
@@ -345,8 +443,15 @@ function serve(
         return;
       case "pause":
       case "resume": {
+        if (header.fd === "terminal") {
+          if (onTerminal?.id === id) screenFlow.set(header.t === "pause");
+          return;
+        }
         const child = programs.get(id);
         const stream = header.fd === 2 ? child?.stderr : child?.stdout;
+        const key = `${id}:${header.fd === 2 ? 2 : 1}`;
+        if (header.t === "pause") callerPaused.add(key);
+        else callerPaused.delete(key);
         if (header.t === "pause") stream?.pause();
         else stream?.resume();
         return;
@@ -378,6 +483,81 @@ function serve(
   process.stdin.on("error", gone);
   // Terminated (an administrator, logind ending the session): close properly, then exit.
   for (const signal of ["SIGTERM", "SIGHUP"] as const) process.on(signal, () => void end("close"));
+}
+
+/** Closed while the caller's reader is behind: the pty is not read meanwhile. */
+class Gate {
+  #open: Promise<void> = Promise.resolve();
+  #release: (() => void) | undefined;
+
+  set(paused: boolean): void {
+    if (paused && !this.#release) {
+      this.#open = new Promise((resolve) => this.#release = resolve);
+    } else if (!paused && this.#release) {
+      this.#release();
+      this.#release = undefined;
+    }
+  }
+
+  get passed(): Promise<void> {
+    return this.#open;
+  }
+
+  get paused(): boolean {
+    return this.#release !== undefined;
+  }
+}
+
+/** Sends what the terminal's programs write to the caller; settles once the pty has ended. */
+async function relayTerminal(id: number, pty: Pty, flow: Gate): Promise<void> {
+  try {
+    for await (const chunk of pty.readable) {
+      trySend({ t: "terminal-data", id }, chunk);
+      // A turn of the event loop between chunks: a pty that always has more would otherwise
+      // keep the caller's "pause" unread on stdin.
+      await new Promise((resolve) => setImmediate(resolve));
+      await flow.passed;
+    }
+  } catch {
+    // The pty was closed under the reader: nothing more comes.
+  }
+}
+
+/**
+ * Once the program has exited: what it wrote last is still in the pty, and `readable` ends
+ * after it. A job it left in the background may still hold the slave, and so keep `readable`
+ * open: after a grace period the pty is hung up, which ends them and it.
+ */
+async function lastOutput(screen: Promise<void>, pty: Pty, flow: Gate): Promise<void> {
+  const done = screen.then(() => "done" as const);
+  for (;;) {
+    const late = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 1000));
+    if (await Promise.race([done, late]) === "done") return;
+    // A caller that reads slowly is not a job left behind: its output is still coming.
+    if (flow.paused) {
+      await Promise.race([flow.passed, done]);
+      continue;
+    }
+    pty.close();
+    await screen;
+    return;
+  }
+}
+
+/** Hangs up the terminal (its program gets SIGHUP from the kernel), then kills what is left. */
+async function stopTerminal(program: PtyProcess | undefined, pty: Pty | undefined): Promise<void> {
+  pty?.close();
+  if (!program) return;
+  const late = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 2000));
+  const exited = program.status.then(() => "done" as const, () => "done" as const);
+  if (await Promise.race([exited, late]) === "late") {
+    try {
+      process.kill(-program.pid, "SIGKILL");
+    } catch {
+      program.kill("SIGKILL");
+    }
+    await exited;
+  }
 }
 
 /** Hangs up the programs still running (their process groups), then kills what is left. */

@@ -52,17 +52,17 @@ export interface PtySpawnOptions {
    * chose (`LD_*`, and those glibc drops for setuid programs) reach the
    * program but not the steps before it that still run as root.
    */
-  env?: Record<string, string>;
+  env?: Record<string, string> | undefined;
   /** Its working directory (default: this process's). */
-  cwd?: string;
+  cwd?: string | undefined;
   /**
    * The user to run it as, with {@linkcode PtySpawnOptions.gid} and the
    * supplementary groups `initgroups(3)` gives (util-linux `setpriv`). Only
    * root may name a user other than itself.
    */
-  uid?: number;
+  uid?: number | undefined;
   /** The primary group to run it with; given exactly when `uid` is. */
-  gid?: number;
+  gid?: number | undefined;
 }
 
 /**
@@ -477,7 +477,8 @@ function checkKeys(given: object, known: readonly string[], what: string): void 
   }
 }
 
-function checkSize(size: unknown): PtySize {
+/** `size` as a checked copy. Internal. */
+export function checkSize(size: unknown): PtySize {
   if (size === undefined) throw new TypeError("openPty needs a size: { cols, rows }");
   const o = optionsObject<PtySize>(size, "the terminal size");
   checkKeys(o, ["cols", "rows"], "terminal sizes");
@@ -486,7 +487,8 @@ function checkSize(size: unknown): PtySize {
   return { cols: o.cols, rows: o.rows };
 }
 
-function checkDimension(value: unknown, what: string): asserts value is number {
+/** A terminal dimension: an integer from 1 to 65535. Internal. */
+export function checkDimension(value: unknown, what: string): asserts value is number {
   if (typeof value !== "number") {
     throw new TypeError(`${what} must be a number, got ${describe(value)}`);
   }

@@ -74,6 +74,8 @@ export interface SpawnPlan {
   readonly stdout: StdioMode;
   readonly stderr: StdioMode;
   readonly endsSession: boolean;
+  /** On the session's pseudo-terminal (its three streams "null" here). */
+  readonly terminal: boolean;
 }
 
 const setsidPath = "/usr/bin/setsid";
@@ -103,6 +105,29 @@ export function spawnAsUser(
   plan: SpawnPlan,
   stdio: StdioOptions,
 ): ChildProcess {
+  const { pw, env, cwd, self } = launchAsUser(user, pamEnv, plan);
+  const drop = self === 0
+    ? [setprivPath, `--reuid=${pw.uid}`, `--regid=${pw.gid}`, "--init-groups", "--"]
+    : [];
+  // setsid and setpriv run as root with this environment: what the user put into the PAM
+  // environment (LD_PRELOAD, ...) must only reach the program, past setpriv.
+  const { rootEnv, restore } = self === 0 ? splitRootEnv(env) : { rootEnv: env, restore: [] };
+  // setsid forks only when its caller leads a process group, which a freshly spawned child
+  // does not: so the pid seen here is the program's own, and so is the exit status.
+  const [command, ...args] = [setsidPath, ...drop, ...restore, ...plan.argv];
+  return spawn(command, args, { cwd, env: rootEnv, stdio });
+}
+
+/**
+ * What a program of `user`'s needs, whichever way it starts: the passwd
+ * entry, its environment and working directory, and this process's uid.
+ * Throws an `Error` that says why the program cannot run as `user`.
+ */
+export function launchAsUser(
+  user: string,
+  pamEnv: Readonly<Record<string, string>>,
+  plan: Pick<SpawnPlan, "env" | "cwd">,
+): { pw: PasswdEntry; env: Record<string, string>; cwd: string; self: number } {
   const pw = lookupUser(user);
   if (!pw) throw new Error(`Cannot run a program as "${user}": the user has no passwd entry`);
   const self = processLibc().getuid();
@@ -127,14 +152,5 @@ export function spawnAsUser(
     ...plan.env,
   };
   const cwd = plan.cwd ?? (isDirectory(pw.home) ? pw.home : "/");
-  const drop = self === 0
-    ? [setprivPath, `--reuid=${pw.uid}`, `--regid=${pw.gid}`, "--init-groups", "--"]
-    : [];
-  // setsid and setpriv run as root with this environment: what the user put into the PAM
-  // environment (LD_PRELOAD, ...) must only reach the program, past setpriv.
-  const { rootEnv, restore } = self === 0 ? splitRootEnv(env) : { rootEnv: env, restore: [] };
-  // setsid forks only when its caller leads a process group, which a freshly spawned child
-  // does not: so the pid seen here is the program's own, and so is the exit status.
-  const [command, ...args] = [setsidPath, ...drop, ...restore, ...plan.argv];
-  return spawn(command, args, { cwd, env: rootEnv, stdio });
+  return { pw, env, cwd, self };
 }

@@ -31,6 +31,7 @@ import {
   planLogin,
 } from "./_lifecycle.ts";
 import { decodeMessages, fromWire, type WireError } from "./_protocol.ts";
+import { checkSize } from "./_pty.ts";
 import { spawnAsUser, type SpawnPlan } from "./_spawn.ts";
 import {
   newProgram,
@@ -120,9 +121,62 @@ export interface LoginOptions extends AsyncPamTransactionOptions {
    * and exits with it, such as a login(1) replacement run per terminal.
    */
   inProcess?: boolean | undefined;
+  /**
+   * A pseudo-terminal of this size for the session, opened in the session
+   * process before `pam_start`: its slave `/dev/pts/N` is `PAM_TTY` and
+   * `pts/N` the utmp line (unless `utmp.line` names another), and it belongs
+   * to the user (mode 0620, group `tty`) once the session is open. Programs
+   * run on it with `session.spawn(argv, { terminal: true })`. Not with `tty`
+   * or `inProcess`.
+   */
+  terminal?: TerminalSize | undefined;
 }
 
-const loginKeys = [...planKeys, "conversation", "signal", "conversationTimeoutMs", "inProcess"];
+/**
+ * A terminal's size in character cells, for {@linkcode LoginOptions.terminal}.
+ *
+ * @example
+ * ```ts
+ * import type { TerminalSize } from "@seed/pam";
+ * const size: TerminalSize = { cols: 80, rows: 24 };
+ * ```
+ */
+export interface TerminalSize {
+  /** Columns, 1 to 65535. */
+  cols: number;
+  /** Rows, 1 to 65535. */
+  rows: number;
+}
+
+const loginKeys = [
+  ...planKeys,
+  "conversation",
+  "signal",
+  "conversationTimeoutMs",
+  "inProcess",
+  "terminal",
+];
+
+/** Where the session process's pty stands in for `tty` while the caller plans the login. */
+const ptyPlaceholder = "/dev/pts/0";
+
+/** The checked `terminal` option, and whether the pty names the utmp line and id. */
+function planTerminal(
+  o: Record<string, unknown>,
+): { cols: number; rows: number; line: boolean; id: boolean } | undefined {
+  if (o.terminal === undefined) return undefined;
+  const { cols, rows } = checkSize(o.terminal);
+  if (o.tty !== undefined) {
+    throw new TypeError("login() options.tty cannot be given with terminal: the pty is PAM_TTY");
+  }
+  if (o.inProcess) {
+    throw new TypeError("login() options.terminal needs a session process, not inProcess");
+  }
+  const utmp = o.utmp !== null && typeof o.utmp === "object"
+    ? o.utmp as Record<string, unknown>
+    : {};
+  return { cols, rows, line: utmp.line === undefined, id: utmp.id === undefined };
+}
 
 /** How a session's process serves it; one for a session process, one for `inProcess`. */
 interface Backend {
@@ -389,6 +443,10 @@ class ProcessBackend implements Backend {
       }
       case "eof":
         return this.#programs.get(id)?.end(header.fd === 2 ? 2 : 1);
+      case "terminal-data":
+        return this.#programs.get(id)?.screen(payload);
+      case "terminal-eof":
+        return this.#programs.get(id)?.screenEnd();
       case "exit": {
         const sink = this.#programs.get(id);
         this.#programs.delete(id);
@@ -443,6 +501,9 @@ class ProcessBackend implements Backend {
       write: (bytes) => this.#proc.send({ t: "stdin", id }, bytes),
       endInput: () => void this.#proc.send({ t: "stdin-end", id }).catch(() => {}),
       kill: (signal) => void this.#proc.send({ t: "kill", id, signal }).catch(() => {}),
+      type: (bytes) => this.#proc.send({ t: "terminal-input", id }, bytes),
+      resize: (cols, rows) =>
+        void this.#proc.send({ t: "terminal-resize", id, cols, rows }).catch(() => {}),
       pause: (fd) => void this.#proc.send({ t: "pause", id, fd }).catch(() => {}),
       resume: (fd) => void this.#proc.send({ t: "resume", id, fd }).catch(() => {}),
     };
@@ -539,6 +600,11 @@ class InProcessBackend implements Backend {
   }
 
   spawn(plan: SpawnPlan): Promise<SessionProgram> {
+    if (plan.terminal) {
+      return Promise.reject(
+        new Error("This session has no terminal: log in with login({ terminal: { cols, rows } })"),
+      );
+    }
     try {
       const mode = (m: string) => m === "piped" ? "pipe" : m === "null" ? "ignore" : "inherit";
       const child = spawnAsUser(this.#opened.user, this.#opened.env, plan, [
@@ -619,7 +685,9 @@ export async function login(options: LoginOptions): Promise<LoginSession> {
   }
   const o = optionsObject<Record<string, unknown>>(options, "login() options");
   checkKeys(o, loginKeys, "login() options");
-  const plan = planLogin(o);
+  const terminal = planTerminal(o);
+  // The pty's slave is known only in the session process, which puts it in place of this.
+  const plan = planLogin(terminal ? { ...o, tty: ptyPlaceholder } : o);
   checkConversation(o.conversation);
   const signal = o.signal as AbortSignal | undefined;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
@@ -639,7 +707,13 @@ export async function login(options: LoginOptions): Promise<LoginSession> {
   const conversation = o.conversation as LoginOptions["conversation"];
   if (o.inProcess) return await loginInProcess(plan, options);
   signal?.throwIfAborted();
-  return await loginInSessionProcess(plan, conversation, signal, ms as number | undefined);
+  return await loginInSessionProcess(
+    plan,
+    conversation,
+    signal,
+    ms as number | undefined,
+    terminal,
+  );
 }
 
 async function loginInSessionProcess(
@@ -647,11 +721,12 @@ async function loginInSessionProcess(
   conversation: LoginOptions["conversation"],
   signal: AbortSignal | undefined,
   timeoutMs: number | undefined,
+  terminal?: ReturnType<typeof planTerminal>,
 ): Promise<LoginSession> {
   const proc = new SessionProcess(conversation, signal, timeoutMs);
   const release = proc.hold();
   try {
-    return await openInSessionProcess(proc, plan, conversation, signal);
+    return await openInSessionProcess(proc, plan, conversation, signal, terminal);
   } finally {
     release();
   }
@@ -662,6 +737,7 @@ async function openInSessionProcess(
   plan: LoginPlan,
   conversation: LoginOptions["conversation"],
   signal: AbortSignal | undefined,
+  terminal?: ReturnType<typeof planTerminal>,
 ): Promise<LoginSession> {
   const result = quiet(
     new Promise<Frame>((resolve, reject) => {
@@ -671,7 +747,12 @@ async function openInSessionProcess(
       proc.exited.then((exit) => reject(diedError(proc, exit, "before the login finished")));
     }),
   );
-  await proc.send({ t: "login", plan, conversation: conversation !== undefined }).catch(() => {});
+  await proc.send({
+    t: "login",
+    plan,
+    conversation: conversation !== undefined,
+    ...(terminal ? { terminal } : {}),
+  }).catch(() => {});
   const { header } = await result;
   if (header.t === "failed") {
     // The conversation ran here: only here can its failure say the password expired.

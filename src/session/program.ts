@@ -9,6 +9,7 @@ import { constants } from "node:os";
 import type { SpawnPlan } from "./_spawn.ts";
 import { checkCString, describe, optionalBoolean, optionsObject } from "../validate.ts";
 import { checkKeys } from "./_lifecycle.ts";
+import { checkDimension } from "./_pty.ts";
 
 /**
  * How one of a program's standard streams is connected: `"piped"`, a stream
@@ -45,6 +46,41 @@ export interface SpawnOptions {
   stderr?: StdioMode | undefined;
   /** When the program exits, the session closes itself (`session.closed` settles). */
   endsSession?: boolean | undefined;
+  /**
+   * Runs it on the session's pseudo-terminal (a login with `terminal`): the
+   * slave is its stdin, stdout, stderr and controlling terminal, and
+   * {@linkcode SessionProgram.terminal} is the other end. `TERM` defaults to
+   * `xterm-256color`. Not with `stdin`, `stdout` or `stderr`.
+   */
+  terminal?: boolean | undefined;
+}
+
+/**
+ * The caller's end of a program's pseudo-terminal, from
+ * `session.spawn(argv, { terminal: true })`.
+ *
+ * @example
+ * ```ts
+ * import { login } from "@seed/pam";
+ * await using session = await login({ service: "login", user: "alice", terminal: { cols: 80, rows: 24 } });
+ * const shell = await session.spawn(["bash", "-l"], { terminal: true });
+ * const keys = shell.terminal!.writable.getWriter();
+ * await keys.write(new TextEncoder().encode("id -un\r"));
+ * shell.terminal!.resize(120, 40);
+ * for await (const chunk of shell.terminal!.readable) console.log(new TextDecoder().decode(chunk));
+ * ```
+ */
+export interface SessionTerminal {
+  /** What the program writes to the terminal; closes after its last output, once it exited. */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** What the terminal's keyboard types: `"\x03"` is Ctrl-C, `"\x04"` Ctrl-D. */
+  readonly writable: WritableStream<Uint8Array>;
+  /**
+   * Sets the terminal's size; the program's foreground job gets `SIGWINCH`.
+   *
+   * @throws {RangeError} When a dimension is not an integer from 1 to 65535.
+   */
+  resize(cols: number, rows: number): void;
 }
 
 /**
@@ -68,9 +104,16 @@ export interface ProgramPort {
   write(bytes: Uint8Array): Promise<void>;
   endInput(): void;
   kill(signal: string): void;
-  /** Stops reading the program's output `fd` until {@linkcode ProgramPort.resume}: backpressure. */
-  pause(fd: 1 | 2): void;
-  resume(fd: 1 | 2): void;
+  /** Keys for its terminal. */
+  type?(bytes: Uint8Array): Promise<void>;
+  /** Its terminal's new size. */
+  resize?(cols: number, rows: number): void;
+  /**
+   * Stops reading the program's output `fd` (or its terminal's) until
+   * {@linkcode ProgramPort.resume}: backpressure.
+   */
+  pause(fd: 1 | 2 | "terminal"): void;
+  resume(fd: 1 | 2 | "terminal"): void;
 }
 
 /** Output buffered for a reader before the program's stream is paused. */
@@ -83,6 +126,10 @@ export interface ProgramSink {
   exit(status: ProgramStatus): void;
   /** The session process died: the program's fate is unknown. */
   lost(error: Error): void;
+  /** What it wrote to its terminal. */
+  screen(bytes: Uint8Array): void;
+  /** Its terminal's last output has been delivered. */
+  screenEnd(): void;
 }
 
 let createProgram: (
@@ -124,6 +171,8 @@ export class SessionProgram {
   readonly stderr: ReadableStream<Uint8Array> | null;
   /** Settles when it has exited; rejects when the session process died first. */
   readonly status: Promise<ProgramStatus>;
+  /** Its pseudo-terminal, when spawned with `terminal: true`; else `null`. */
+  readonly terminal: SessionTerminal | null;
   readonly #port: ProgramPort;
   #exited = false;
 
@@ -149,12 +198,30 @@ export class SessionProgram {
         );
       const stdout = plan.stdout === "piped" ? readable(1) : null;
       const stderr = plan.stderr === "piped" ? readable(2) : null;
+      let screen: ReadableStreamDefaultController<Uint8Array> | undefined;
+      let screenPaused = false;
+      const terminal = plan.terminal
+        ? newTerminal(port, (c) => screen = c, () => {
+          if (screenPaused) port.resume("terminal");
+          screenPaused = false;
+        })
+        : null;
+      const endScreen = (error?: Error) => {
+        const c = screen;
+        screen = undefined;
+        try {
+          if (error) c?.error(error);
+          else c?.close();
+        } catch {
+          // Cancelled by its reader.
+        }
+      };
       let settle!: { resolve(s: ProgramStatus): void; reject(e: Error): void };
       const status = new Promise<ProgramStatus>((resolve, reject) => {
         settle = { resolve, reject };
       });
       status.catch(() => {}); // a caller that never looks at it must not see an unhandled rejection
-      const program = new SessionProgram(pid, plan, port, stdout, stderr, status);
+      const program = new SessionProgram(pid, plan, port, stdout, stderr, status, terminal);
       const close = (fd: 1 | 2, error?: Error) => {
         const c = outputs.get(fd);
         outputs.delete(fd);
@@ -182,14 +249,28 @@ export class SessionProgram {
         end: (fd) => close(fd),
         exit: (s) => {
           program.#exited = true;
+          endScreen();
           settle.resolve(s);
         },
         lost: (error) => {
           program.#exited = true;
           close(1, error);
           close(2, error);
+          endScreen(error);
           settle.reject(error);
         },
+        screen: (bytes) => {
+          try {
+            screen?.enqueue(bytes);
+            if (screen && (screen.desiredSize ?? 1) <= 0 && !screenPaused) {
+              screenPaused = true;
+              port.pause("terminal");
+            }
+          } catch {
+            // The reader cancelled: the output has nowhere to go.
+          }
+        },
+        screenEnd: () => endScreen(),
       };
       return { program, sink };
     };
@@ -202,8 +283,10 @@ export class SessionProgram {
     stdout: ReadableStream<Uint8Array> | null,
     stderr: ReadableStream<Uint8Array> | null,
     status: Promise<ProgramStatus>,
+    terminal: SessionTerminal | null,
   ) {
     this.pid = pid;
+    this.terminal = terminal;
     this.#port = port;
     this.stdout = stdout;
     this.stderr = stderr;
@@ -244,7 +327,35 @@ export class SessionProgram {
   }
 }
 
-const spawnKeys = ["env", "cwd", "stdin", "stdout", "stderr", "endsSession"];
+/** The caller's end of a terminal, relayed through `port`. */
+function newTerminal(
+  port: ProgramPort,
+  onStart: (controller: ReadableStreamDefaultController<Uint8Array>) => void,
+  onDrained: () => void,
+): SessionTerminal {
+  return Object.freeze({
+    // As the program's piped output: a reader that does not keep up pauses the pty's reading.
+    readable: new ReadableStream<Uint8Array>(
+      { start: onStart, pull: onDrained, cancel: onDrained },
+      { highWaterMark: outputHighWaterMark, size: (chunk) => chunk?.byteLength ?? 0 },
+    ),
+    writable: new WritableStream<Uint8Array>({
+      write: (chunk) => {
+        if (!(chunk instanceof Uint8Array)) {
+          throw new TypeError(`A terminal takes Uint8Array chunks, got ${describe(chunk)}`);
+        }
+        return port.type!(chunk);
+      },
+    }),
+    resize(cols: number, rows: number): void {
+      checkDimension(cols, "cols");
+      checkDimension(rows, "rows");
+      port.resize!(cols, rows);
+    },
+  });
+}
+
+const spawnKeys = ["env", "cwd", "stdin", "stdout", "stderr", "endsSession", "terminal"];
 const modes = ["piped", "inherit", "null"];
 
 function mode(value: unknown, what: string): StdioMode {
@@ -282,13 +393,26 @@ export function planSpawn(argv: unknown, options: unknown): SpawnPlan {
     checkCString(o.cwd, "cwd");
     cwd = o.cwd as string;
   }
+  const terminal = optionalBoolean(o.terminal, "terminal") ?? false;
+  if (terminal) {
+    const streams = ["stdin", "stdout", "stderr"].filter((name) => o[name] !== undefined);
+    if (streams.length) {
+      throw new TypeError(
+        `terminal: true connects the program's streams to the terminal; ${
+          streams.join(", ")
+        } cannot be given with it`,
+      );
+    }
+    env.TERM ??= "xterm-256color";
+  }
   return {
     argv: args as string[],
     env,
     ...(cwd !== undefined ? { cwd } : {}),
-    stdin: mode(o.stdin, "stdin"),
-    stdout: mode(o.stdout, "stdout"),
-    stderr: mode(o.stderr, "stderr"),
+    stdin: terminal ? "null" : mode(o.stdin, "stdin"),
+    stdout: terminal ? "null" : mode(o.stdout, "stdout"),
+    stderr: terminal ? "null" : mode(o.stderr, "stderr"),
     endsSession: optionalBoolean(o.endsSession, "endsSession") ?? false,
+    terminal,
   };
 }
