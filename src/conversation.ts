@@ -250,16 +250,19 @@ class ResponseBuffer {
   wipeAndFree(): void {
     const array = this.#array;
     if (!array) return;
-    this.#array = null;
     const libc = openLibc();
     const strings = this.#strings ?? [];
+    // Each string forgotten as soon as it is freed, the array last: a failure part way (the
+    // stack limit) leaves the rest for a second call instead of leaking it unwiped.
     for (let i = 0; i < strings.length; i++) {
       const cString = strings[i];
       if (!cString) continue;
       libc.explicit_bzero(cString, this.#sizes![i]);
       libc.free(cString);
+      strings[i] = null;
     }
     libc.free(array);
+    this.#array = null;
   }
 }
 
@@ -404,7 +407,7 @@ export function snapshotAnswers(answers: unknown, styles: readonly number[]): Pa
     throw new TypeError("the conversation must return an array with one answer per message");
   }
   const length: unknown = answers.length;
-  if (typeof length !== "number" || !(length >= 0)) {
+  if (typeof length !== "number" || !Number.isInteger(length) || length < 0) {
     throw new TypeError("the conversation must return an array with one answer per message");
   }
   const count = styles.length;
@@ -454,16 +457,6 @@ export function snapshotAnswers(answers: unknown, styles: readonly number[]): Pa
     throw error;
   }
   return snapshot;
-}
-
-/**
- * {@linkcode snapshotAnswers} against `messages` (their styles, read before
- * the handler ran): for callers that hold the messages as they came, not the
- * copy the handler was given. Returns the snapshot, with private copies of
- * byte answers for the caller to wipe.
- */
-export function checkAnswers(answers: unknown, messages: readonly PamMessage[]): PamAnswer[] {
-  return snapshotAnswers(answers, messages.map((m) => m.style));
 }
 
 function tooLong(i: number): RangeError {

@@ -215,7 +215,7 @@ test("the slave stays usable when it was opened and closed before the program ca
 test("bad sizes, argv and options are errors before anything runs", async () => {
   assert.throws(() => openPty(undefined as never), TypeError);
   assert.throws(() => openPty({ cols: "80", rows: 24 } as never), TypeError);
-  assert.throws(() => openPty({ cols: 80, rows: 24, colour: 1 } as never), /no "colour"/);
+  assert.throws(() => openPty({ cols: 80, rows: 24, colour: 1 } as never), /no option "colour"/);
   assert.throws(() => openPty({ cols: 0, rows: 24 }), RangeError);
   assert.throws(() => openPty({ cols: 80, rows: 65536 }), RangeError);
   using pty = openPty({ cols: 80, rows: 24 });
@@ -224,7 +224,7 @@ test("bad sizes, argv and options are errors before anything runs", async () => 
   assert.throws(() => pty.chown(0, 0, 0o1777), TypeError);
   await assert.rejects(pty.spawn([]), TypeError);
   await assert.rejects(pty.spawn(["a\0b"]), /NUL/);
-  await assert.rejects(pty.spawn(["true"], { shell: true } as never), /no "shell"/);
+  await assert.rejects(pty.spawn(["true"], { shell: true } as never), /no option "shell"/);
   await assert.rejects(pty.spawn(["true"], { uid: 0 }), /go together/);
   await assert.rejects(pty.spawn(["true"], { env: { "A=B": "c" } }), TypeError);
   await assert.rejects(pty.spawn(["true"], { env: { A: 1 } as never }), TypeError);

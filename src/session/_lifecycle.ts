@@ -31,6 +31,7 @@ import {
 } from "../utmp.ts";
 import {
   checkCString,
+  checkFailDelay,
   checkKnownKeys,
   checkService,
   describe,
@@ -131,7 +132,7 @@ export function checkField(value: string, size: number, what: string): string {
 }
 
 /** An absolute path, so a process with another working directory finds the same file. */
-function absolute(path: string | undefined): string | undefined {
+export function absolute(path: string | undefined): string | undefined {
   return path === undefined || isAbsolute(path) ? path : resolve(path);
 }
 
@@ -193,15 +194,8 @@ export function planLogin(o: Record<string, unknown>): LoginPlan {
   if (o.user !== undefined && o.user !== null) checkCString(o.user, "user");
   const confdir = absolute(optionalString(o.confdir ?? undefined, "confdir"));
   const library = optionalString(o.library, "library");
-  const failDelay = o.failDelay;
-  if (
-    failDelay !== undefined && failDelay !== "native" && failDelay !== "report" &&
-    failDelay !== "async"
-  ) {
-    throw new TypeError(
-      `failDelay must be "async", "native" or "report", got ${describe(failDelay)}`,
-    );
-  }
+  const failDelay = o.failDelay as LoginPlan["failDelay"];
+  checkFailDelay(failDelay, true);
   const tty = optionalString(o.tty, "tty");
   const rhost = optionalString(o.rhost, "rhost");
   const ruser = optionalString(o.ruser, "ruser");

@@ -21,10 +21,9 @@
 import type { ChildProcess, StdioOptions } from "node:child_process";
 import process from "node:process";
 import { setImmediate } from "node:timers";
-import { native } from "../../ffi/mod.ts";
 import { MessageStyle } from "../constants.ts";
-import type { PamAnswer, PamMessage } from "../conversation.ts";
-import { openLibc } from "../library.ts";
+import { type PamAnswer, type PamMessage, wipeSnapshot } from "../conversation.ts";
+import { lastErrno } from "../library.ts";
 import { PamTransaction } from "../transaction.ts";
 import { encodeFrame, type Frame, FrameDecoder, readFrameSync } from "./_frames.ts";
 import {
@@ -63,15 +62,10 @@ if (controlOut < 0 || lib.dup2(2, 1) < 0) {
 }
 const nap = new Int32Array(new SharedArrayBuffer(4));
 
-function errno(): number {
-  const location = openLibc().__errno_location();
-  return location ? native.readI32(location, 0) : 0;
-}
-
 /** Blocking; a non-blocking descriptor (the runtime's choice, not ours) is waited on. */
 function retry(n: number): boolean {
   if (n >= 0) return false;
-  const e = errno();
+  const e = lastErrno();
   if (e === EINTR) return true;
   if (e === EAGAIN) {
     Atomics.wait(nap, 0, 0, 1);
@@ -136,7 +130,7 @@ let phase: "login" | "session" = "login";
 let lastAnswers: PamAnswer[] = [];
 
 function wipeLastAnswers(): void {
-  for (const a of lastAnswers) if (a instanceof Uint8Array) a.fill(0);
+  wipeSnapshot(lastAnswers);
   lastAnswers = [];
 }
 
@@ -368,6 +362,11 @@ function serve(
   };
 
   const spawnProgram = (id: number, plan: SpawnPlan) => {
+    // Past this point the programs have been hung up: a late request must not outlive the session.
+    if (ending) {
+      trySend({ t: "spawn-failed", id, error: toWire(new Error("This session is closing")) });
+      return;
+    }
     if (plan.terminal) return void spawnOnTerminal(id, plan);
     // "inherit" means the caller's own streams: relayed, since this process's are the channel.
     const relay = (m: string) => m === "null" ? "ignore" : "pipe";
@@ -577,12 +576,10 @@ async function stopPrograms(programs: Map<number, ChildProcess>): Promise<void> 
       }
     }
   };
+  // "close", as their exit frames are sent: each program's last output reaches the caller
+  // before this process exits (the map holds only programs not closed yet).
   const exited = Promise.all(
-    live.map((child) =>
-      child.exitCode !== null || child.signalCode !== null
-        ? undefined
-        : new Promise<void>((resolve) => child.once("exit", () => resolve()))
-    ),
+    live.map((child) => new Promise<void>((resolve) => child.once("close", () => resolve()))),
   );
   signalAll("SIGHUP");
   const timer = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 2000));

@@ -15,7 +15,7 @@ import { spawn as spawnChild } from "node:child_process";
 import { existsSync } from "node:fs";
 import { native } from "../../ffi/mod.ts";
 import { errnoText, lastErrno } from "../library.ts";
-import { checkCString, cString, describe, optionsObject } from "../validate.ts";
+import { checkCString, checkKnownKeys, cString, describe, optionsObject } from "../validate.ts";
 import { splitRootEnv } from "./_root_env.ts";
 import { processLibc } from "./_spawn.ts";
 
@@ -230,7 +230,10 @@ export function openPty(size: PtySize): Pty {
     // not free the master's number while writes and resizes still use it.
     const reader = libc.fcntl(master, F_DUPFD_CLOEXEC, 0);
     if (reader < 0) throw new Error(`Cannot duplicate the master: ${errnoText()}`);
-    return new Terminal(master, slave, reader, slavePath);
+    opened.push(reader);
+    const terminal = new Terminal(master, slave, reader, slavePath);
+    opened.length = 0; // The terminal owns them now.
+    return terminal;
   } catch (error) {
     for (const fd of opened) libc.close_fd(fd);
     throw error;
@@ -469,19 +472,11 @@ function tool(name: string): string {
   return path;
 }
 
-function checkKeys(given: object, known: readonly string[], what: string): void {
-  for (const key of Object.keys(given)) {
-    if (!known.includes(key)) {
-      throw new TypeError(`${what} have no "${key}" (known: ${known.join(", ")})`);
-    }
-  }
-}
-
 /** `size` as a checked copy. Internal. */
 export function checkSize(size: unknown): PtySize {
   if (size === undefined) throw new TypeError("openPty needs a size: { cols, rows }");
   const o = optionsObject<PtySize>(size, "the terminal size");
-  checkKeys(o, ["cols", "rows"], "terminal sizes");
+  checkKnownKeys(o, ["cols", "rows"], "terminal sizes");
   checkDimension(o.cols, "cols");
   checkDimension(o.rows, "rows");
   return { cols: o.cols, rows: o.rows };
@@ -515,7 +510,7 @@ function checkArgv(argv: unknown): string[] {
 
 function checkSpawnOptions(options: unknown): PtySpawnOptions {
   const o = optionsObject<PtySpawnOptions>(options, "spawn options");
-  checkKeys(o, ["env", "cwd", "uid", "gid"], "spawn options");
+  checkKnownKeys(o, ["env", "cwd", "uid", "gid"], "spawn options");
   const { env, cwd, uid, gid } = o;
   if (cwd !== undefined) checkCString(cwd, "cwd");
   if ((uid === undefined) !== (gid === undefined)) {

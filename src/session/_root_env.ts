@@ -24,6 +24,13 @@ const unsafeForRoot = new Set([
   "RES_OPTIONS",
   "TMPDIR",
   "TZDIR",
+  // A shell runs as root on the way (`sh -c`): what makes a shell run code it was not given.
+  "BASH_ENV",
+  "BASHOPTS",
+  "ENV",
+  "IFS",
+  "PS4",
+  "SHELLOPTS",
 ]);
 const ASIDE = "SEED_PAM_ASIDE_";
 
@@ -52,7 +59,7 @@ export function splitRootEnv(
     if (name.startsWith(ASIDE)) {
       throw new TypeError(`Environment variables named ${ASIDE}* are this module's own: ${name}`);
     }
-    if (!unsafeForRoot.has(name) && !name.startsWith("LD_")) {
+    if (!unsafeForRoot.has(name) && !name.startsWith("LD_") && !name.startsWith("BASH_FUNC_")) {
       rootEnv[name] = value;
       continue;
     }

@@ -393,6 +393,9 @@ class ProcessBackend implements Backend {
         for (const sink of this.#programs.values()) sink.lost(error);
         if (!this.#endResult) hangUpOrphans([...this.#pids.values()]);
         this.#pids.clear();
+        // The caller's stdin, relayed to programs that are gone, must not keep it alive.
+        for (const relay of this.#inherited.values()) relay.stop();
+        this.#inherited.clear();
         for (const pending of this.#spawning.values()) pending.reject(error);
         this.#programs.clear();
         this.#spawning.clear();
@@ -421,7 +424,9 @@ class ProcessBackend implements Backend {
         this.#spawning.delete(id);
         const { program, sink } = newProgram(header.pid as number, pending.plan, this.#port(id));
         this.#programs.set(id, sink);
-        this.#pids.set(id, header.pid as number);
+        // Signalled as a process group if the session process dies: never 0, 1 or a non-pid.
+        const pid = header.pid;
+        if (typeof pid === "number" && Number.isInteger(pid) && pid > 1) this.#pids.set(id, pid);
         this.#relayInherited(id, pending.plan);
         pending.resolve(program);
         return;
@@ -577,12 +582,21 @@ class InProcessBackend implements Backend {
     );
   }
 
-  #finish(work: Promise<void>): Promise<void> {
-    work.then(() => this.#settle.resolve(), (e) => this.#settle.reject(e));
+  /** Set once the session began to end, whichever way: it ends once. */
+  #ended = false;
+
+  #finish(work: () => Promise<void>): Promise<void> {
+    if (this.#ended) return this.closed;
+    this.#ended = true;
+    work().then(() => this.#settle.resolve(), (e) => this.#settle.reject(e));
     return this.closed;
   }
 
   close(): Promise<void> {
+    return this.#finish(() => this.#close());
+  }
+
+  #close(): Promise<void> {
     for (const child of this.#live) {
       try {
         child.kill("SIGHUP");
@@ -590,16 +604,17 @@ class InProcessBackend implements Backend {
         // Already gone.
       }
     }
-    return this.#finish(
-      allSteps(closeSteps(this.#tx, this.#opened.record, this.#silent, threadUtmp)),
-    );
+    return allSteps(closeSteps(this.#tx, this.#opened.record, this.#silent, threadUtmp));
   }
 
   detach(): Promise<void> {
-    return this.#finish(this.#tx.end({ silent: true }));
+    return this.#finish(() => this.#tx.end({ silent: true }));
   }
 
   spawn(plan: SpawnPlan): Promise<SessionProgram> {
+    if (this.#ended) {
+      return Promise.reject(new Error("This session is closed: spawn() needs an open session"));
+    }
     if (plan.terminal) {
       return Promise.reject(
         new Error("This session has no terminal: log in with login({ terminal: { cols, rows } })"),

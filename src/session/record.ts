@@ -11,6 +11,7 @@ import { diedError, quiet, SessionProcess } from "./_client.ts";
 import { threadUtmp } from "../_utmp_thread.ts";
 import { systemUtmpFile, systemWtmpFile } from "../utmp.ts";
 import {
+  absolute,
   checkKeys,
   checkRecord,
   closeFromRecord,
@@ -18,7 +19,6 @@ import {
   type RecordData,
 } from "./_lifecycle.ts";
 import { fromWire, type WireError } from "./_protocol.ts";
-import { isAbsolute, resolve } from "node:path";
 
 /**
  * Everything another process needs to close a session: plain JSON.
@@ -90,10 +90,6 @@ export interface CloseSessionOptions {
 }
 
 const closeKeys = ["conversation", "silent", "confdir", "library", "inProcess", "utmp"];
-
-function absolute(path: string | undefined): string | undefined {
-  return path === undefined || isAbsolute(path) ? path : resolve(path);
-}
 
 /**
  * The record, with what it may not choose checked against what the closer
