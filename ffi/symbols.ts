@@ -91,10 +91,24 @@ export const libcSymbols = {
 } as const satisfies Record<string, SymbolDefinition>;
 
 /**
+ * Priorities: the caller runs a session process at a low one while it loads
+ * its runtime (src/session/_client.ts), and the session process lowers its
+ * own once its session has ended, before it exits. A table of its own for the
+ * caller: binding a symbol costs Deno some time, and these two are all it needs.
+ */
+export const prioritySymbols = {
+  // int getpriority(int which, id_t who), int setpriority(int which, id_t who, int prio), as
+  // PRIO_PROCESS on a thread id (nice values are per thread on Linux).
+  getpriority: { parameters: ["i32", "u32"], result: "i32" },
+  setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
+} as const satisfies Record<string, SymbolDefinition>;
+
+/**
  * libc for the session process (src/session/): its control channel's file
  * descriptors, the user its programs run as, and their pseudo-terminal.
  */
 export const sessionProcessSymbols = {
+  ...prioritySymbols,
   // ssize_t read(int fd, void *buf, size_t count): blocking reads of the control channel while a
   // synchronous PAM call waits for the caller's answers.
   read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
