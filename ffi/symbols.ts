@@ -104,6 +104,19 @@ export const prioritySymbols = {
 } as const satisfies Record<string, SymbolDefinition>;
 
 /**
+ * The thread ids of a process, from `/proc/PID/task` read through libc:
+ * Deno lets only `--allow-all` read `/proc`. For the caller of a session
+ * process, which gives every thread of it its priority back.
+ */
+export const threadListSymbols = {
+  // int open(const char *path, int flags): variadic, called without a mode.
+  open_dir: { symbol: "open", parameters: ["buffer", "i32"], result: "i32" },
+  // ssize_t getdents64(int fd, void *dirp, size_t count), glibc >= 2.30; a count fits in i32.
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "i32", optional: true },
+  close_fd: { symbol: "close", parameters: ["i32"], result: "i32" },
+} as const satisfies Record<string, SymbolDefinition>;
+
+/**
  * libc for the session process (src/session/): its control channel's file
  * descriptors, the user its programs run as, and their pseudo-terminal.
  */

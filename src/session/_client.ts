@@ -8,11 +8,10 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { defaultLibraries, native, prioritySymbols } from "../../ffi/mod.ts";
+import { defaultLibraries, native, prioritySymbols, threadListSymbols } from "../../ffi/mod.ts";
 import {
   isObjectLike,
   type PamAnswer,
@@ -23,6 +22,7 @@ import {
 } from "../conversation.ts";
 import { encodeFrame, type Frame, FrameDecoder } from "./_frames.ts";
 import { decodeMessages, encodeAnswers } from "./_protocol.ts";
+import { cString } from "../validate.ts";
 
 /** A conversation handler as `login()` takes it: may be async. */
 export type Handler = (messages: readonly PamMessage[]) => unknown;
@@ -182,7 +182,43 @@ const lowestNice = 19;
 let mayLowerPriority = true;
 let priorityLibc: ReturnType<typeof openPriorityLibc> | undefined;
 function openPriorityLibc() {
-  return native.open(defaultLibraries.libc, prioritySymbols);
+  return native.open(defaultLibraries.libc, { ...prioritySymbols, ...threadListSymbols });
+}
+
+/**
+ * Binds libc's priority calls before the first start: in the turn of the
+ * first `login()`, not in the turn that spawns its process, which costs most.
+ */
+function preparePriorityLibc(): void {
+  if (!mayLowerPriority || priorityLibc) return;
+  try {
+    priorityLibc = openPriorityLibc();
+  } catch {
+    mayLowerPriority = false;
+  }
+}
+
+const O_CLOEXEC = 0o2000000;
+
+/** The thread ids of `pid` (`linux_dirent64` records: reclen at 16, the name from 19). */
+function threadsOf(pid: number, lib: NonNullable<typeof priorityLibc>): number[] {
+  const fd = lib.getdents64 ? lib.open_dir(cString(`/proc/${pid}/task`, "a path"), O_CLOEXEC) : -1;
+  if (fd < 0) return [pid];
+  const ids: number[] = [];
+  try {
+    const buffer = new Uint8Array(4096);
+    const view = new DataView(buffer.buffer);
+    for (let n; (n = lib.getdents64!(fd, buffer, buffer.length)) > 0;) {
+      for (let at = 0; at < n; at += view.getUint16(at + 16, true)) {
+        const name = buffer.subarray(at + 19, buffer.indexOf(0, at + 19));
+        const id = Number(String.fromCharCode(...name));
+        if (Number.isInteger(id) && id > 0) ids.push(id);
+      }
+    }
+  } finally {
+    lib.close_fd(fd);
+  }
+  return ids.length > 0 ? ids : [pid];
 }
 
 /**
@@ -198,9 +234,9 @@ function openPriorityLibc() {
  * left as it was.
  */
 function lowerWhileLoading(pid: number): number | undefined {
-  if (!mayLowerPriority) return undefined;
+  const lib = priorityLibc;
+  if (!mayLowerPriority || !lib) return undefined;
   try {
-    const lib = priorityLibc ??= openPriorityLibc();
     // The spawning thread's (nice values are per thread), which the process inherited.
     const nice = lib.getpriority(PRIO_PROCESS, 0);
     if (nice <= -20 || nice >= lowestNice) return undefined;
@@ -226,13 +262,7 @@ function lowerWhileLoading(pid: number): number | undefined {
  */
 function restorePriority(pid: number, nice: number): boolean {
   const lib = priorityLibc!;
-  let threads = [String(pid)];
-  try {
-    threads = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    // Without read access to /proc (Deno's --allow-read), the main thread alone.
-  }
-  for (const tid of threads) lib.setpriority(PRIO_PROCESS, Number(tid), nice);
+  for (const tid of threadsOf(pid, lib)) lib.setpriority(PRIO_PROCESS, tid, nice);
   return lib.getpriority(PRIO_PROCESS, pid) === nice;
 }
 
@@ -279,6 +309,7 @@ export class SessionProcess {
     );
     this.command = command;
     this.#args = args;
+    preparePriorityLibc();
     this.exited = new Promise((resolve) => {
       this.#resolveExit = (exit) => {
         this.#exit ??= exit;
