@@ -1,25 +1,20 @@
 /**
  * Starts the PAM worker threads from a thread of their own, so that the main
  * thread never waits for one to exist. Deno's `new Worker()` blocks its
- * caller until the new thread has built its isolate and bootstrapped the
- * runtime in it (the entry module loads later, in the new thread: an empty
- * entry costs the caller as much as src/worker.ts): 30–75 ms per thread on a
- * 2-vCPU VM with `node:worker_threads`, 140–180 ms of a stalled event loop
- * for a cold pool of four. (Deno's web `Worker` blocks 13–25 ms but cannot
- * be unreferenced: it would keep the process alive.) The spawner thread
- * takes that wait instead. The main thread runs two `new Worker()`s in all,
- * each in a turn of its own: the process's first PAM thread, and, one event
- * loop turn later, the spawner; every later thread is a message to the
- * spawner. On Deno 2.9.6 a thread started from a thread sleeps ~0.5 s in
- * 1 ms steps before it loads its module, whatever its parent does (idle,
- * busy, blocked in `Atomics.wait`) and whatever starts it (web or
- * `node:worker_threads` `Worker`, a `data:`, `.js` or `.ts` entry): a
- * delay inside the runtime, not work, and the first check should not wait
- * for it. A thread's death also ends every thread it started (both
- * runtimes), so the spawner is a thread of its own, not a PAM thread, which
- * a module's `pthread_exit` or the pool's retiring could end. Each thread's
- * conversation messages reach the main thread through a `MessageChannel` of
- * its own, not through the spawner.
+ * caller until the new thread has built its JavaScript runtime (the entry
+ * module loads later, in the new thread), tens of milliseconds per thread
+ * (measured in docs/bench.md, "Figures behind the code"); Deno's web
+ * `Worker` blocks less but cannot be unreferenced, and would keep the
+ * process alive. The spawner thread takes that wait instead. The main thread
+ * runs two `new Worker()`s in all, each in a turn of its own: the process's
+ * first PAM thread (a thread started from a thread starts later on Deno,
+ * whatever its parent does: a wait inside the runtime, not work, and the
+ * first check should not wait for that), and, one event loop turn later,
+ * the spawner; every later thread is a message to the spawner. A thread's
+ * death ends every thread it started, so the spawner is a thread of its own,
+ * not a PAM thread, which a module's `pthread_exit` or the pool's retiring
+ * could end. Each thread's conversation messages reach the main thread
+ * through a `MessageChannel` of its own, not through the spawner.
  *
  * @module
  */
