@@ -162,6 +162,13 @@ export const sessionProcessSymbols = {
   // int getgrnam_r(const char *name, struct group *grp, char *buf, size_t buflen,
   //                struct group **result): the tty group.
   getgrnam_r: { parameters: ["buffer", "buffer", "buffer", "usize", "buffer"], result: "i32" },
+  // int madvise(void *addr, size_t length, int advice), as MADV_DONTNEED on clean, read-only file
+  // mappings of an idle session process (src/session/_idle_pages.ts). The address is an integer
+  // read from /proc/self/smaps, never a pointer this package dereferences.
+  madvise: { parameters: ["usize", "usize", "i32"], result: "i32" },
+  // int malloc_trim(size_t pad): an idle session process hands back what libc's allocator holds
+  // freed (glibc-only, so optional).
+  malloc_trim: { parameters: ["usize"], result: "i32", optional: true },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /** The conversation function libpam calls: `int (*conv)(int, const struct pam_message **, struct pam_response **, void *)`. */
