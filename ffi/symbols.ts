@@ -93,8 +93,9 @@ export const libcSymbols = {
 /**
  * Priorities: the caller runs a session process at a low one while it loads
  * its runtime (src/session/_client.ts), and the session process lowers its
- * own once its session has ended, before it exits. A table of its own for the
- * caller: binding a symbol costs Deno some time, and these two are all it needs.
+ * own once its session has ended, before it exits. Tables of their own for the
+ * caller (with {@linkcode threadListSymbols}): binding a symbol costs Deno some
+ * time, and these are all it needs.
  */
 export const prioritySymbols = {
   // int getpriority(int which, id_t who), int setpriority(int which, id_t who, int prio), as

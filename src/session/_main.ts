@@ -73,13 +73,14 @@ const idleDrops = [1000, 2000, 10000, 60000];
  * otherwise do at the caller's priority, on the caller's CPUs.
  */
 function exitQuietly(): never {
+  const PRIO_PROCESS = 0;
   let threads = ["0"];
   try {
     threads = readdirSync("/proc/self/task");
   } catch {
-    // The main thread alone.
+    // The main thread alone: Deno reads /proc only with --allow-all.
   }
-  for (const tid of threads) lib.setpriority(0, /* PRIO_PROCESS */ Number(tid), 19);
+  for (const tid of threads) lib.setpriority(PRIO_PROCESS, Number(tid), 19);
   process.exit(0);
 }
 
