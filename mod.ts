@@ -20,50 +20,12 @@
 
 export * from "./src/constants.ts";
 export * from "./src/errors.ts";
-export {
-  type Conversation,
-  type PamAnswer,
-  type PamMessage,
-  passwordConversation,
-} from "./src/conversation.ts";
+export * from "./src/conversation.ts";
 export * from "./src/transaction.ts";
-export {
-  type AsyncConversation,
-  type AsyncFailDelay,
-  AsyncPamTransaction,
-  type AsyncPamTransactionOptions,
-  authenticate,
-  type AuthenticateOptions,
-  type AuthenticateResult,
-} from "./src/async.ts";
-export {
-  keepModulesLoaded,
-  type KeepModulesLoadedOptions,
-  LoadedModules,
-  setModuleIdleWindow,
-} from "./src/loaded_modules.ts";
-export {
-  setWorkerPoolSize,
-  startWorkerPool,
-  type WorkerPoolStats,
-  workerPoolStats,
-} from "./src/pool.ts";
-export {
-  login,
-  type LoginOptions,
-  LoginSession,
-  type TerminalSize,
-  type UtmpOptions,
-} from "./src/session/login.ts";
-export {
-  closeSession,
-  type CloseSessionOptions,
-  type SessionRecord,
-} from "./src/session/record.ts";
-export {
-  type ProgramStatus,
-  SessionProgram,
-  type SessionTerminal,
-  type SpawnOptions,
-  type StdioMode,
-} from "./src/session/program.ts";
+export * from "./src/async/transaction.ts";
+export * from "./src/async/authenticate.ts";
+export * from "./src/loaded_modules.ts";
+export * from "./src/async/pool.ts";
+export * from "./src/session/login.ts";
+export * from "./src/session/record.ts";
+export * from "./src/session/program.ts";

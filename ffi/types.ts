@@ -59,8 +59,8 @@ export interface CommandLine {
 
 /** What each runtime adapter provides. */
 export interface NativeAdapter {
-  /** `"deno"` or `"bun"`, for diagnostics only. */
-  readonly runtime: string;
+  /** Which runtime this is, for what the API must word differently (Deno's permission flags). */
+  readonly runtime: "deno" | "bun";
   /**
    * The command that runs the module `script` (a file path or URL) in a new
    * process of this same runtime, granted `permissions` (Deno's flags; Bun

@@ -11,29 +11,30 @@ import { readdirSync, readFileSync } from "node:fs";
 const bunfsRoot = "/$bunfs/root";
 
 /**
- * The entry module `name` (`"worker"`) beside `base` (the caller's
- * `import.meta.url`), to hand to `new Worker()`: a URL, or in a compiled Bun
+ * The entry module at `path` under `src/`, without its extension
+ * (`"async/_worker"`), to hand to `new Worker()`: a URL, or in a compiled Bun
  * program the path under which Bun stored it. `marker` is a string only that
  * module's code contains, to tell it from an application's file of the same
  * name there. Throws, saying what to do, when a compiled program lacks it.
  */
-export function entryUrl(name: string, base: string, marker: string): URL | string {
-  if (base.startsWith(`file://${bunfsRoot}/`)) return compiledEntry(name, marker);
+export function entryUrl(path: string, marker: string): URL | string {
+  const base = import.meta.url;
+  if (base.startsWith(`file://${bunfsRoot}/`)) return compiledEntry(path, marker);
   // JSR's npm build (how Bun and Node users install from JSR) transpiles .ts files to .js
-  // but cannot rewrite a URL string, so follow the caller's own extension.
-  return new URL(`./${name}${base.endsWith(".js") ? ".js" : ".ts"}`, base);
+  // but cannot rewrite a URL string, so follow this module's own extension.
+  return new URL(`./${path}${base.endsWith(".js") ? ".js" : ".ts"}`, base);
 }
 
 /**
  * `bun build --compile` bundles every imported module into the program's own
  * entry (so `import.meta.url` is the executable's), and stores each further
  * entrypoint given on its command line as `.js` at its path relative to the
- * first entrypoint's folder (`../lib/worker.js`), which this code cannot
+ * first entrypoint's folder (`../lib/async/_worker.js`), which this code cannot
  * know: look for it. Bun finds it only under that very string, `..` and all
  * (neither a URL nor a normalised path), so the path is returned as it is.
  */
-function compiledEntry(name: string, marker: string): string {
-  const file = `${name}.js`;
+function compiledEntry(path: string, marker: string): string {
+  const file = `${path.slice(path.lastIndexOf("/") + 1)}.js`;
   let entries: string[] = [];
   try {
     entries = readdirSync(bunfsRoot, { recursive: true, encoding: "utf8" });
@@ -42,13 +43,13 @@ function compiledEntry(name: string, marker: string): string {
   }
   for (const entry of entries) {
     if (entry !== file && !entry.endsWith(`/${file}`)) continue;
-    const path = `${bunfsRoot}/${entry}`;
-    if (readFileSync(path, "utf8").includes(marker)) return path;
+    const embedded = `${bunfsRoot}/${entry}`;
+    if (readFileSync(embedded, "utf8").includes(marker)) return embedded;
   }
   throw new Error(
-    `This program was compiled with \`bun build --compile\` without @seed/pam's ${name} entry, ` +
-      `which runs on a thread of its own: name it as a further entrypoint, as Bun documents for ` +
-      `workers: \`bun build --compile app.ts ./node_modules/@seed/pam/src/${name}.js\` ` +
-      `(src/${name}.ts in a checkout)`,
+    `This program was compiled with \`bun build --compile\` without @seed/pam's src/${path} ` +
+      `entry, which runs on a thread of its own: name it as a further entrypoint, as Bun ` +
+      `documents for workers: \`bun build --compile app.ts ` +
+      `./node_modules/@seed/pam/src/${path}.js\` (src/${path}.ts in a checkout)`,
   );
 }

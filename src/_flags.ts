@@ -8,7 +8,7 @@
 
 import { Flag, type ItemName, itemTypes } from "./constants.ts";
 import type { PamTransactionOptions } from "./transaction.ts";
-import { describe, describeChoice, optionsObject, unknownKey } from "./validate.ts";
+import { describe, describeChoice, optionsObject, unknownKey } from "./_validate.ts";
 
 /**
  * The keys of `PamTransactionOptions`: any other is a `TypeError`. A record,

@@ -69,5 +69,5 @@ export function errnoText(errno: number = lastErrno()): string {
 }
 
 function permissionHint(): string {
-  return "Deno" in globalThis ? " (Deno needs --allow-ffi)" : "";
+  return native.runtime === "deno" ? " (Deno needs --allow-ffi)" : "";
 }

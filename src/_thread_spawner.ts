@@ -65,7 +65,7 @@ const threads = new Map<number, ThreadEvents>();
 // JSR's npm build (how Bun and Node users install from JSR) transpiles .ts files to .js
 // but cannot rewrite a URL string, so follow this module's own extension.
 const spawnerUrl = new URL(
-  import.meta.url.endsWith(".js") ? "./thread_spawner_entry.js" : "./thread_spawner_entry.ts",
+  import.meta.url.endsWith(".js") ? "./_thread_spawner_entry.js" : "./_thread_spawner_entry.ts",
   import.meta.url,
 );
 
@@ -139,7 +139,7 @@ export function spawnThread(
   workerData: Record<string, unknown>,
   events: ThreadEvents,
 ): SpawnedThread {
-  // A string is an entry inside a `bun build --compile` program (src/entry_url.ts): no spawner
+  // A string is an entry inside a `bun build --compile` program (src/_entry_url.ts): no spawner
   // there, which would be one more entry to embed, and Bun's new Worker() does not block.
   if (typeof url === "string" || (!firstStarted && !spawner)) {
     firstStarted = true;

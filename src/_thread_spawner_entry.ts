@@ -1,6 +1,6 @@
 /**
  * The entry of the thread that starts PAM worker threads for the main thread
- * (see `src/thread_spawner.ts`; never imported). Deno's `new Worker()` blocks
+ * (see `src/_thread_spawner.ts`; never imported). Deno's `new Worker()` blocks
  * the thread that calls it until the new thread's runtime exists; here that
  * is this thread, which has nothing else to do.
  *
@@ -8,11 +8,11 @@
  */
 
 import { parentPort, Worker } from "node:worker_threads";
-import type { SpawnerReport, SpawnerRequest } from "./thread_spawner.ts";
+import type { SpawnerReport, SpawnerRequest } from "./_thread_spawner.ts";
 
 const port = parentPort;
 if (!port) {
-  throw new Error("src/thread_spawner_entry.ts is the entry of a thread; import mod.ts instead");
+  throw new Error("src/_thread_spawner_entry.ts is the entry of a thread; import mod.ts instead");
 }
 const workers = new Map<number, Worker>();
 

@@ -9,9 +9,9 @@
  * @module
  */
 
-import { clearTimeout, setTimeout } from "node:timers";
 import { PamTransaction } from "./transaction.ts";
-import { checkKnownKeys, optionsObject } from "./validate.ts";
+import { setIdleWindow } from "./_module_hold.ts";
+import { checkKnownKeys, optionsObject } from "./_validate.ts";
 
 /**
  * Which stack {@linkcode keepModulesLoaded} keeps loaded.
@@ -132,73 +132,6 @@ export function keepModulesLoaded(options: KeepModulesLoadedOptions): LoadedModu
   return open(options);
 }
 
-/** How long a service's modules stay loaded after its last async transaction ended. */
-let idleWindowMs = 1000;
-
-/** One service's automatic hold: the transactions using it, and the handle holding its modules. */
-interface Window {
-  users: number;
-  modules: LoadedModules | undefined;
-  timer: ReturnType<typeof setTimeout> | undefined;
-}
-
-const windows = new Map<string, Window>();
-
-/** Lets `window`'s modules go (when no transaction uses them and the idle window is over). */
-function close(key: string, window: Window): void {
-  if (window.users > 0 || windows.get(key) !== window) return;
-  windows.delete(key);
-  if (window.timer !== undefined) clearTimeout(window.timer);
-  window.modules?.release();
-}
-
-/**
- * Holds the modules of a service loaded while the async API uses it and
- * for the idle window after (see {@linkcode setModuleIdleWindow}): the
- * first transaction of a burst runs one `pam_start` on this thread (the
- * holder, as {@linkcode keepModulesLoaded} does), the others only count.
- * Not public: `AsyncPamTransaction` and `authenticate()` call it; `release()`
- * (once per call) ends their use.
- */
-export function holdModules(options: KeepModulesLoadedOptions): { release(): void } {
-  if (idleWindowMs === 0) return { release() {} };
-  const key = JSON.stringify([options.service, options.confdir ?? null, options.library ?? null]);
-  let window = windows.get(key);
-  if (!window) {
-    let modules: LoadedModules | undefined;
-    try {
-      modules = open({
-        service: options.service,
-        confdir: options.confdir,
-        library: options.library,
-      });
-    } catch {
-      // The transaction's own pam_start reports what is wrong (a missing service file,
-      // a library that does not load); nothing is held.
-    }
-    window = { users: 0, modules, timer: undefined };
-    windows.set(key, window);
-  }
-  if (window.timer !== undefined) {
-    clearTimeout(window.timer);
-    window.timer = undefined;
-  }
-  window.users++;
-  const held = window;
-  let released = false;
-  return {
-    release() {
-      if (released) return;
-      released = true;
-      if (--held.users > 0 || windows.get(key) !== held) return;
-      if (idleWindowMs === 0) return close(key, held);
-      held.timer = setTimeout(() => close(key, held), idleWindowMs);
-      // An idle window never keeps the process alive.
-      held.timer.unref();
-    },
-  };
-}
-
 /**
  * Sets how long the async API keeps a service's modules loaded after its
  * last transaction ended (default 1000 ms; 0 turns it off: libpam then
@@ -223,6 +156,5 @@ export function setModuleIdleWindow(ms: number): void {
   if (typeof ms !== "number" || !(ms >= 0) || ms > 2 ** 31 - 1) {
     throw new TypeError(`setModuleIdleWindow() takes milliseconds from 0 to 2^31 - 1, got ${ms}`);
   }
-  idleWindowMs = ms;
-  if (ms === 0) { for (const [key, window] of [...windows]) close(key, window); }
+  setIdleWindow(ms);
 }

@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkKnownKeys } from "./validate.ts";
+import { checkKnownKeys } from "./_validate.ts";
 
 const wrapperDirs = [
   "/usr/lib/x86_64-linux-gnu/pam_wrapper",

@@ -9,14 +9,15 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { native, type Pointer } from "../ffi/mod.ts";
 import { type ItemName, ItemType, ReturnCode } from "./constants.ts";
+import type { Conversation } from "./conversation.ts";
+import { CMemory } from "./_c_memory.ts";
 import {
-  type Conversation,
   type ConversationSlot,
   conversationStruct,
   failDelayFunction,
   registerSlot,
   releaseSlot,
-} from "./conversation.ts";
+} from "./_trampoline.ts";
 import { PamError } from "./errors.ts";
 import {
   authFlags,
@@ -27,9 +28,9 @@ import {
   itemType,
   silentFlags,
   startOptionKeys,
-} from "./flags.ts";
-import { openLibc, openPam, type PamLibrary, strerrorText } from "./library.ts";
-import { rawAccess } from "./raw_access.ts";
+} from "./_flags.ts";
+import { openPam, type PamLibrary, strerrorText } from "./_library.ts";
+import { rawAccess } from "./_raw_access.ts";
 import {
   checkConversation,
   checkCString,
@@ -42,7 +43,7 @@ import {
   CStringCache,
   describe,
   optionsObject,
-} from "./validate.ts";
+} from "./_validate.ts";
 
 /**
  * How a transaction starts.
@@ -196,7 +197,7 @@ export class PamTransaction {
   #brokenBy: unknown;
 
   static {
-    // The CLI's bit-exact calls (src/raw_access.ts); kept off the public API.
+    // The CLI's bit-exact calls (src/_raw_access.ts); kept off the public API.
     rawAccess.call = (tx, operation, flags) => {
       // Also refuses NaN, fractions and ±Infinity: none survives `| 0` unchanged.
       if (flags !== (flags | 0)) {
@@ -483,29 +484,23 @@ export class PamTransaction {
     const o = checkXAuthData(xauth);
     const name = cString(o.name, "XAuthData.name");
     const handle = this.#changing("setXAuthData");
-    const libc = openLibc();
-    // One C block: the struct, then the name (NUL-terminated), then the data.
+    // One C block: the struct, then the name (NUL-terminated), then the data. libpam keeps
+    // a copy, so the block is never handed on: wiped and freed here whatever happens.
     const size = XAUTHDATA_SIZE + name.length + o.data.length;
-    const block = libc.malloc(size);
-    if (!block) throw new Error("malloc failed for PAM_XAUTHDATA");
-    try {
-      const bytes = native.view(block, size);
-      bytes.set(name, XAUTHDATA_SIZE);
-      bytes.set(o.data, XAUTHDATA_SIZE + name.length);
-      const view = new DataView(bytes.buffer, bytes.byteOffset, size);
-      const address = native.addressOf(block);
-      view.setInt32(0, name.length - 1, true);
-      view.setBigUint64(8, BigInt(address + XAUTHDATA_SIZE), true);
-      view.setInt32(16, o.data.length, true);
-      view.setBigUint64(24, BigInt(address + XAUTHDATA_SIZE + name.length), true);
-      this.#check(
-        this.#pam.pam_set_item_pointer(handle, ItemType.XAUTHDATA, block),
-        "pam_set_item",
-      );
-    } finally {
-      libc.explicit_bzero(block, size);
-      libc.free(block);
-    }
+    using block = CMemory.malloc(size, "PAM_XAUTHDATA");
+    const bytes = native.view(block.pointer, size);
+    bytes.set(name, XAUTHDATA_SIZE);
+    bytes.set(o.data, XAUTHDATA_SIZE + name.length);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, size);
+    const address = native.addressOf(block.pointer);
+    view.setInt32(0, name.length - 1, true);
+    view.setBigUint64(8, BigInt(address + XAUTHDATA_SIZE), true);
+    view.setInt32(16, o.data.length, true);
+    view.setBigUint64(24, BigInt(address + XAUTHDATA_SIZE + name.length), true);
+    this.#check(
+      this.#pam.pam_set_item_pointer(handle, ItemType.XAUTHDATA, block.pointer),
+      "pam_set_item",
+    );
   }
 
   /**
@@ -562,20 +557,18 @@ export class PamTransaction {
     if (!list) {
       throw new PamError(ReturnCode.BUF_ERR, "pam_getenvlist", { description: "out of memory" });
     }
-    const libc = openLibc();
+    // The caller owns the copy: every string and the array are wiped and freed, however
+    // far the reading got.
+    using owned = CMemory.stringList(list);
     // No prototype: a variable named __proto__ must be a property, not a prototype setter.
     const env: Record<string, string> = Object.create(null);
-    // The caller owns the copy: every string and the array must be freed.
     for (let i = 0;; i++) {
-      const entry = native.readPointer(list, i * 8);
+      const entry = native.readPointer(owned.pointer, i * 8);
       if (!entry) break;
       const text = native.readCString(entry);
       const eq = text.indexOf("=");
       if (eq > 0) env[text.slice(0, eq)] = text.slice(eq + 1);
-      libc.explicit_bzero(entry, libc.strlen(entry));
-      libc.free(entry);
     }
-    libc.free(list);
     return env;
   }
 

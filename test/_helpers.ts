@@ -20,8 +20,8 @@ import {
   conversationStruct,
   registerSlot,
   releaseSlot,
-} from "../src/conversation.ts";
-import { openLibc, openPam, strerrorText } from "../src/library.ts";
+} from "../src/_trampoline.ts";
+import { openLibc, openPam, strerrorText } from "../src/_library.ts";
 import { createTestStack, type TestStack } from "../src/testing.ts";
 
 const encoder = new TextEncoder();

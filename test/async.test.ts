@@ -20,7 +20,8 @@ import {
   setWorkerPoolSize,
   workerPoolStats,
 } from "../mod.ts";
-import { terminateAllWorkers } from "../src/pool.ts";
+import { transactionMethods } from "../src/async/_methods.ts";
+import { acquireWorker, releaseWorker, terminateAllWorkers } from "../src/async/_pool.ts";
 import { createTestStack, wrapperModule } from "../src/testing.ts";
 import { hostileModule } from "./_hostile_module.ts";
 
@@ -1344,4 +1345,33 @@ test("getEnvList() keeps every name through the worker, __proto__ included", asy
   const env = await tx.getEnvList();
   assert.equal(Object.getPrototypeOf(env), null);
   assert.deepEqual(Object.entries(env), [["__proto__", "polluted"], ["constructor", "c"]]);
+});
+
+test("the worker calls only the methods of the table; the table is PamTransaction's methods", async () => {
+  // Every method but end() and the accessors, and nothing else.
+  const own = Object.getOwnPropertyNames(PamTransaction.prototype)
+    .filter((name) => name !== "constructor" && name !== "end" && name !== "ended");
+  assert.deepEqual(Object.keys(transactionMethods).sort(), own.sort());
+  using stack = createTestStack({ services: { svc: "auth required pam_permit.so\n" } });
+  const worker = await acquireWorker();
+  try {
+    const start = await worker.request({
+      op: "start",
+      options: { service: "svc", user: "alice", confdir: stack.confdir },
+      conversation: false,
+    });
+    assert.equal(start.ok, true);
+    // A request typed past the table (as a hostile or stale main side could send it).
+    for (const method of ["end", "constructor", "__proto__", "toString", "hasOwnProperty"]) {
+      const outcome = await worker.request({ op: "call", method: method as never, args: [] });
+      assert.equal(outcome.ok, false, method);
+      assert.ok(!outcome.ok && outcome.error.message === `unknown method ${method}`, method);
+    }
+    // The transaction is still there and its handle still live: end() never ran.
+    const user = await worker.request({ op: "call", method: "getItem", args: ["user"] });
+    assert.deepEqual(user, { ok: true, value: "alice" });
+    assert.deepEqual(await worker.request({ op: "end" }), { ok: true, value: undefined });
+  } finally {
+    releaseWorker(worker, worker.lease);
+  }
 });

@@ -54,7 +54,7 @@ test("bun build --compile: authenticate() and AsyncPamTransaction run in the exe
   try {
     const source = join(dir, "app.ts");
     writeFileSync(source, program);
-    const app = compile(dir, "app", [source, join(root, "src", "worker.ts")]);
+    const app = compile(dir, "app", [source, join(root, "src", "async", "_worker.ts")]);
     const run = spawnSync(app, [], { encoding: "utf8", cwd: dir });
     assert.equal(run.stdout, "ok alice\n", run.stderr);
     assert.equal(run.status, 0, run.stderr);
@@ -64,7 +64,7 @@ test("bun build --compile: authenticate() and AsyncPamTransaction run in the exe
     const missing = spawnSync(bare, [], { encoding: "utf8", cwd: dir });
     assert.equal(missing.status, 0, missing.stderr);
     assert.match(missing.stdout, /^error This program was compiled with `bun build --compile`/);
-    assert.match(missing.stdout, /src\/worker\.js/);
+    assert.match(missing.stdout, /src\/async\/_worker\.js/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

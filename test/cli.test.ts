@@ -29,11 +29,11 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { createTestStack, type TestStack, wrapperModule } from "../src/testing.ts";
-import { evaluateFlagExpression, FlagExpressionError } from "../src/flag_expression.ts";
+import { evaluateFlagExpression, FlagExpressionError } from "../src/cli/flag_expression.ts";
 import { compileModule } from "./_modules.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const cli = join(root, "src", "cli.ts");
+const cli = join(root, "src", "cli", "mod.ts");
 const isDeno = "Deno" in globalThis;
 // The CLI needs nothing but FFI under Deno: run it exactly like that.
 const cliCommand = isDeno ? [process.execPath, "run", "--allow-ffi", cli] : [process.execPath, cli];

@@ -2,10 +2,11 @@
 // exactOptionalPropertyTypes, as a consumer's strictest tsconfig would, to prove that every
 // optional option field accepts `undefined` (what `{ user: maybeUser }` passes). It imports the
 // modules one by one, as mod.ts re-exports them.
-import type { AsyncPamTransactionOptions, AuthenticateOptions } from "../src/async.ts";
+import type { AsyncPamTransactionOptions } from "../src/async/transaction.ts";
+import type { AuthenticateOptions } from "../src/async/authenticate.ts";
 import type { PamErrorOptions } from "../src/errors.ts";
 import type { KeepModulesLoadedOptions } from "../src/loaded_modules.ts";
-import type { TerminalConversationOptions } from "../src/terminal.ts";
+import type { TerminalConversationOptions } from "../src/cli/terminal.ts";
 import type { TestStackOptions, TestUser } from "../src/testing.ts";
 import { passwordConversation } from "../src/conversation.ts";
 import type { LoginOptions, UtmpOptions } from "../src/session/login.ts";

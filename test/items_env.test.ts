@@ -12,6 +12,8 @@ import {
   passwordConversation,
   ReturnCode,
 } from "../mod.ts";
+import { native, type Pointer } from "../ffi/mod.ts";
+import { openLibc } from "../src/_library.ts";
 import { createTestStack } from "../src/testing.ts";
 import { setCEnv, spyPam, thrown, wrapperModule } from "./_helpers.ts";
 
@@ -235,6 +237,43 @@ test("env: putEnv sets, empties and deletes; getEnv and getEnvList read back", (
   assert.equal(list.V199, "x".repeat(199));
   list.V0 = "changed";
   assert.equal(tx.getEnv("V0"), "");
+});
+
+test("env: a throw while getEnvList reads the list still wipes and frees every entry and the list", () => {
+  using stack = createTestStack({ services: { svc: permit } });
+  using tx = PamTransaction.start({ service: "svc", user: "alice", confdir: stack.confdir });
+  for (let i = 0; i < 5; i++) tx.putEnv(`SECRET${i}=value-${i}`);
+  // Spies on the binding's own libc and on the adapter, not on libpam: the real calls run.
+  const libc = openLibc() as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const original = { free: libc.free, explicit_bzero: libc.explicit_bzero };
+  const readCString = native.readCString;
+  const freed: number[] = [];
+  const wiped: number[] = [];
+  let reads = 0;
+  libc.free = (pointer) => {
+    freed.push(native.addressOf(pointer as Pointer));
+    return original.free(pointer);
+  };
+  libc.explicit_bzero = (pointer, size) => {
+    wiped.push(native.addressOf(pointer as Pointer));
+    return original.explicit_bzero(pointer, size);
+  };
+  // The second entry read throws, as a runtime can at its stack limit.
+  (native as { readCString: typeof readCString }).readCString = (base, offset) => {
+    if (++reads === 2) throw new RangeError("Maximum call stack size exceeded (simulated)");
+    return readCString(base, offset);
+  };
+  try {
+    assert.throws(() => tx.getEnvList(), /simulated/);
+  } finally {
+    Object.assign(libc, original);
+    (native as { readCString: typeof readCString }).readCString = readCString;
+  }
+  // Five strings wiped and freed, then the array freed: nothing left to leak.
+  assert.equal(wiped.length, 5);
+  assert.equal(freed.length, 6);
+  assert.deepEqual(freed.slice(0, 5), wiped);
+  assert.equal(Object.keys(tx.getEnvList()).length, 5);
 });
 
 test("env: NUL bytes, missing names and wrong types are TypeErrors before any C call", () => {

@@ -13,8 +13,8 @@ import {
   passwordConversation,
   ReturnCode,
 } from "../mod.ts";
-import { terminalConversation } from "../src/cli.ts";
-import { isNewPasswordNeeded, NewPasswordNeeded } from "../src/conversation.ts";
+import { terminalConversation } from "../src/cli/mod.ts";
+import { isNewPasswordNeeded, NewPasswordNeeded } from "../src/_new_password.ts";
 import { createTestStack } from "../src/testing.ts";
 import { SECRET, thrown } from "./_helpers.ts";
 

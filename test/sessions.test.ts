@@ -21,7 +21,7 @@ import {
   type SessionRecord,
 } from "../mod.ts";
 import { createTestStack, type TestStack, wrapperModule } from "../src/testing.ts";
-import { readUtmpxFile, UtmpType } from "../src/utmp.ts";
+import { readUtmpxFile, UtmpType } from "../src/session/_utmp.ts";
 import { readSteps, stepLogModule, stepNames } from "./steplog.ts";
 
 const isDeno = "Deno" in globalThis;

@@ -20,7 +20,7 @@ import {
   readUtmpxFile,
   UtmpType,
   utmpxLayout,
-} from "../src/utmp.ts";
+} from "../src/session/_utmp.ts";
 
 const hasCc = spawnSync("cc", ["--version"]).status === 0;
 

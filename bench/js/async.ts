@@ -11,7 +11,7 @@
 
 import process from "node:process";
 import { AsyncPamTransaction, authenticate, startWorkerPool, workerPoolStats } from "../../mod.ts";
-import { startSpawner } from "../../src/thread_spawner.ts";
+import { startSpawner } from "../../src/_thread_spawner.ts";
 import { collectGarbage, parseArgs, report, rssKiB, tick, timeAndReport } from "./common.ts";
 import { keepModulesIfAsked } from "./keep.ts";
 

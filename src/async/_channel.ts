@@ -10,8 +10,9 @@
  * @module
  */
 
-import { MAX_NUM_MSG } from "./constants.ts";
-import type { PamMessage } from "./conversation.ts";
+import { MAX_NUM_MSG } from "../constants.ts";
+import type { PamMessage } from "../conversation.ts";
+import type { TransactionMethod } from "./_methods.ts";
 
 /** What a worker needs to call `pam_start` for the main thread. */
 export interface StartRequest {
@@ -31,7 +32,7 @@ export interface StartRequest {
 /** A request from the main thread to the worker that owns a handle (its id is in {@linkcode REQUEST}). */
 export type WorkerRequest =
   | ({ readonly op: "start" } & StartRequest)
-  | { readonly op: "call"; readonly method: string; readonly args: unknown[] }
+  | { readonly op: "call"; readonly method: TransactionMethod; readonly args: unknown[] }
   | ({
     /** start + set items + authenticate + acctMgmt + read PAM_USER + end, in one trip. */
     readonly op: "oneShot";
@@ -46,8 +47,8 @@ export type WorkerRequest =
   | { readonly op: "end"; readonly silent?: boolean | undefined };
 
 /** An error, flattened for the trip back to the main thread (`src/_error_wire.ts`). */
-export type { SerializedError } from "./_error_wire.ts";
-import type { SerializedError } from "./_error_wire.ts";
+export type { SerializedError } from "../_error_wire.ts";
+import type { SerializedError } from "../_error_wire.ts";
 
 /** A worker's reply to request `id`, through the message area. */
 export type WorkerReply =

@@ -1,5 +1,5 @@
 /**
- * The entry of a PAM worker thread (started by `src/pool.ts`, never imported).
+ * The entry of a PAM worker thread (started by `src/async/_pool.ts`, never imported).
  * It owns at most one PAM handle at a time and runs every libpam call of that
  * handle on this one thread, through the synchronous {@linkcode PamTransaction}.
  * Between requests it blocks on `Atomics.wait` over the shared buffer until
@@ -32,22 +32,25 @@ import {
   type WorkerReply,
   type WorkerRequest,
   writeMessage,
-} from "./async_channel.ts";
+} from "./_channel.ts";
 import {
   type Conversation,
   type PamAnswer,
   type PamMessage,
   passwordConversation,
-} from "./conversation.ts";
-import { serializeError } from "./_error_wire.ts";
-import { openLibc } from "./library.ts";
-import { PamTransaction } from "./transaction.ts";
+} from "../conversation.ts";
+import { serializeError } from "../_error_wire.ts";
+import { openLibc } from "../_library.ts";
+import { PamTransaction } from "../transaction.ts";
+import { callMethod, isTransactionMethod } from "./_methods.ts";
 
 // The main thread's end of this port receives the conversations (the thread was started
-// by src/thread_spawner.ts, its parent).
+// by src/_thread_spawner.ts, its parent).
 const port = workerData?.port as MessagePort | undefined;
 if (!parentPort || !port) {
-  throw new Error("src/worker.ts is the entry of a PAM worker thread; import mod.ts instead");
+  throw new Error(
+    "src/async/_worker.ts is the entry of a PAM worker thread; import mod.ts instead",
+  );
 }
 const channel: SharedArrayBuffer = workerData.channel;
 const words = new Int32Array(channel, 0, THREAD_ID + 1);
@@ -112,22 +115,6 @@ function start(request: StartRequest, conversation?: Conversation): PamTransacti
   });
 }
 
-const callable = new Set([
-  "authenticate",
-  "acctMgmt",
-  "setCred",
-  "chauthtok",
-  "openSession",
-  "closeSession",
-  "getItem",
-  "setItem",
-  "getXAuthData",
-  "setXAuthData",
-  "getEnv",
-  "putEnv",
-  "getEnvList",
-]);
-
 function handle(request: WorkerRequest): unknown {
   switch (request.op) {
     case "start":
@@ -135,12 +122,12 @@ function handle(request: WorkerRequest): unknown {
       return undefined;
     case "call": {
       if (!transaction) throw new Error("this PAM worker owns no transaction");
-      if (!callable.has(request.method)) throw new TypeError(`unknown method ${request.method}`);
-      const method = (transaction as unknown as Record<string, (...a: unknown[]) => unknown>)[
-        request.method
-      ];
+      // Typed on the main side, but checked here too: only the table's methods are called.
+      if (!isTransactionMethod(request.method)) {
+        throw new TypeError(`unknown method ${request.method}`);
+      }
       try {
-        return method.apply(transaction, request.args);
+        return callMethod(transaction, request.method, request.args);
       } finally {
         if (request.method === "setXAuthData") wipeXAuthData(request.args[0]);
       }

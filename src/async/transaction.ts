@@ -1,58 +1,31 @@
 /**
- * `AsyncPamTransaction` and the one-shot `authenticate()`: PAM for servers.
- * Every libpam call of a transaction runs on one worker thread that owns the
- * handle, so fail delays, network modules and slow conversations never block
- * the event loop; conversation handlers may be async.
+ * `AsyncPamTransaction`: PAM for servers. Every libpam call of a
+ * transaction runs on one worker thread that owns the handle, so fail
+ * delays, network modules and slow conversations never block the event
+ * loop; conversation handlers may be async.
  *
  * @module
  */
 
-import { AsyncLocalStorage } from "node:async_hooks";
-import type { ItemName } from "./constants.ts";
-import {
-  checkAnswerSize,
-  isObjectLike,
-  type PamAnswer,
-  type PamMessage,
-  passwordConversation,
-  snapshotAnswers,
-  wipeByteAnswers,
-  wipeSnapshot,
-} from "./conversation.ts";
-import {
-  authFlags,
-  chauthtokFlags,
-  credFlag,
-  endFlags,
-  flagsOf,
-  itemType,
-  silentFlags,
-  startOptionKeys,
-} from "./flags.ts";
-import { holdModules } from "./loaded_modules.ts";
-import { acquireWorker, type Outcome, type PamWorker, releaseWorker } from "./pool.ts";
+import type { ItemName } from "../constants.ts";
+import type { PamAnswer, PamMessage } from "../conversation.ts";
+import { endFlags, flagsOf, startOptionKeys } from "../_flags.ts";
+import { holdModules } from "../_module_hold.ts";
+import { acquireWorker, releaseWorker } from "./_pool.ts";
+import type { PamWorker } from "./_worker_client.ts";
 import type {
   AuthFlags,
   ChauthtokFlags,
   CredAction,
+  PamTransaction,
   PamTransactionOptions,
   SilentFlag,
   XAuthData,
-} from "./transaction.ts";
-import {
-  checkConversation,
-  checkCString,
-  checkEnvEntry,
-  checkFailDelay,
-  checkKnownKeys,
-  checkService,
-  checkXAuthData,
-  describe,
-  optionalBoolean,
-  optionsObject,
-} from "./validate.ts";
-import type { SerializedError, StartRequest } from "./async_channel.ts";
-import { rebuildError } from "./_error_wire.ts";
+} from "../transaction.ts";
+import { checkConversation, checkKnownKeys, optionsObject } from "../_validate.ts";
+import { insideConversationOf, Link, transactionAccess } from "./_link.ts";
+import { type MethodArguments, type TransactionMethod, transactionMethods } from "./_methods.ts";
+import { checkStartOptions, workerStart } from "./_start.ts";
 
 /**
  * Answers one batch of messages, one answer per message; may return a
@@ -136,251 +109,6 @@ const asyncStartKeys: readonly string[] = [
  */
 export type AsyncFailDelay = "async" | "native" | "report";
 
-/** What {@linkcode checkStartOptions} returns: the start request, `failDelay` as the caller gave it. */
-export interface CheckedStart {
-  readonly options: Omit<StartRequest["options"], "failDelay"> & {
-    failDelay?: AsyncFailDelay | undefined;
-  };
-  readonly conversationTimeoutMs?: number | undefined;
-}
-
-/** Checks the options every async start shares; also used by `login()` (src/session.ts). */
-export function checkStartOptions(
-  o: AsyncPamTransactionOptions,
-  what: string,
-): CheckedStart {
-  checkService(o.service);
-  if (o.user !== undefined && o.user !== null) checkCString(o.user, "user");
-  if (o.confdir !== undefined && o.confdir !== null) checkCString(o.confdir, "confdir");
-  if (o.library !== undefined) checkCString(o.library, "library");
-  checkFailDelay(o.failDelay, true);
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
-    throw new TypeError(`${what}.signal must be an AbortSignal, got ${describe(o.signal)}`);
-  }
-  const ms = o.conversationTimeoutMs;
-  if (ms !== undefined && (typeof ms !== "number" || !(ms > 0) || ms > 2 ** 31 - 1)) {
-    throw new TypeError(
-      `${what}.conversationTimeoutMs must be a positive number of milliseconds, got ${
-        typeof ms === "number" ? ms : describe(ms)
-      }`,
-    );
-  }
-  const options: CheckedStart["options"] = { service: o.service };
-  if (o.user !== undefined && o.user !== null) options.user = o.user;
-  if (o.confdir !== undefined && o.confdir !== null) options.confdir = o.confdir;
-  if (o.library !== undefined) options.library = o.library;
-  if (o.failDelay !== undefined) options.failDelay = o.failDelay;
-  return { options, conversationTimeoutMs: ms };
-}
-
-/**
- * The start request the worker gets: in `"async"` mode its libpam reports
- * the delay (the `PAM_FAIL_DELAY` callback) and the main thread waits it out.
- */
-function workerStart(start: CheckedStart): Omit<StartRequest, "conversation"> {
-  return {
-    options: {
-      ...start.options,
-      failDelay: start.options.failDelay === "native" ? "native" : "report",
-    },
-    conversationTimeoutMs: start.conversationTimeoutMs,
-  };
-}
-
-/** Whether failures wait out their delay on the main thread (the async API's default). */
-const delaysOnTimer = (start: CheckedStart): boolean =>
-  start.options.failDelay === undefined || start.options.failDelay === "async";
-
-/**
- * Detaches a transaction from its start() signal, so that cleanup still runs
- * once that signal has fired: `login()` bounds the login with its caller's
- * signal, not the session it opens (src/session.ts). Not public.
- */
-export let detachSignal: (tx: AsyncPamTransaction) => void;
-
-/** One conversation in progress on the main thread, as its handler's async context sees it. */
-interface ConversationTurn {
-  readonly link: Link;
-  settled: boolean;
-}
-
-/**
- * Which conversation the running code belongs to: a transaction's methods
- * called from inside its own pending conversation (the handler, or anything
- * it awaits) are refused at once, as they would wait for the very call that
- * waits for them.
- */
-const conversationContext = new AsyncLocalStorage<ConversationTurn>();
-
-/** Whether code running now is inside `link`'s own conversation, still waiting for its answer. */
-function insideConversationOf(link: Link): boolean {
-  const turn = conversationContext.getStore();
-  return turn !== undefined && turn.link === link && !turn.settled;
-}
-
-/**
- * The main side of one worker while a transaction (or one-shot) holds it:
- * runs the handler for each conversation and turns the worker's outcomes
- * back into values and errors.
- */
-class Link {
-  readonly worker: PamWorker;
-  /** The worker's lease when this link got it (see `releaseWorker`). */
-  readonly lease: number;
-  /** `failDelay: "async"`: a failure rejects only after its delay, on a timer. */
-  readonly #delayFailures: boolean;
-  readonly #handler: AsyncConversation | undefined;
-  #signal: AbortSignal | undefined;
-  readonly #timeoutMs: number | undefined;
-  /** Why this call's conversation failed on the main side: the cause of its PamError. */
-  /** The worker's newest conversation: only its failure is this call's cause. */
-  #latestSeq = -1;
-  #failure: { error: unknown } | undefined;
-  /** Fails the conversation waiting for the handler, if one is. */
-  #cancelPending: ((reason: unknown) => void) | undefined;
-
-  constructor(
-    worker: PamWorker,
-    handler: AsyncConversation | undefined,
-    signal: AbortSignal | undefined,
-    start: CheckedStart,
-  ) {
-    const timeoutMs = start.conversationTimeoutMs;
-    this.worker = worker;
-    this.lease = worker.lease;
-    this.#delayFailures = delaysOnTimer(start);
-    this.#handler = handler;
-    this.#signal = signal;
-    this.#timeoutMs = timeoutMs;
-    worker.onConverse = (seq, messages) => this.#converse(seq, messages);
-  }
-
-  /**
-   * Sends one request and returns its value or throws its error; in
-   * `failDelay: "async"` mode a failure with a fail delay throws only once
-   * the delay has passed, on a timer (the worker is free by then: its slot
-   * went back with the reply, and with `last` the thread too).
-   */
-  async request(
-    request: Parameters<PamWorker["request"]>[0],
-    answers?: Parameters<PamWorker["request"]>[1],
-    last?: boolean,
-  ): Promise<unknown> {
-    this.#failure = undefined;
-    const outcome: Outcome = await this.worker.request(request, answers, last);
-    if (outcome.ok) return outcome.value;
-    const error = this.#rebuild(outcome.error);
-    const delayMs = this.#delayFailures ? outcome.error.pam?.failDelayMs : undefined;
-    if (delayMs !== undefined && delayMs > 0) {
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
-    }
-    throw error;
-  }
-
-  #converse(seq: number, received: readonly PamMessage[]): void {
-    const handler = this.#handler;
-    const signal = this.#signal;
-    this.#latestSeq = seq;
-    // What the answers are checked against, taken before the handler can reach the messages;
-    // the handler gets them frozen.
-    const styles = received.map((m) => m.style);
-    for (const message of received) Object.freeze(message);
-    const messages = Object.freeze(received);
-    const turn: ConversationTurn = { link: this, settled: false };
-    let settled = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const onAbort = () => fail(signal!.reason);
-    const done = () => {
-      settled = true;
-      turn.settled = true;
-      // A conversation the worker gave up on may settle after the next one began:
-      // it must not take that one's cancel function or blame it for its own failure.
-      if (this.#cancelPending === fail) this.#cancelPending = undefined;
-      if (timer !== undefined) clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-    };
-    const blame = (error: unknown) => {
-      if (seq === this.#latestSeq) this.#failure = { error };
-    };
-    const fail = (error: unknown) => {
-      if (settled) return;
-      done();
-      blame(error);
-      this.worker.fail(seq);
-    };
-    // Every property access on what the handler returned happens in here, guarded.
-    const succeed = (answers: unknown) => {
-      if (settled) {
-        wipeByteAnswers(answers);
-        return;
-      }
-      done();
-      let snapshot: PamAnswer[] | undefined;
-      try {
-        snapshot = snapshotAnswers(answers, styles);
-        this.worker.answer(seq, snapshot);
-      } catch (error) {
-        blame(error);
-        this.worker.fail(seq);
-      } finally {
-        if (snapshot) wipeSnapshot(snapshot);
-      }
-    };
-    if (!handler) return fail(new TypeError("the transaction has no conversation"));
-    this.#cancelPending = fail;
-    if (signal?.aborted) return fail(signal.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    if (this.#timeoutMs !== undefined) {
-      const ms = this.#timeoutMs;
-      timer = setTimeout(
-        () =>
-          fail(
-            new DOMException(
-              `the conversation handler did not answer within ${ms} ms (conversationTimeoutMs)`,
-              "TimeoutError",
-            ),
-          ),
-        ms,
-      );
-    }
-    let result: unknown;
-    let then: unknown;
-    try {
-      result = conversationContext.run(turn, handler, messages);
-      // Read once: a getter may answer differently the second time, or throw.
-      then = isObjectLike(result) ? (result as { then?: unknown }).then : undefined;
-    } catch (error) {
-      return fail(error);
-    }
-    if (typeof then !== "function") return succeed(result);
-    // Adopted through the `then` already read; a throw from it rejects, and so does a
-    // throwing getter of whatever it resolves with (the promise machinery reads that one).
-    new Promise<unknown>((resolve, reject) => {
-      (then as (this: unknown, ...a: unknown[]) => unknown).call(result, resolve, reject);
-    }).then(succeed, fail).catch(() => this.worker.fail(seq));
-  }
-
-  /** The start() signal, until {@linkcode Link.detachSignal}. */
-  get signal(): AbortSignal | undefined {
-    return this.#signal;
-  }
-
-  /** From now on, neither calls nor conversations fail when the start() signal fires. */
-  detachSignal(): void {
-    this.#signal = undefined;
-  }
-
-  /** Fails the pending conversation, if any, with `reason` as the call's cause. */
-  cancel(reason: unknown): void {
-    this.#cancelPending?.(reason);
-  }
-
-  #rebuild(s: SerializedError): Error {
-    // With delayed failures the delay was waited out here, as libpam would have slept it.
-    return rebuildError(s, this.#failure, this.#delayFailures);
-  }
-}
-
 /**
  * One PAM transaction whose libpam calls all run on one worker thread that
  * owns the handle; every method returns a Promise, so neither a fail delay,
@@ -412,7 +140,7 @@ export class AsyncPamTransaction {
   readonly #modules: { release(): void };
 
   static {
-    detachSignal = (tx) => tx.#link.detachSignal();
+    transactionAccess.detachSignal = (tx) => tx.#link.detachSignal();
   }
   #tail: Promise<unknown> = Promise.resolve();
   #endPromise: Promise<void> | undefined;
@@ -485,11 +213,7 @@ export class AsyncPamTransaction {
    * ```
    */
   authenticate(flags?: AuthFlags): Promise<void> {
-    return this.#call(
-      "authenticate",
-      [flags],
-      () => flagsOf(flags, "authenticate() flags", authFlags),
-    ) as Promise<void>;
+    return this.#call("authenticate", [flags]);
   }
 
   /**
@@ -503,11 +227,7 @@ export class AsyncPamTransaction {
    * ```
    */
   acctMgmt(flags?: AuthFlags): Promise<void> {
-    return this.#call(
-      "acctMgmt",
-      [flags],
-      () => flagsOf(flags, "acctMgmt() flags", authFlags),
-    ) as Promise<void>;
+    return this.#call("acctMgmt", [flags]);
   }
 
   /**
@@ -521,10 +241,7 @@ export class AsyncPamTransaction {
    * ```
    */
   setCred(action: CredAction, flags?: SilentFlag): Promise<void> {
-    return this.#call("setCred", [action, flags], () => {
-      credFlag(action);
-      flagsOf(flags, "setCred() flags", silentFlags);
-    }) as Promise<void>;
+    return this.#call("setCred", [action, flags]);
   }
 
   /**
@@ -538,11 +255,7 @@ export class AsyncPamTransaction {
    * ```
    */
   chauthtok(flags?: ChauthtokFlags): Promise<void> {
-    return this.#call(
-      "chauthtok",
-      [flags],
-      () => flagsOf(flags, "chauthtok() flags", chauthtokFlags),
-    ) as Promise<void>;
+    return this.#call("chauthtok", [flags]);
   }
 
   /**
@@ -557,11 +270,7 @@ export class AsyncPamTransaction {
    * ```
    */
   openSession(flags?: SilentFlag): Promise<void> {
-    return this.#call(
-      "openSession",
-      [flags],
-      () => flagsOf(flags, "openSession() flags", silentFlags),
-    ) as Promise<void>;
+    return this.#call("openSession", [flags]);
   }
 
   /**
@@ -576,11 +285,7 @@ export class AsyncPamTransaction {
    * ```
    */
   closeSession(flags?: SilentFlag): Promise<void> {
-    return this.#call(
-      "closeSession",
-      [flags],
-      () => flagsOf(flags, "closeSession() flags", silentFlags),
-    ) as Promise<void>;
+    return this.#call("closeSession", [flags]);
   }
 
   /**
@@ -594,9 +299,7 @@ export class AsyncPamTransaction {
    * ```
    */
   getItem(name: ItemName): Promise<string | undefined> {
-    return this.#call("getItem", [name], () => itemType(name)) as Promise<
-      string | undefined
-    >;
+    return this.#call("getItem", [name]);
   }
 
   /**
@@ -611,10 +314,7 @@ export class AsyncPamTransaction {
    * ```
    */
   setItem(name: ItemName, value: string): Promise<void> {
-    return this.#call("setItem", [name, value], () => {
-      itemType(name);
-      checkCString(value, `the value of item "${name}"`);
-    }) as Promise<void>;
+    return this.#call("setItem", [name, value]);
   }
 
   /**
@@ -628,7 +328,7 @@ export class AsyncPamTransaction {
    * ```
    */
   getXAuthData(): Promise<XAuthData | undefined> {
-    return this.#call("getXAuthData", [], () => {}) as Promise<XAuthData | undefined>;
+    return this.#call("getXAuthData", []);
   }
 
   /**
@@ -644,7 +344,7 @@ export class AsyncPamTransaction {
    * ```
    */
   setXAuthData(xauth: XAuthData): Promise<void> {
-    return this.#call("setXAuthData", [xauth], () => checkXAuthData(xauth)) as Promise<void>;
+    return this.#call("setXAuthData", [xauth]);
   }
 
   /**
@@ -659,11 +359,7 @@ export class AsyncPamTransaction {
    * ```
    */
   getEnv(name: string): Promise<string | undefined> {
-    return this.#call(
-      "getEnv",
-      [name],
-      () => checkCString(name, "the environment variable name"),
-    ) as Promise<string | undefined>;
+    return this.#call("getEnv", [name]);
   }
 
   /**
@@ -678,7 +374,7 @@ export class AsyncPamTransaction {
    * ```
    */
   putEnv(entry: string): Promise<void> {
-    return this.#call("putEnv", [entry], () => checkEnvEntry(entry)) as Promise<void>;
+    return this.#call("putEnv", [entry]);
   }
 
   /**
@@ -694,9 +390,7 @@ export class AsyncPamTransaction {
   getEnvList(): Promise<Record<string, string>> {
     // JSON brought the names across as own properties; keep them on an object without a
     // prototype, as the synchronous API returns (a name `__proto__` must stay a name).
-    return this.#call("getEnvList", [], () => {}).then((env) =>
-      Object.assign(Object.create(null), env)
-    );
+    return this.#call("getEnvList", []).then((env) => Object.assign(Object.create(null), env));
   }
 
   /**
@@ -775,13 +469,16 @@ export class AsyncPamTransaction {
     );
   }
 
-  #call(method: string, args: unknown[], validate: () => void): Promise<unknown> {
+  #call<K extends TransactionMethod>(
+    method: K,
+    args: MethodArguments<K>,
+  ): Promise<ReturnType<PamTransaction[K]>> {
     try {
       if (this.ended) {
         throw new Error("This AsyncPamTransaction has ended (pam_end ran); start a new one");
       }
       this.#refuseInsideConversation(method);
-      validate();
+      (transactionMethods[method] as (...args: MethodArguments<K>) => void)(...args);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -789,168 +486,12 @@ export class AsyncPamTransaction {
     const run = () => {
       const signal = this.#link.signal;
       if (signal?.aborted) throw signal.reason;
-      return this.#link.request({ op: "call", method, args });
+      return this.#link.request({ op: "call", method, args }) as Promise<
+        ReturnType<PamTransaction[K]>
+      >;
     };
     const result = this.#tail.then(run, run);
     this.#tail = result.catch(() => {});
     return result;
-  }
-}
-
-/**
- * What {@linkcode authenticate} checks.
- *
- * @example
- * ```ts
- * import type { AuthenticateOptions } from "@seed/pam";
- * const options: AuthenticateOptions = {
- *   service: "webapp",
- *   user: "alice",
- *   password: "secret",
- *   rhost: "203.0.113.7",
- *   signal: AbortSignal.timeout(10_000),
- * };
- * ```
- */
-export interface AuthenticateOptions {
-  /** The PAM service: the file name in the configuration directory. */
-  service: string;
-  /** The user name. */
-  user: string;
-  /** The password, given to every echo-off prompt. A `Uint8Array` is copied, not zeroed: wipe yours when done. */
-  password: string | Uint8Array;
-  /** Read service files from this directory instead of `/etc/pam.d`. */
-  confdir?: string | undefined;
-  /** The remote host (`PAM_RHOST`), for logging and modules such as pam_access. */
-  rhost?: string | undefined;
-  /** The terminal (`PAM_TTY`). */
-  tty?: string | undefined;
-  /** The remote user (`PAM_RUSER`). */
-  ruser?: string | undefined;
-  /** The libpam file to load (default `libpam.so.0`). */
-  library?: string | undefined;
-  /**
-   * `"async"` (default): a failure rejects after the delay libpam computed, on
-   * a timer, while the thread serves other checks; `"native"` sleeps it on the
-   * worker; `"report"` rejects at once and sets `PamError.failDelayMs`.
-   */
-  failDelay?: AsyncFailDelay | undefined;
-  /** `PAM_DISALLOW_NULL_AUTHTOK` for both calls. */
-  disallowNullAuthtok?: boolean | undefined;
-  /** Receives the modules' info and error messages. */
-  onMessage?: ((message: PamMessage) => void) | undefined;
-  /** Aborts the check (while queued for a thread, or at a pending prompt). */
-  signal?: AbortSignal | undefined;
-  /** A prompt this binding cannot answer within this long fails the check. */
-  conversationTimeoutMs?: number | undefined;
-}
-
-const authenticateKeys = Object.keys(
-  {
-    service: true,
-    user: true,
-    password: true,
-    confdir: true,
-    rhost: true,
-    tty: true,
-    ruser: true,
-    library: true,
-    failDelay: true,
-    disallowNullAuthtok: true,
-    onMessage: true,
-    signal: true,
-    conversationTimeoutMs: true,
-  } satisfies Record<keyof AuthenticateOptions, true>,
-);
-
-/**
- * What a successful {@linkcode authenticate} returns.
- *
- * @example
- * ```ts
- * import type { AuthenticateResult } from "@seed/pam";
- * const result: AuthenticateResult = { user: "alice" };
- * ```
- */
-export interface AuthenticateResult {
-  /** `PAM_USER` after the check: modules may map the name the user typed to another. */
-  user: string;
-}
-
-/**
- * The check a login form needs, in one call: starts a transaction on a
- * pooled worker thread, sets the items, authenticates with `password`,
- * checks the account (`pam_acct_mgmt`) and ends. Rejects with
- * {@linkcode PamError} on any failure (`codeName` tells which).
- *
- * @example
- * ```ts
- * import { authenticate, PamError } from "@seed/pam";
- * try {
- *   const { user } = await authenticate({ service: "login", user: "alice", password: "secret" });
- *   console.log(`welcome, ${user}`);
- * } catch (error) {
- *   if (error instanceof PamError) console.log(`refused: ${error.codeName}`);
- *   else throw error;
- * }
- * ```
- */
-export async function authenticate(options: AuthenticateOptions): Promise<AuthenticateResult> {
-  const what = "authenticate() options";
-  if (options === undefined) throw new TypeError(`${what} are required`);
-  const o = optionsObject<AuthenticateOptions>(options, what);
-  checkKnownKeys(o, authenticateKeys, what);
-  checkCString(o.user, "user");
-  if (typeof o.password !== "string" && !(o.password instanceof Uint8Array)) {
-    throw new TypeError(`password must be a string or a Uint8Array, got ${describe(o.password)}`);
-  }
-  if (typeof o.password === "string" ? o.password.includes("\0") : o.password.includes(0)) {
-    throw new TypeError("password contains a NUL byte, which C would silently truncate");
-  }
-  // The conversation's limit, with or without onMessage: a RangeError before any thread.
-  checkAnswerSize(o.password, "password");
-  if (o.onMessage !== undefined && typeof o.onMessage !== "function") {
-    throw new TypeError(`onMessage must be a function, got ${describe(o.onMessage)}`);
-  }
-  optionalBoolean(o.disallowNullAuthtok, "disallowNullAuthtok");
-  const start = checkStartOptions(o, what);
-  const items: Record<string, string> = {};
-  for (const name of ["rhost", "tty", "ruser"] as const) {
-    const value = o[name];
-    if (value === undefined) continue;
-    checkCString(value, name);
-    items[name] = value;
-  }
-  // Without onMessage nothing needs the main thread during the check: the password goes
-  // into the worker's shared buffer up front (never through structured clone) and the
-  // worker answers the prompts itself, saving a round trip per prompt.
-  const preload = o.onMessage === undefined;
-  const conversation = preload
-    ? undefined
-    : passwordConversation(o.password, { onMessage: o.onMessage });
-  const modules = holdModules(start.options);
-  try {
-    const worker = await acquireWorker(o.signal);
-    const link = new Link(worker, conversation, o.signal, start);
-    try {
-      // `last`: the thread goes back to the pool with the reply, before a fail delay.
-      const user = await link.request(
-        {
-          op: "oneShot",
-          ...workerStart(start),
-          conversation: !preload,
-          preloadedPassword: preload,
-          items,
-          flags: o.disallowNullAuthtok ? { disallowNullAuthtok: true } : {},
-        },
-        preload ? [o.password] : undefined,
-        true,
-      );
-      return { user: typeof user === "string" ? user : o.user };
-    } finally {
-      releaseWorker(worker, link.lease);
-    }
-  } finally {
-    modules.release();
   }
 }

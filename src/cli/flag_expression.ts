@@ -15,7 +15,7 @@
  * @module
  */
 
-import { Flag } from "./constants.ts";
+import { Flag } from "../constants.ts";
 
 /**
  * The flag names pamtester resolves, in the order it tries them (a prefix

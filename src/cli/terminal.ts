@@ -9,12 +9,14 @@
  * @module
  */
 
-import { fstatSync, readSync, writeSync } from "node:fs";
+import { fstatSync } from "node:fs";
 import { isatty } from "node:tty";
-import { MessageStyle } from "./constants.ts";
-import { type PamAnswer, type PamMessage, wipeByteAnswers } from "./conversation.ts";
-import { openLibc } from "./library.ts";
-import { checkKnownKeys, optionsObject } from "./validate.ts";
+import { MessageStyle } from "../constants.ts";
+import type { PamAnswer, PamMessage } from "../conversation.ts";
+import { wipeByteAnswers } from "../_answers.ts";
+import { openLibc } from "../_library.ts";
+import { checkKnownKeys, optionsObject } from "../_validate.ts";
+import { readInto, write } from "./_fd_io.ts";
 
 /**
  * Options for {@linkcode terminalConversation}.
@@ -112,48 +114,6 @@ const F_GETFL = 3;
 const O_ACCMODE = 0o3;
 const O_RDWR = 0o2;
 const DEV_NULL = (1 << 8) | 3;
-
-const encoder = new TextEncoder();
-
-/** Writes all of `text`, retrying partial writes and `EAGAIN` (a descriptor shared non-blocking). */
-export function write(fd: number, text: string): void {
-  const bytes = encoder.encode(text);
-  let done = 0;
-  while (done < bytes.length) {
-    try {
-      done += writeSync(fd, bytes, done, bytes.length - done);
-    } catch (error) {
-      if ((error as { code?: string }).code === "EAGAIN") {
-        pause();
-        continue;
-      }
-      throw error;
-    }
-  }
-}
-
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-function pause(): void {
-  Atomics.wait(sleeper, 0, 0, 10);
-}
-
-/** One `read(2)` of up to `into.length` bytes: the count, 0 at end of input, -1 on error. */
-function readInto(fd: number, into: Uint8Array): number {
-  for (;;) {
-    try {
-      return readSync(fd, into, 0, into.length, null);
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === "EOF") return 0;
-      // A non-blocking descriptor (shared with another process) or a signal: try again.
-      if (code === "EAGAIN" || code === "EINTR") {
-        pause();
-        continue;
-      }
-      return -1;
-    }
-  }
-}
 
 /**
  * Whether `fd` is what the runtime put in place of a standard descriptor the

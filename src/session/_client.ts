@@ -12,17 +12,11 @@ import { availableParallelism } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { defaultLibraries, native, prioritySymbols, threadListSymbols } from "../../ffi/mod.ts";
-import {
-  isObjectLike,
-  type PamAnswer,
-  type PamMessage,
-  snapshotAnswers,
-  wipeByteAnswers,
-  wipeSnapshot,
-} from "../conversation.ts";
+import type { PamAnswer, PamMessage } from "../conversation.ts";
+import { isObjectLike, snapshotAnswers, wipeByteAnswers, wipeSnapshot } from "../_answers.ts";
 import { encodeFrame, type Frame, FrameDecoder } from "./_frames.ts";
 import { decodeMessages, encodeAnswers } from "./_protocol.ts";
-import { cString } from "../validate.ts";
+import { cString } from "../_validate.ts";
 
 /** A conversation handler as `login()` takes it: may be async. */
 export type Handler = (messages: readonly PamMessage[]) => unknown;

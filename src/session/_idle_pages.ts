@@ -20,7 +20,7 @@
  * @module
  */
 
-import { lastErrno } from "../library.ts";
+import { lastErrno } from "../_library.ts";
 import { processLibc } from "./_spawn.ts";
 
 const MADV_DONTNEED = 4;

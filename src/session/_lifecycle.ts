@@ -13,7 +13,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { type ItemName, ReturnCode } from "../constants.ts";
 import { PamError } from "../errors.ts";
-import { isNewPasswordNeeded } from "../conversation.ts";
+import { isNewPasswordNeeded } from "../_new_password.ts";
 import type { AuthFlags, ChauthtokFlags, CredAction, SilentFlag } from "../transaction.ts";
 import type { SessionRecord } from "./record.ts";
 import {
@@ -28,7 +28,7 @@ import {
   utmpCalls,
   UtmpType,
   type UtmpxEntry,
-} from "../utmp.ts";
+} from "./_utmp.ts";
 import {
   checkCString,
   checkFailDelay,
@@ -37,7 +37,7 @@ import {
   describe,
   optionalBoolean,
   optionsObject,
-} from "../validate.ts";
+} from "../_validate.ts";
 
 /** The methods the lifecycle calls: `PamTransaction` and `AsyncPamTransaction` both have them. */
 export interface LifecycleTransaction {

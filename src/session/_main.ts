@@ -23,8 +23,9 @@ import { readdirSync } from "node:fs";
 import process from "node:process";
 import { clearTimeout, setImmediate, setTimeout } from "node:timers";
 import { MessageStyle } from "../constants.ts";
-import { type PamAnswer, type PamMessage, wipeSnapshot } from "../conversation.ts";
-import { lastErrno } from "../library.ts";
+import type { PamAnswer, PamMessage } from "../conversation.ts";
+import { wipeSnapshot } from "../_answers.ts";
+import { lastErrno } from "../_library.ts";
 import { PamTransaction } from "../transaction.ts";
 import { encodeFrame, type Frame, FrameDecoder, readFrameSync } from "./_frames.ts";
 import {
@@ -40,7 +41,7 @@ import { CallerConversationFailure, decodeAnswers, encodeMessages, toWire } from
 import { dropCleanFilePages } from "./_idle_pages.ts";
 import { openPty, type Pty, type PtyProcess } from "./_pty.ts";
 import { launchAsUser, lookupUser, processLibc, spawnAsUser, type SpawnPlan } from "./_spawn.ts";
-import { idOfLine, lineOfTty } from "../utmp.ts";
+import { idOfLine, lineOfTty } from "./_utmp.ts";
 
 const EINTR = 4;
 const EAGAIN = 11;

@@ -14,8 +14,8 @@
 import { spawn as spawnChild } from "node:child_process";
 import { existsSync } from "node:fs";
 import { native } from "../../ffi/mod.ts";
-import { errnoText, lastErrno } from "../library.ts";
-import { checkCString, checkKnownKeys, cString, describe, optionsObject } from "../validate.ts";
+import { errnoText, lastErrno } from "../_library.ts";
+import { checkCString, checkKnownKeys, cString, describe, optionsObject } from "../_validate.ts";
 import { splitRootEnv } from "./_root_env.ts";
 import { processLibc } from "./_spawn.ts";
 

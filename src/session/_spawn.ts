@@ -12,7 +12,7 @@
 import { type ChildProcess, spawn, type StdioOptions } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { defaultLibraries, native, sessionProcessSymbols } from "../../ffi/mod.ts";
-import { cString } from "../validate.ts";
+import { cString } from "../_validate.ts";
 import type { StdioMode } from "./program.ts";
 import { splitRootEnv } from "./_root_env.ts";
 

@@ -8,9 +8,9 @@
 
 import { closeSync, constants, fstatSync, lstatSync, openSync, type Stats } from "node:fs";
 import process from "node:process";
-import { native } from "../ffi/mod.ts";
-import { errnoText, openLibc } from "./library.ts";
-import { cString, describe } from "./validate.ts";
+import { native } from "../../ffi/mod.ts";
+import { errnoText, openLibc } from "../_library.ts";
+import { cString, describe } from "../_validate.ts";
 
 /**
  * glibc's `struct utmpx` on x86_64 (`<bits/utmpx.h>`): 384 bytes, `ut_tv` as

@@ -10,9 +10,9 @@
  */
 
 import type { MessagePort } from "node:worker_threads";
-import { rebuildError, type SerializedError } from "./_error_wire.ts";
-import { type SpawnedThread, spawnThread } from "./thread_spawner.ts";
-import type { UtmpCalls, UtmpRequest } from "./utmp.ts";
+import { rebuildError, type SerializedError } from "../_error_wire.ts";
+import { type SpawnedThread, spawnThread } from "../_thread_spawner.ts";
+import type { UtmpCalls, UtmpRequest } from "./_utmp.ts";
 
 const url = import.meta.url.endsWith(".js")
   ? new URL("./_utmp_worker.js", import.meta.url)

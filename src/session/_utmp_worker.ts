@@ -1,5 +1,5 @@
 /**
- * The entry of the utmp thread (started by `src/_utmp_thread.ts`, never
+ * The entry of the utmp thread (started by `src/session/_utmp_thread.ts`, never
  * imported): runs the glibc utmp calls one at a time, off the caller's event
  * loop. Its first message hands over the port its requests come in on.
  * Internal.
@@ -8,8 +8,8 @@
  */
 
 import { MessageChannel, type MessagePort, workerData } from "node:worker_threads";
-import { serializeError } from "./_error_wire.ts";
-import { utmpCalls, type UtmpRequest } from "./utmp.ts";
+import { serializeError } from "../_error_wire.ts";
+import { utmpCalls, type UtmpRequest } from "./_utmp.ts";
 
 const out = (workerData as { port: MessagePort }).port;
 const { port1: requests, port2 } = new MessageChannel();

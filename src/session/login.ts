@@ -13,9 +13,10 @@
  */
 
 import process from "node:process";
-import { AsyncPamTransaction, type AsyncPamTransactionOptions, detachSignal } from "../async.ts";
-import { threadUtmp } from "../_utmp_thread.ts";
-import { checkConversation, describe, optionsObject } from "../validate.ts";
+import { AsyncPamTransaction, type AsyncPamTransactionOptions } from "../async/transaction.ts";
+import { detachSignal } from "../async/_link.ts";
+import { threadUtmp } from "./_utmp_thread.ts";
+import { checkConversation, describe, optionsObject } from "../_validate.ts";
 import { diedError, quiet, SessionProcess } from "./_client.ts";
 import type { Frame } from "./_frames.ts";
 import {
@@ -33,14 +34,10 @@ import {
 import { decodeMessages, fromWire, type WireError } from "./_protocol.ts";
 import { checkSize } from "./_pty.ts";
 import { spawnAsUser, type SpawnPlan } from "./_spawn.ts";
-import {
-  newProgram,
-  planSpawn,
-  type ProgramPort,
-  type ProgramSink,
-  type SessionProgram,
-  type SpawnOptions,
-} from "./program.ts";
+import { newProgram, planSpawn, type ProgramPort, type ProgramSink } from "./_program.ts";
+// Evaluated for its side effect too: SessionProgram's static block is what newProgram() calls.
+import "./program.ts";
+import type { SessionProgram, SpawnOptions } from "./program.ts";
 import type { SessionRecord } from "./record.ts";
 
 /**

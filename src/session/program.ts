@@ -7,8 +7,8 @@
 
 import { constants } from "node:os";
 import type { SpawnPlan } from "./_spawn.ts";
-import { checkCString, describe, optionalBoolean, optionsObject } from "../validate.ts";
-import { checkKeys } from "./_lifecycle.ts";
+import { describe } from "../_validate.ts";
+import { programAccess, type ProgramPort, type ProgramSink } from "./_program.ts";
 import { checkDimension } from "./_pty.ts";
 
 /**
@@ -99,53 +99,8 @@ export interface ProgramStatus {
   readonly signal: string | null;
 }
 
-/** How a program's streams and signals reach the process that runs it. Internal. */
-export interface ProgramPort {
-  write(bytes: Uint8Array): Promise<void>;
-  endInput(): void;
-  kill(signal: string): void;
-  /** Keys for its terminal. */
-  type?(bytes: Uint8Array): Promise<void>;
-  /** Its terminal's new size. */
-  resize?(cols: number, rows: number): void;
-  /**
-   * Stops reading the program's output `fd` (or its terminal's) until
-   * {@linkcode ProgramPort.resume}: backpressure.
-   */
-  pause(fd: 1 | 2 | "terminal"): void;
-  resume(fd: 1 | 2 | "terminal"): void;
-}
-
 /** Output buffered for a reader before the program's stream is paused. */
 const outputHighWaterMark = 256 * 1024;
-
-/** What the process running a program reports of it. Internal. */
-export interface ProgramSink {
-  output(fd: 1 | 2, bytes: Uint8Array): void;
-  end(fd: 1 | 2): void;
-  exit(status: ProgramStatus): void;
-  /** The session process died: the program's fate is unknown. */
-  lost(error: Error): void;
-  /** What it wrote to its terminal. */
-  screen(bytes: Uint8Array): void;
-  /** Its terminal's last output has been delivered. */
-  screenEnd(): void;
-}
-
-let createProgram: (
-  pid: number,
-  plan: SpawnPlan,
-  port: ProgramPort,
-) => { program: SessionProgram; sink: ProgramSink };
-
-/** Builds a program and the sink its process reports to. Internal. */
-export function newProgram(
-  pid: number,
-  plan: SpawnPlan,
-  port: ProgramPort,
-): { program: SessionProgram; sink: ProgramSink } {
-  return createProgram(pid, plan, port);
-}
 
 const signalNames = new Set(Object.keys(constants.signals));
 
@@ -177,7 +132,7 @@ export class SessionProgram {
   #exited = false;
 
   static {
-    createProgram = (pid, plan, port) => {
+    programAccess.create = (pid, plan, port) => {
       const outputs = new Map<1 | 2, ReadableStreamDefaultController<Uint8Array>>();
       // A reader that does not keep up pauses the program's stream (and so, through its pipe,
       // the program) instead of letting its output pile up in memory.
@@ -353,66 +308,4 @@ function newTerminal(
       port.resize!(cols, rows);
     },
   });
-}
-
-const spawnKeys = ["env", "cwd", "stdin", "stdout", "stderr", "endsSession", "terminal"];
-const modes = ["piped", "inherit", "null"];
-
-function mode(value: unknown, what: string): StdioMode {
-  if (value === undefined) return "piped";
-  if (typeof value !== "string" || !modes.includes(value)) {
-    throw new TypeError(`${what} must be "piped", "inherit" or "null", got ${describe(value)}`);
-  }
-  return value as StdioMode;
-}
-
-/** Checks `spawn()`'s arguments before anything is sent, into plain data. Internal. */
-export function planSpawn(argv: unknown, options: unknown): SpawnPlan {
-  if (!Array.isArray(argv) || argv.length === 0) {
-    throw new TypeError(`spawn() takes a non-empty array of strings, got ${describe(argv)}`);
-  }
-  const args = [...argv];
-  args.forEach((a, i) => checkCString(a, `argv[${i}]`));
-  if (args[0] === "") throw new TypeError("argv[0] must not be empty");
-  const o = optionsObject<Record<string, unknown>>(options, "spawn() options");
-  checkKeys(o, spawnKeys, "spawn() options");
-  const env: Record<string, string> = {};
-  if (o.env !== undefined) {
-    const given = optionsObject<Record<string, unknown>>(o.env, "spawn() env");
-    for (const [name, value] of Object.entries(given)) {
-      checkCString(name, "an environment variable's name");
-      if (name === "" || name.includes("=")) {
-        throw new TypeError(`environment variable names must be non-empty and without "="`);
-      }
-      checkCString(value, `env.${name}`);
-      env[name] = value as string;
-    }
-  }
-  let cwd: string | undefined;
-  if (o.cwd !== undefined) {
-    checkCString(o.cwd, "cwd");
-    cwd = o.cwd as string;
-  }
-  const terminal = optionalBoolean(o.terminal, "terminal") ?? false;
-  if (terminal) {
-    const streams = ["stdin", "stdout", "stderr"].filter((name) => o[name] !== undefined);
-    if (streams.length) {
-      throw new TypeError(
-        `terminal: true connects the program's streams to the terminal; ${
-          streams.join(", ")
-        } cannot be given with it`,
-      );
-    }
-    env.TERM ??= "xterm-256color";
-  }
-  return {
-    argv: args as string[],
-    env,
-    ...(cwd !== undefined ? { cwd } : {}),
-    stdin: terminal ? "null" : mode(o.stdin, "stdin"),
-    stdout: terminal ? "null" : mode(o.stdout, "stdout"),
-    stderr: terminal ? "null" : mode(o.stderr, "stderr"),
-    endsSession: optionalBoolean(o.endsSession, "endsSession") ?? false,
-    terminal,
-  };
 }

@@ -5,11 +5,11 @@
  * @module
  */
 
-import { type AsyncConversation, AsyncPamTransaction } from "../async.ts";
-import { checkConversation, describe, optionalBoolean, optionsObject } from "../validate.ts";
+import { type AsyncConversation, AsyncPamTransaction } from "../async/transaction.ts";
+import { checkConversation, describe, optionalBoolean, optionsObject } from "../_validate.ts";
 import { diedError, quiet, SessionProcess } from "./_client.ts";
-import { threadUtmp } from "../_utmp_thread.ts";
-import { systemUtmpFile, systemWtmpFile } from "../utmp.ts";
+import { threadUtmp } from "./_utmp_thread.ts";
+import { systemUtmpFile, systemWtmpFile } from "./_utmp.ts";
 import {
   absolute,
   checkKeys,

@@ -1,0 +1,91 @@
+/**
+ * The async API's automatic hold on a service's modules, for the idle
+ * window `setModuleIdleWindow()` sets (see `src/loaded_modules.ts` for why
+ * holding them pays).
+ *
+ * @module
+ */
+
+import { clearTimeout, setTimeout } from "node:timers";
+import { PamTransaction } from "./transaction.ts";
+
+/** Which stack a hold keeps loaded. */
+export interface ModuleStack {
+  service: string;
+  confdir?: string | undefined;
+  library?: string | undefined;
+}
+
+/** How long a service's modules stay loaded after its last async transaction ended. */
+let idleWindowMs = 1000;
+
+/** One service's automatic hold: the transactions using it, and the handle holding its modules. */
+interface Window {
+  users: number;
+  modules: PamTransaction | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+const windows = new Map<string, Window>();
+
+/** Lets `window`'s modules go (when no transaction uses them and the idle window is over). */
+function close(key: string, window: Window): void {
+  if (window.users > 0 || windows.get(key) !== window) return;
+  windows.delete(key);
+  if (window.timer !== undefined) clearTimeout(window.timer);
+  window.modules?.end();
+}
+
+/**
+ * Holds the modules of a service loaded while the async API uses it and
+ * for the idle window after (see `setModuleIdleWindow()`): the
+ * first transaction of a burst runs one `pam_start` on this thread (the
+ * holder, as `keepModulesLoaded()` does), the others only count.
+ * Not public: `AsyncPamTransaction` and `authenticate()` call it; `release()`
+ * (once per call) ends their use.
+ */
+export function holdModules(options: ModuleStack): { release(): void } {
+  if (idleWindowMs === 0) return { release() {} };
+  const key = JSON.stringify([options.service, options.confdir ?? null, options.library ?? null]);
+  let window = windows.get(key);
+  if (!window) {
+    let modules: PamTransaction | undefined;
+    try {
+      // pam_start reads the service file and loads its modules; this handle never calls one.
+      modules = PamTransaction.start({
+        service: options.service,
+        confdir: options.confdir,
+        library: options.library,
+      });
+    } catch {
+      // The transaction's own pam_start reports what is wrong (a missing service file,
+      // a library that does not load); nothing is held.
+    }
+    window = { users: 0, modules, timer: undefined };
+    windows.set(key, window);
+  }
+  if (window.timer !== undefined) {
+    clearTimeout(window.timer);
+    window.timer = undefined;
+  }
+  window.users++;
+  const held = window;
+  let released = false;
+  return {
+    release() {
+      if (released) return;
+      released = true;
+      if (--held.users > 0 || windows.get(key) !== held) return;
+      if (idleWindowMs === 0) return close(key, held);
+      held.timer = setTimeout(() => close(key, held), idleWindowMs);
+      // An idle window never keeps the process alive.
+      held.timer.unref();
+    },
+  };
+}
+
+/** Sets the idle window (checked by `setModuleIdleWindow()`); 0 lets every hold go now. */
+export function setIdleWindow(ms: number): void {
+  idleWindowMs = ms;
+  if (ms === 0) { for (const [key, window] of [...windows]) close(key, window); }
+}

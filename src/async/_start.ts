@@ -1,0 +1,65 @@
+/**
+ * The checks every async start shares (`AsyncPamTransaction.start()`,
+ * `authenticate()`, `login()`), and the start request the worker gets.
+ *
+ * @module
+ */
+
+import type { StartRequest } from "./_channel.ts";
+import { checkCString, checkFailDelay, checkService, describe } from "../_validate.ts";
+import type { AsyncFailDelay, AsyncPamTransactionOptions } from "./transaction.ts";
+
+/** What {@linkcode checkStartOptions} returns: the start request, `failDelay` as the caller gave it. */
+export interface CheckedStart {
+  readonly options: Omit<StartRequest["options"], "failDelay"> & {
+    failDelay?: AsyncFailDelay | undefined;
+  };
+  readonly conversationTimeoutMs?: number | undefined;
+}
+
+/** Checks the options every async start shares; also used by `login()` (src/session/login.ts). */
+export function checkStartOptions(
+  o: AsyncPamTransactionOptions,
+  what: string,
+): CheckedStart {
+  checkService(o.service);
+  if (o.user !== undefined && o.user !== null) checkCString(o.user, "user");
+  if (o.confdir !== undefined && o.confdir !== null) checkCString(o.confdir, "confdir");
+  if (o.library !== undefined) checkCString(o.library, "library");
+  checkFailDelay(o.failDelay, true);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
+    throw new TypeError(`${what}.signal must be an AbortSignal, got ${describe(o.signal)}`);
+  }
+  const ms = o.conversationTimeoutMs;
+  if (ms !== undefined && (typeof ms !== "number" || !(ms > 0) || ms > 2 ** 31 - 1)) {
+    throw new TypeError(
+      `${what}.conversationTimeoutMs must be a positive number of milliseconds, got ${
+        typeof ms === "number" ? ms : describe(ms)
+      }`,
+    );
+  }
+  const options: CheckedStart["options"] = { service: o.service };
+  if (o.user !== undefined && o.user !== null) options.user = o.user;
+  if (o.confdir !== undefined && o.confdir !== null) options.confdir = o.confdir;
+  if (o.library !== undefined) options.library = o.library;
+  if (o.failDelay !== undefined) options.failDelay = o.failDelay;
+  return { options, conversationTimeoutMs: ms };
+}
+
+/**
+ * The start request the worker gets: in `"async"` mode its libpam reports
+ * the delay (the `PAM_FAIL_DELAY` callback) and the main thread waits it out.
+ */
+export function workerStart(start: CheckedStart): Omit<StartRequest, "conversation"> {
+  return {
+    options: {
+      ...start.options,
+      failDelay: start.options.failDelay === "native" ? "native" : "report",
+    },
+    conversationTimeoutMs: start.conversationTimeoutMs,
+  };
+}
+
+/** Whether failures wait out their delay on the main thread (the async API's default). */
+export const delaysOnTimer = (start: CheckedStart): boolean =>
+  start.options.failDelay === undefined || start.options.failDelay === "async";

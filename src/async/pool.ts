@@ -1,0 +1,114 @@
+/**
+ * The controls of the pool of PAM worker threads behind
+ * `AsyncPamTransaction` and `authenticate()` (the pool itself is
+ * `src/async/_pool.ts`).
+ *
+ * @module
+ */
+
+import { MAX_THREADS, poolStats, resizePool, startPool } from "./_pool.ts";
+
+/**
+ * How busy the pool is.
+ *
+ * @example
+ * ```ts
+ * import { workerPoolStats } from "@seed/pam";
+ * const { workers, busy, held, queued } = workerPoolStats();
+ * console.log(`${busy} PAM threads at work, ${held}/${workers} held, ${queued} waiting`);
+ * ```
+ */
+export interface WorkerPoolStats {
+  /** The most threads running libpam work at once. */
+  readonly size: number;
+  /** The most threads alive at once (each transaction holds one from start to end). */
+  readonly maxThreads: number;
+  /** Threads alive now. */
+  readonly workers: number;
+  /**
+   * Threads running libpam work now: a request sent and not yet answered,
+   * and not waiting for the application's conversation handler.
+   */
+  readonly busy: number;
+  /** Threads held by a transaction or one-shot, at work or not. */
+  readonly held: number;
+  /** Threads started that do not run yet (they take no work until they do). */
+  readonly starting: number;
+  /** Transactions and calls waiting for a thread or for a run slot. */
+  readonly queued: number;
+  /** Threads started since the process began (a measure of reuse). */
+  readonly started: number;
+}
+
+/**
+ * Sets how many PAM worker threads may run libpam work at once (default 4),
+ * and how many threads may be alive at once (`maxThreads`, default 64, at
+ * least `threads`). Each transaction holds one thread from start to end,
+ * but only its calls count against `threads`, and not while they wait for
+ * the conversation handler: a login waiting for a person takes a thread,
+ * not a turn. Calls beyond the bound wait in a queue; threads idle beyond
+ * `threads` stop after 10 s.
+ *
+ * @throws {TypeError} when `threads` or `maxThreads` is not an integer from 1 to 1024, or
+ *   `maxThreads` is below `threads`, or `options` has an unknown key
+ * @example
+ * ```ts
+ * import { setWorkerPoolSize } from "@seed/pam";
+ * setWorkerPoolSize(8, { maxThreads: 128 });
+ * ```
+ */
+export function setWorkerPoolSize(threads: number, options?: { maxThreads?: number }): void {
+  const bounded = (n: unknown) =>
+    Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 1024;
+  if (!bounded(threads)) {
+    throw new TypeError(`setWorkerPoolSize() takes an integer from 1 to 1024, got ${threads}`);
+  }
+  if (options !== undefined) {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError("setWorkerPoolSize() options must be an object");
+    }
+    for (const key of Object.keys(options)) {
+      if (key !== "maxThreads") {
+        throw new TypeError(`setWorkerPoolSize() has no option ${JSON.stringify(key)}`);
+      }
+    }
+  }
+  const max = options?.maxThreads ?? Math.max(MAX_THREADS, threads);
+  if (!bounded(max) || max < threads) {
+    throw new TypeError(
+      `setWorkerPoolSize() maxThreads must be an integer from ${threads} to 1024, got ${max}`,
+    );
+  }
+  resizePool(threads, max);
+}
+
+/**
+ * Starts `size` threads ahead of time, so that the first checks of a
+ * server find them running (`workerPoolStats().starting` falls to 0).
+ * Optional; the pool starts by itself on first use. On Deno the main
+ * thread pays two threads' start-up (the first PAM thread, then the one
+ * that starts all others, each in a turn of its own, tens of milliseconds,
+ * once); later threads start without it.
+ *
+ * @example
+ * ```ts
+ * import { startWorkerPool } from "@seed/pam";
+ * startWorkerPool(); // at server start, before listening
+ * ```
+ */
+export function startWorkerPool(): void {
+  startPool();
+}
+
+/**
+ * The pool's bounds and current use.
+ *
+ * @example
+ * ```ts
+ * import { workerPoolStats } from "@seed/pam";
+ * console.log(workerPoolStats().size); // 4
+ * ```
+ */
+export function workerPoolStats(): WorkerPoolStats {
+  return poolStats();
+}
