@@ -11,6 +11,7 @@
 
 import { fstatSync, readSync, writeSync } from "node:fs";
 import { isatty } from "node:tty";
+import { termiosConstants, termiosLayout } from "../ffi/mod.ts";
 import { MessageStyle } from "./constants.ts";
 import { type PamAnswer, type PamMessage, wipeByteAnswers } from "./conversation.ts";
 import { openLibc } from "./library.ts";
@@ -87,26 +88,12 @@ export class TerminalInterrupt extends Error {
 // misc_conv reads at most PAM_MISC_CONV_BUFSIZE - 1 bytes (Debian: 4096 - 1).
 const INPUT_MAX = 4095;
 
-// glibc's struct termios (Linux, x86_64 and aarch64): 60 bytes, c_lflag at
-// 12, c_cc[32] at 17; the flag and index values are <bits/termios*.h>'s.
-const TERMIOS_SIZE = 64;
-const LFLAG = 12;
-const CC = 17;
-const ISIG = 0o1;
-const ICANON = 0o2;
-const ECHO = 0o10;
-const VINTR = 0;
-const VQUIT = 1;
-const VERASE = 2;
-const VKILL = 3;
-const VEOF = 4;
-const VTIME = 5;
-const VMIN = 6;
-const VSUSP = 10;
-const VWERASE = 14;
-const VLNEXT = 15;
-const TCSADRAIN = 1;
-const TCSAFLUSH = 2;
+// glibc's struct termios: the members and values misc_conv changes (ffi/layouts.ts).
+const TERMIOS_SIZE = termiosLayout.size;
+const LFLAG = termiosLayout.lflag.offset;
+const CC = termiosLayout.cc.offset;
+const { ISIG, ICANON, ECHO, VINTR, VQUIT, VERASE, VKILL, VEOF, VTIME, VMIN } = termiosConstants;
+const { VSUSP, VWERASE, VLNEXT, TCSADRAIN, TCSAFLUSH } = termiosConstants;
 // <fcntl.h>; /dev/null is character device 1:3 (<linux/major.h>, glibc's makedev encoding).
 const F_GETFL = 3;
 const O_ACCMODE = 0o3;

@@ -7,7 +7,7 @@
 
 import { statSync } from "node:fs";
 import { join } from "node:path";
-import { native, type Pointer } from "../ffi/mod.ts";
+import { native, pamXAuthDataLayout, type Pointer, pointerSize } from "../ffi/mod.ts";
 import { type ItemName, ItemType, ReturnCode } from "./constants.ts";
 import {
   type Conversation,
@@ -154,10 +154,9 @@ const serviceCache = new CStringCache();
 const userCache = new CStringCache();
 const confdirCache = new CStringCache();
 // pam_start's and pam_get_item's out-parameters, each read right after its call.
-const handleOut = new Uint8Array(8);
-const itemOut = new Uint8Array(8);
+const handleOut = new Uint8Array(pointerSize);
+const itemOut = new Uint8Array(pointerSize);
 
-const XAUTHDATA_SIZE = 32; // struct pam_xauth_data { int namelen; char *name; int datalen; char *data; }
 const textDecoder = new TextDecoder();
 
 /**
@@ -456,12 +455,13 @@ export class PamTransaction {
   getXAuthData(): XAuthData | undefined {
     const struct = this.#getItemPointer(ItemType.XAUTHDATA);
     if (!struct) return undefined;
-    const nameLength = native.readI32(struct, 0);
-    const name = native.readPointer(struct, 8);
+    const L = pamXAuthDataLayout;
+    const nameLength = native.readI32(struct, L.namelen.offset);
+    const name = native.readPointer(struct, L.name.offset);
     // Linux-PAM returns its embedded, zeroed struct when nothing was set: never NULL.
     if (!name) return undefined;
-    const dataLength = native.readI32(struct, 16);
-    const data = native.readPointer(struct, 24);
+    const dataLength = native.readI32(struct, L.datalen.offset);
+    const data = native.readPointer(struct, L.data.offset);
     return {
       name: nameLength > 0 ? textDecoder.decode(native.view(name, nameLength)) : "",
       data: data && dataLength > 0 ? native.view(data, dataLength).slice() : new Uint8Array(),
@@ -484,20 +484,21 @@ export class PamTransaction {
     const name = cString(o.name, "XAuthData.name");
     const handle = this.#changing("setXAuthData");
     const libc = openLibc();
+    const L = pamXAuthDataLayout;
     // One C block: the struct, then the name (NUL-terminated), then the data.
-    const size = XAUTHDATA_SIZE + name.length + o.data.length;
+    const size = L.size + name.length + o.data.length;
     const block = libc.malloc(size);
     if (!block) throw new Error("malloc failed for PAM_XAUTHDATA");
     try {
       const bytes = native.view(block, size);
-      bytes.set(name, XAUTHDATA_SIZE);
-      bytes.set(o.data, XAUTHDATA_SIZE + name.length);
+      bytes.set(name, L.size);
+      bytes.set(o.data, L.size + name.length);
       const view = new DataView(bytes.buffer, bytes.byteOffset, size);
       const address = native.addressOf(block);
-      view.setInt32(0, name.length - 1, true);
-      view.setBigUint64(8, BigInt(address + XAUTHDATA_SIZE), true);
-      view.setInt32(16, o.data.length, true);
-      view.setBigUint64(24, BigInt(address + XAUTHDATA_SIZE + name.length), true);
+      view.setInt32(L.namelen.offset, name.length - 1, true);
+      view.setBigUint64(L.name.offset, BigInt(address + L.size), true);
+      view.setInt32(L.datalen.offset, o.data.length, true);
+      view.setBigUint64(L.data.offset, BigInt(address + L.size + name.length), true);
       this.#check(
         this.#pam.pam_set_item_pointer(handle, ItemType.XAUTHDATA, block),
         "pam_set_item",
@@ -567,7 +568,7 @@ export class PamTransaction {
     const env: Record<string, string> = Object.create(null);
     // The caller owns the copy: every string and the array must be freed.
     for (let i = 0;; i++) {
-      const entry = native.readPointer(list, i * 8);
+      const entry = native.readPointer(list, i * pointerSize);
       if (!entry) break;
       const text = native.readCString(entry);
       const eq = text.indexOf("=");

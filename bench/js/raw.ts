@@ -9,6 +9,7 @@
  */
 
 import process from "node:process";
+import { pamConvLayout, pointerSize } from "../../ffi/layouts.ts";
 import { parseArgs, tick, timeAndReport } from "./common.ts";
 
 type Call = (...args: unknown[]) => number;
@@ -34,8 +35,8 @@ const z = (s: string) => encoder.encode(s + "\0");
 const service = z(args.service), user = z(args.user), confdir = z(args.confdir ?? "/etc/pam.d");
 // struct pam_conv: pam_start copies it, and nothing on these rows calls it (pam_permit asks
 // nothing of a user that is set; pam_echo says nothing under PAM_SILENT).
-const conv = new Uint8Array(16);
-const out = new Uint8Array(8);
+const conv = new Uint8Array(pamConvLayout.size);
+const out = new Uint8Array(pointerSize);
 const outView = new DataView(out.buffer);
 
 const functions = [

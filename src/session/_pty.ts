@@ -13,7 +13,13 @@
 
 import { spawn as spawnChild } from "node:child_process";
 import { existsSync } from "node:fs";
-import { native } from "../../ffi/mod.ts";
+import {
+  groupLayout,
+  native,
+  pointerSize,
+  termiosConstants,
+  winsizeLayout,
+} from "../../ffi/mod.ts";
 import { errnoText, lastErrno } from "../library.ts";
 import { checkCString, checkKnownKeys, cString, describe, optionsObject } from "../validate.ts";
 import { splitRootEnv } from "./_root_env.ts";
@@ -171,7 +177,7 @@ const O_NOCTTY = 0o400;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
 const F_DUPFD_CLOEXEC = 1030;
-const TIOCSWINSZ = 0x5414;
+const { TIOCSWINSZ } = termiosConstants;
 const EINTR = 4;
 const EAGAIN = 11;
 const ERANGE = 34;
@@ -408,11 +414,11 @@ class Terminal implements Pty {
 }
 
 function setWindowSize(fd: number, cols: number, rows: number): void {
-  // struct winsize: ws_row, ws_col, ws_xpixel, ws_ypixel, unsigned shorts in host (little) order.
-  const winsize = new Uint8Array(8);
+  // Unsigned shorts in host (little) order; the pixel sizes stay 0.
+  const winsize = new Uint8Array(winsizeLayout.size);
   const view = new DataView(winsize.buffer);
-  view.setUint16(0, rows, true);
-  view.setUint16(2, cols, true);
+  view.setUint16(winsizeLayout.row.offset, rows, true);
+  view.setUint16(winsizeLayout.col.offset, cols, true);
   if (processLibc().ioctl(fd, TIOCSWINSZ, winsize) !== 0) {
     throw new Error(`Cannot set the terminal's size: ${errnoText()}`);
   }
@@ -421,9 +427,8 @@ function setWindowSize(fd: number, cols: number, rows: number): void {
 /** The `tty` group's id (`getgrnam_r`), or `undefined` where there is none. */
 function ttyGroupId(): number | undefined {
   const libc = processLibc();
-  // struct group: gr_name, gr_passwd (pointers), then gr_gid at 16; 32 bytes on 64-bit Linux.
-  const group = new Uint8Array(32);
-  const result = new Uint8Array(8);
+  const group = new Uint8Array(groupLayout.size);
+  const result = new Uint8Array(pointerSize);
   for (let size = 1024; size <= 1 << 20; size *= 4) {
     const failed = libc.getgrnam_r(
       cString("tty", "group"),
@@ -434,7 +439,7 @@ function ttyGroupId(): number | undefined {
     );
     if (failed === ERANGE) continue;
     if (failed !== 0 || native.readPointerFrom(result, 0) === null) return undefined;
-    return new DataView(group.buffer).getUint32(16, true);
+    return new DataView(group.buffer).getUint32(groupLayout.gid.offset, true);
   }
   return undefined;
 }
