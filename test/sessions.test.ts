@@ -22,7 +22,7 @@ import {
 } from "../mod.ts";
 import { createTestStack, type TestStack, wrapperModule } from "../src/testing.ts";
 import { readUtmpxFile, UtmpType } from "../src/utmp.ts";
-import { readSteps, stepLogModule, stepNames } from "./steplog.ts";
+import { readSteps, stepLogModule, stepNames } from "./_steplog.ts";
 
 const isDeno = "Deno" in globalThis;
 const steplog = stepLogModule();
