@@ -286,7 +286,7 @@ export const libcSymbols = {
  */
 export const sessionProcessSymbols = {
   // Blocking reads of the control channel while a synchronous PAM call waits for the caller's
-  // answers. ssize_t in C; bound as int, which every count this asks for fits.
+  // answers. read and write return ssize_t, bound as i32: no call here moves near 2 GiB.
   read: {
     parameters: [
       "i32", /* int fd */

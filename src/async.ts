@@ -46,6 +46,7 @@ import {
   checkFailDelay,
   checkKnownKeys,
   checkService,
+  checkTimeoutMs,
   checkXAuthData,
   describe,
   optionalBoolean,
@@ -157,14 +158,7 @@ export function checkStartOptions(
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
     throw new TypeError(`${what}.signal must be an AbortSignal, got ${describe(o.signal)}`);
   }
-  const ms = o.conversationTimeoutMs;
-  if (ms !== undefined && (typeof ms !== "number" || !(ms > 0) || ms > 2 ** 31 - 1)) {
-    throw new TypeError(
-      `${what}.conversationTimeoutMs must be a positive number of milliseconds, got ${
-        typeof ms === "number" ? ms : describe(ms)
-      }`,
-    );
-  }
+  const ms = checkTimeoutMs(o.conversationTimeoutMs, `${what}.conversationTimeoutMs`);
   const options: CheckedStart["options"] = { service: o.service };
   if (o.user !== undefined && o.user !== null) options.user = o.user;
   if (o.confdir !== undefined && o.confdir !== null) options.confdir = o.confdir;
@@ -388,6 +382,9 @@ class Link {
  * answer a prompt holds up the event loop. Same methods, options and
  * {@linkcode PamError}s as the synchronous `PamTransaction`.
  *
+ * Run from local files rather than JSR, Deno's worker thread also needs
+ * `--allow-read` for its module.
+ *
  * @example
  * ```ts
  * import { AsyncPamTransaction, PamError } from "@seed/pam";
@@ -405,6 +402,8 @@ class Link {
  *   if (error instanceof PamError) console.log(error.codeName);
  * }
  * ```
+ *
+ * @tags allow-ffi
  */
 export class AsyncPamTransaction {
   readonly #link: Link;
@@ -417,6 +416,11 @@ export class AsyncPamTransaction {
   #tail: Promise<unknown> = Promise.resolve();
   #endPromise: Promise<void> | undefined;
 
+  /**
+   * Not for callers: `AsyncPamTransaction.start()` makes one.
+   *
+   * @ignore
+   */
   private constructor(link: Link, modules: { release(): void }) {
     this.#link = link;
     this.#modules = modules;
@@ -432,6 +436,12 @@ export class AsyncPamTransaction {
    * import { AsyncPamTransaction } from "@seed/pam";
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * ```
+   *
+   * @throws {TypeError} (a rejection) for options of the wrong type, an unknown key, or a
+   *   string with a NUL byte, before any thread is involved.
+   * @throws {RangeError} (a rejection) for a `conversationTimeoutMs` out of range.
+   * @throws {PamError} (a rejection) when `pam_start` fails.
+   * @throws {Error} (a rejection) when libpam cannot be loaded, or `signal` aborted (its reason).
    */
   static async start(options: AsyncPamTransactionOptions): Promise<AsyncPamTransaction> {
     const what = "AsyncPamTransaction.start() options";
@@ -483,6 +493,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice", conversation: passwordConversation("pw") });
    * await tx.authenticate({ disallowNullAuthtok: true });
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_authenticate` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   authenticate(flags?: AuthFlags): Promise<void> {
     return this.#call(
@@ -501,6 +515,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * await tx.acctMgmt();
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_acct_mgmt` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   acctMgmt(flags?: AuthFlags): Promise<void> {
     return this.#call(
@@ -519,6 +537,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * await tx.setCred("establish");
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_setcred` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   setCred(action: CredAction, flags?: SilentFlag): Promise<void> {
     return this.#call("setCred", [action, flags], () => {
@@ -536,6 +558,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "passwd", user: "alice" });
    * await tx.chauthtok({ changeExpiredAuthtok: true });
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_chauthtok` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   chauthtok(flags?: ChauthtokFlags): Promise<void> {
     return this.#call(
@@ -555,6 +581,10 @@ export class AsyncPamTransaction {
    * await tx.openSession();
    * await tx.closeSession();
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_open_session` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   openSession(flags?: SilentFlag): Promise<void> {
     return this.#call(
@@ -574,6 +604,10 @@ export class AsyncPamTransaction {
    * await tx.openSession();
    * await tx.closeSession({ silent: true });
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_close_session` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   closeSession(flags?: SilentFlag): Promise<void> {
     return this.#call(
@@ -592,6 +626,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * console.log(await tx.getItem("user")); // "alice"
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_get_item` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   getItem(name: ItemName): Promise<string | undefined> {
     return this.#call("getItem", [name], () => itemType(name)) as Promise<
@@ -609,6 +647,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * await tx.setItem("rhost", "203.0.113.7");
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_set_item` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   setItem(name: ItemName, value: string): Promise<void> {
     return this.#call("setItem", [name, value], () => {
@@ -626,6 +668,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * console.log((await tx.getXAuthData())?.name);
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_get_item` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   getXAuthData(): Promise<XAuthData | undefined> {
     return this.#call("getXAuthData", [], () => {}) as Promise<XAuthData | undefined>;
@@ -642,6 +688,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * await tx.setXAuthData({ name: "MIT-MAGIC-COOKIE-1", data: crypto.getRandomValues(new Uint8Array(16)) });
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_set_item` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   setXAuthData(xauth: XAuthData): Promise<void> {
     return this.#call("setXAuthData", [xauth], () => checkXAuthData(xauth)) as Promise<void>;
@@ -657,6 +707,9 @@ export class AsyncPamTransaction {
    * await tx.putEnv("LANG=C.UTF-8");
    * console.log(await tx.getEnv("LANG")); // "C.UTF-8"
    * ```
+   *
+   * @throws {TypeError} (a rejection) for a bad name, before the worker is asked.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   getEnv(name: string): Promise<string | undefined> {
     return this.#call(
@@ -676,6 +729,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * await tx.putEnv("EDITOR=vi");
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_putenv` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   putEnv(entry: string): Promise<void> {
     return this.#call("putEnv", [entry], () => checkEnvEntry(entry)) as Promise<void>;
@@ -690,6 +747,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * const env = await tx.getEnvList();
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_getenvlist` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   getEnvList(): Promise<Record<string, string>> {
     // JSON brought the names across as own properties; keep them on an object without a
@@ -716,6 +777,9 @@ export class AsyncPamTransaction {
    *   await tx.end();
    * }
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad options.
+   * @throws {Error} (a rejection) when called from inside the transaction's own conversation.
    */
   end(options?: SilentFlag): Promise<void> {
     if (this.#endPromise) return this.#endPromise;
@@ -778,7 +842,7 @@ export class AsyncPamTransaction {
   #call(method: string, args: unknown[], validate: () => void): Promise<unknown> {
     try {
       if (this.ended) {
-        throw new Error("This AsyncPamTransaction has ended (pam_end ran); start a new one");
+        throw new Error("this AsyncPamTransaction has ended (pam_end ran); start a new one");
       }
       this.#refuseInsideConversation(method);
       validate();
@@ -883,6 +947,9 @@ export interface AuthenticateResult {
  * checks the account (`pam_acct_mgmt`) and ends. Rejects with
  * {@linkcode PamError} on any failure (`codeName` tells which).
  *
+ * Run from local files rather than JSR, Deno's worker thread also needs
+ * `--allow-read` for its module.
+ *
  * @example
  * ```ts
  * import { authenticate, PamError } from "@seed/pam";
@@ -894,6 +961,15 @@ export interface AuthenticateResult {
  *   else throw error;
  * }
  * ```
+ *
+ * @throws {TypeError} (a rejection) for options of the wrong type, an unknown key, or a
+ *   string with a NUL byte, before any thread is involved.
+ * @throws {RangeError} (a rejection) for a password past `MAX_ANSWER_BYTES`, or a
+ *   `conversationTimeoutMs` out of range.
+ * @throws {PamError} (a rejection) when a PAM step fails (`codeName` tells which).
+ * @throws {Error} (a rejection) when libpam cannot be loaded, or `signal` aborted (its reason).
+ *
+ * @tags allow-ffi
  */
 export async function authenticate(options: AuthenticateOptions): Promise<AuthenticateResult> {
   const what = "authenticate() options";

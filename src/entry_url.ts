@@ -46,7 +46,7 @@ function compiledEntry(name: string, marker: string): string {
     if (readFileSync(path, "utf8").includes(marker)) return path;
   }
   throw new Error(
-    `This program was compiled with \`bun build --compile\` without @seed/pam's ${name} entry, ` +
+    `this program was compiled with \`bun build --compile\` without @seed/pam's ${name} entry, ` +
       `which runs on a thread of its own: name it as a further entrypoint, as Bun documents for ` +
       `workers: \`bun build --compile app.ts ./node_modules/@seed/pam/src/${name}.js\` ` +
       `(src/${name}.ts in a checkout)`,

@@ -318,7 +318,7 @@ export class PamWorker {
 
   #die(reason: string, how: { cause?: Error; vanished?: boolean } = {}): void {
     if (this.#death) return;
-    this.#death = new Error(`The PAM worker thread died (${reason}); its transaction is lost`, {
+    this.#death = new Error(`the PAM worker thread died (${reason}); its transaction is lost`, {
       cause: how.cause,
     });
     wipeChannel(this.#channel);
@@ -603,8 +603,10 @@ export function releaseWorker(worker: PamWorker, lease: number): void {
  * not a turn. Calls beyond the bound wait in a queue; threads idle beyond
  * `threads` stop after 10 s.
  *
- * @throws {TypeError} when `threads` or `maxThreads` is not an integer from 1 to 1024, or
- *   `maxThreads` is below `threads`, or `options` has an unknown key
+ * @throws {TypeError} when `threads` or `maxThreads` is not a number, or `options` is not an
+ *   object or has an unknown key.
+ * @throws {RangeError} when `threads` or `maxThreads` is not an integer from 1 to 1024, or
+ *   `maxThreads` is below `threads`.
  * @example
  * ```ts
  * import { setWorkerPoolSize } from "@seed/pam";
@@ -614,8 +616,11 @@ export function releaseWorker(worker: PamWorker, lease: number): void {
 export function setWorkerPoolSize(threads: number, options?: { maxThreads?: number }): void {
   const bounded = (n: unknown) =>
     Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 1024;
+  if (typeof threads !== "number") {
+    throw new TypeError(`setWorkerPoolSize() takes a number of threads, got ${typeof threads}`);
+  }
   if (!bounded(threads)) {
-    throw new TypeError(`setWorkerPoolSize() takes an integer from 1 to 1024, got ${threads}`);
+    throw new RangeError(`setWorkerPoolSize() takes an integer from 1 to 1024, got ${threads}`);
   }
   if (options !== undefined) {
     if (options === null || typeof options !== "object") {
@@ -628,8 +633,11 @@ export function setWorkerPoolSize(threads: number, options?: { maxThreads?: numb
     }
   }
   const max = options?.maxThreads ?? Math.max(MAX_THREADS, threads);
+  if (typeof max !== "number") {
+    throw new TypeError(`setWorkerPoolSize() maxThreads must be a number, got ${typeof max}`);
+  }
   if (!bounded(max) || max < threads) {
-    throw new TypeError(
+    throw new RangeError(
       `setWorkerPoolSize() maxThreads must be an integer from ${threads} to 1024, got ${max}`,
     );
   }
@@ -647,11 +655,16 @@ export function setWorkerPoolSize(threads: number, options?: { maxThreads?: numb
  * that starts all others, each in a turn of its own, tens of milliseconds,
  * once); later threads start without it.
  *
+ * Run from local files rather than JSR, Deno's worker thread also needs
+ * `--allow-read` for its module.
+ *
  * @example
  * ```ts
  * import { startWorkerPool } from "@seed/pam";
  * startWorkerPool(); // at server start, before listening
  * ```
+ *
+ * @tags allow-ffi
  */
 export function startWorkerPool(): void {
   while (all.size < size) spawn(false);

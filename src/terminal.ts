@@ -80,7 +80,7 @@ export interface TerminalConversation {
 export class TerminalInterrupt extends Error {
   /** Builds the error. */
   constructor() {
-    super("Interrupted at the terminal");
+    super("interrupted at the terminal");
     this.name = "TerminalInterrupt";
   }
 }
@@ -312,6 +312,8 @@ function setFlags(attributes: Uint8Array, clear: number): Uint8Array {
  * });
  * tx.authenticate();
  * ```
+ *
+ * @tags allow-ffi
  */
 export function terminalConversation(
   options: TerminalConversationOptions = {},
@@ -333,7 +335,7 @@ export function terminalConversation(
     let before: Uint8Array | undefined;
     if (isatty(input)) {
       before = tcgetattr(input);
-      if (!before) throw new Error("Cannot read the terminal's settings (tcgetattr failed)");
+      if (!before) throw new Error("cannot read the terminal's settings (tcgetattr failed)");
     }
     let line: Line | undefined;
     try {
@@ -365,7 +367,7 @@ export function terminalConversation(
       const bytes = line.bytes;
       if (bytes === undefined) {
         if (echo) write(errors, "\n");
-        throw new Error("Cannot read the answer from standard input");
+        throw new Error("cannot read the answer from standard input");
       }
       if (bytes.length === 0) {
         // End of input: misc_conv answers NULL.
@@ -409,10 +411,10 @@ export function terminalConversation(
             answers.push(null);
             break;
           case MessageStyle.BINARY_PROMPT:
-            throw new TypeError("The terminal conversation cannot answer binary prompts");
+            throw new TypeError("the terminal conversation cannot answer binary prompts");
           default:
             write(errors, `erroneous conversation (${message.style})\n`);
-            throw new TypeError(`Unknown conversation message style ${message.style}`);
+            throw new TypeError(`unknown conversation message style ${message.style}`);
         }
       }
     } catch (error) {

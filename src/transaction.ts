@@ -179,6 +179,8 @@ const textDecoder = new TextDecoder();
  * // ... the user's activity ...
  * tx.closeSession();
  * ```
+ *
+ * @tags allow-ffi
  */
 export class PamTransaction {
   #handle: Pointer | null;
@@ -207,7 +209,7 @@ export class PamTransaction {
       if (value !== null) return tx.setItem(name, value);
       const type = itemType(name);
       // libpam dereferences a NULL service name (pamtester -I service crashes there).
-      if (type === ItemType.SERVICE) throw new TypeError("The service item cannot be unset");
+      if (type === ItemType.SERVICE) throw new TypeError("the service item cannot be unset");
       tx.#live();
       tx.#refuseSecret(type, "pam_set_item");
       const handle = tx.#changing("setItem");
@@ -215,6 +217,11 @@ export class PamTransaction {
     };
   }
 
+  /**
+   * Not for callers: `PamTransaction.start()` makes one.
+   *
+   * @ignore
+   */
   private constructor(
     handle: Pointer,
     pam: PamLibrary,
@@ -237,6 +244,12 @@ export class PamTransaction {
    * import { PamTransaction } from "@seed/pam";
    * using tx = PamTransaction.start({ service: "login", user: "alice", confdir: "/tmp/pam.d" });
    * ```
+   *
+   * @throws {TypeError} for options of the wrong type, an unknown key, or a string with a NUL
+   *   byte, before any C call.
+   * @throws {Error} when libpam cannot be loaded, or `confdir` needs `pam_start_confdir` and
+   *   this libpam lacks it.
+   * @throws {PamError} when `pam_start` fails.
    */
   static start(options: PamTransactionOptions): PamTransaction {
     const what = "PamTransaction.start() options";
@@ -252,7 +265,7 @@ export class PamTransaction {
     const pam = openPam(o.library);
     if (confdir && !pam.pam_start_confdir) {
       throw new Error(
-        "The confdir option needs pam_start_confdir, which this libpam lacks (Linux-PAM >= 1.4 has it)",
+        "the confdir option needs pam_start_confdir, which this libpam lacks (Linux-PAM >= 1.4 has it)",
       );
     }
 
@@ -308,6 +321,10 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "login", user: "alice", conversation: passwordConversation("pw") });
    * tx.authenticate({ disallowNullAuthtok: true });
    * ```
+   *
+   * @throws {TypeError} for flags that are not `true`/`false` options this call takes.
+   * @throws {PamError} when `pam_authenticate` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   authenticate(flags?: AuthFlags): void {
     const f = flagsOf(flags, "authenticate() flags", authFlags);
@@ -324,6 +341,10 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "login", user: "alice" });
    * tx.acctMgmt();
    * ```
+   *
+   * @throws {TypeError} for flags that are not `true`/`false` options this call takes.
+   * @throws {PamError} when `pam_acct_mgmt` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   acctMgmt(flags?: AuthFlags): void {
     const f = flagsOf(flags, "acctMgmt() flags", authFlags);
@@ -339,6 +360,10 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "login", user: "alice" });
    * tx.setCred("establish");
    * ```
+   *
+   * @throws {TypeError} for an unknown action or bad flags.
+   * @throws {PamError} when `pam_setcred` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   setCred(action: CredAction, flags?: SilentFlag): void {
     const cred = credFlag(action);
@@ -355,6 +380,10 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "passwd", user: "alice" });
    * tx.chauthtok({ changeExpiredAuthtok: true });
    * ```
+   *
+   * @throws {TypeError} for flags that are not `true`/`false` options this call takes.
+   * @throws {PamError} when `pam_chauthtok` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   chauthtok(flags?: ChauthtokFlags): void {
     const f = flagsOf(flags, "chauthtok() flags", chauthtokFlags);
@@ -373,6 +402,10 @@ export class PamTransaction {
    * tx.openSession();
    * tx.closeSession();
    * ```
+   *
+   * @throws {TypeError} for flags that are not `true`/`false` options this call takes.
+   * @throws {PamError} when `pam_open_session` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   openSession(flags?: SilentFlag): void {
     const f = flagsOf(flags, "openSession() flags", silentFlags);
@@ -389,6 +422,10 @@ export class PamTransaction {
    * tx.openSession();
    * tx.closeSession({ silent: true });
    * ```
+   *
+   * @throws {TypeError} for flags that are not `true`/`false` options this call takes.
+   * @throws {PamError} when `pam_close_session` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   closeSession(flags?: SilentFlag): void {
     const f = flagsOf(flags, "closeSession() flags", silentFlags);
@@ -407,6 +444,10 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "login", user: "alice" });
    * console.log(tx.getItem("user")); // "alice"
    * ```
+   *
+   * @throws {TypeError} for an unknown item name.
+   * @throws {PamError} for `"authtok"`/`"oldauthtok"` (`PAM_BAD_ITEM`), or when `pam_get_item` fails.
+   * @throws {Error} once the transaction has ended.
    */
   getItem(name: ItemName): string | undefined {
     const type = itemType(name);
@@ -427,6 +468,10 @@ export class PamTransaction {
    * tx.setItem("tty", "/dev/pts/3");
    * tx.setItem("rhost", "203.0.113.7");
    * ```
+   *
+   * @throws {TypeError} for an unknown item name, a value that is not a string, or a NUL byte.
+   * @throws {PamError} when `pam_set_item` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   setItem(name: ItemName, value: string): void {
     const type = itemType(name);
@@ -451,6 +496,9 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "login", user: "alice" });
    * console.log(tx.getXAuthData()?.name);
    * ```
+   *
+   * @throws {PamError} when `pam_get_item` fails.
+   * @throws {Error} once the transaction has ended.
    */
   getXAuthData(): XAuthData | undefined {
     const struct = this.#getItemPointer(ItemType.XAUTHDATA);
@@ -478,6 +526,10 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "login", user: "alice" });
    * tx.setXAuthData({ name: "MIT-MAGIC-COOKIE-1", data: crypto.getRandomValues(new Uint8Array(16)) });
    * ```
+   *
+   * @throws {TypeError} for a value that is not `{ name, data }`.
+   * @throws {PamError} when `pam_set_item` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   setXAuthData(xauth: XAuthData): void {
     const o = checkXAuthData(xauth);
@@ -519,6 +571,9 @@ export class PamTransaction {
    * tx.putEnv("LANG=C.UTF-8");
    * console.log(tx.getEnv("LANG")); // "C.UTF-8"
    * ```
+   *
+   * @throws {TypeError} for a name that is not a string, or holds a NUL byte.
+   * @throws {Error} once the transaction has ended.
    */
   getEnv(name: string): string | undefined {
     const encoded = cString(name, "the environment variable name");
@@ -538,6 +593,10 @@ export class PamTransaction {
    * tx.putEnv("EDITOR=vi");
    * tx.putEnv("EDITOR");
    * ```
+   *
+   * @throws {TypeError} for an entry that is not a string, has no name, or holds a NUL byte.
+   * @throws {PamError} when `pam_putenv` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   putEnv(entry: string): void {
     checkEnvEntry(entry);
@@ -557,6 +616,9 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "login", user: "alice" });
    * const env = tx.getEnvList();
    * ```
+   *
+   * @throws {PamError} (`PAM_BUF_ERR`) when libpam cannot copy the list.
+   * @throws {Error} once the transaction has ended.
    */
   getEnvList(): Record<string, string> {
     const list = this.#pam.pam_getenvlist(this.#live());
@@ -595,6 +657,9 @@ export class PamTransaction {
    *   tx.end();
    * }
    * ```
+   *
+   * @throws {TypeError} for bad options.
+   * @throws {Error} when called from inside the transaction's own conversation.
    */
   end(options?: SilentFlag): void {
     const f = flagsOf(options, "end() options", endFlags);
@@ -633,11 +698,11 @@ export class PamTransaction {
 
   #live(): Pointer {
     if (!this.#handle) {
-      throw new Error("This PamTransaction has ended (pam_end ran); start a new one");
+      throw new Error("this PamTransaction has ended (pam_end ran); start a new one");
     }
     if (this.#broken) {
       throw new Error(
-        "This PamTransaction failed: a conversation could not complete, so its modules' state " +
+        "this PamTransaction failed: a conversation could not complete, so its modules' state " +
           "is unknown; end it and start a new one",
         { cause: this.#brokenBy },
       );

@@ -194,7 +194,7 @@ function kindOf(stats: Stats): string {
 
 function cannotWrite(file: string, what: string, why: string, cause?: unknown): Error {
   return new Error(
-    `Cannot write the ${what} "${file}": ${why}. Pass utmp: { utmpFile, wtmpFile } to use ` +
+    `cannot write the ${what} "${file}": ${why}. Pass utmp: { utmpFile, wtmpFile } to use ` +
       "other files, or utmp: false to log in without utmp/wtmp records",
     cause === undefined ? undefined : { cause },
   );

@@ -127,11 +127,11 @@ test("ensureWritable names the file and the way out", () => {
   using tmp = tempDir();
   assert.throws(
     () => ensureWritable(join(tmp.dir, "missing-dir", "utmp"), "utmp file", true),
-    /Cannot write the utmp file ".*missing-dir\/utmp": it does not exist\. .*utmp: false/,
+    /cannot write the utmp file ".*missing-dir\/utmp": it does not exist\. .*utmp: false/,
   );
   assert.throws(
     () => ensureWritable(join(tmp.dir, "nope"), "wtmp file", false),
-    /Cannot write the wtmp file/,
+    /cannot write the wtmp file/,
   );
   assert.throws(() => ensureWritable("", "utmp file", true), TypeError);
 });

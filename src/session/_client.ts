@@ -48,12 +48,12 @@ export function diedError(proc: SessionProcess, exit: ProcessExit, when: string)
   const suffix = when ? ` ${when}` : "";
   if (proc.startError) {
     return new Error(
-      `Cannot start the session process (${proc.startError.message})${suffix}: it runs ` +
+      `cannot start the session process (${proc.startError.message})${suffix}: it runs ` +
         `${proc.command}; on Deno the caller needs --allow-run for it`,
       { cause: proc.startError },
     );
   }
-  return new Error(`The session process died (${describeExit(exit)})${suffix}`);
+  return new Error(`the session process died (${describeExit(exit)})${suffix}`);
 }
 
 function scriptOf(url: URL): string {
@@ -291,7 +291,7 @@ export class SessionProcess {
       const stdin = this.#child?.stdin;
       if (!stdin || this.#exit || stdin.destroyed) {
         bytes.fill(0);
-        reject(new Error("The session process has ended"));
+        reject(new Error("the session process has ended"));
         return;
       }
       stdin.write(bytes, (error) => {

@@ -132,17 +132,17 @@ export function launchAsUser(
   plan: Pick<SpawnPlan, "env" | "cwd">,
 ): { pw: PasswdEntry; env: Record<string, string>; cwd: string; self: number } {
   const pw = lookupUser(user);
-  if (!pw) throw new Error(`Cannot run a program as "${user}": the user has no passwd entry`);
+  if (!pw) throw new Error(`cannot run a program as "${user}": the user has no passwd entry`);
   const self = processLibc().getuid();
   if (self !== 0 && self !== pw.uid) {
     throw new Error(
-      `Cannot run a program as "${user}" (uid ${pw.uid}): the session process runs as uid ${self}; ` +
+      `cannot run a program as "${user}" (uid ${pw.uid}): the session process runs as uid ${self}; ` +
         "only root can start programs as another user",
     );
   }
   if (!existsSync(setsidPath) || (self === 0 && !existsSync(setprivPath))) {
     throw new Error(
-      `Cannot run a program in the session: ${setsidPath} and ${setprivPath} (util-linux) are needed`,
+      `cannot run a program in the session: ${setsidPath} and ${setprivPath} (util-linux) are needed`,
     );
   }
   const env: Record<string, string> = {
