@@ -425,6 +425,26 @@ export const sessionProcessSymbols = {
     ],
     result: "i32",
   },
+  // As MADV_DONTNEED on clean, read-only file mappings of an idle session process
+  // (src/session/_idle_pages.ts). The address is an integer read from /proc/self/smaps, never a
+  // pointer this package dereferences.
+  madvise: {
+    parameters: [
+      "usize", /* void *addr */
+      "usize", /* size_t length */
+      "i32", /* int advice */
+    ],
+    result: "i32",
+  },
+  // An idle session process hands back what libc's allocator holds freed (glibc-only, so
+  // optional).
+  malloc_trim: {
+    parameters: [
+      "usize", /* size_t pad */
+    ],
+    result: "i32",
+    optional: true,
+  },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /** The conversation function libpam calls, `struct pam_conv`'s `conv`. */

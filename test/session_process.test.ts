@@ -18,6 +18,7 @@ import {
   passwordConversation,
 } from "../mod.ts";
 import { createTestStack, type TestStack } from "../src/testing.ts";
+import { cleanFileMappings } from "../src/session/_idle_pages.ts";
 import { compileModule } from "./_modules.ts";
 
 const isDeno = "Deno" in globalThis;
@@ -510,4 +511,60 @@ test("an expired password with passwordConversation: login() says a new one cann
     assert.equal(error.operation, "pam_chauthtok");
     assert.match(error.message, /password has expired.*ask for a new one/);
   }
+});
+
+/** VmRSS of `pid` in KiB, read by cat (Deno wants --allow-all for /proc of its children too). */
+function rssKiB(pid: number): number {
+  const status = spawnSync("cat", [`/proc/${pid}/status`], { encoding: "utf8" }).stdout;
+  return Number(/^VmRSS:\s*(\d+)/m.exec(status)![1]);
+}
+
+test("an idle session process gives back the runtime's file pages and still serves", async () => {
+  await using s = stack();
+  const session = await login(base(s));
+  try {
+    // Busy: the caller keeps talking, so the pages the runtime loaded stay mapped.
+    const busy = rssKiB(session.pid);
+    // Idle for over a second: the clean file pages are dropped (the page cache keeps them).
+    let idle = busy;
+    for (let i = 0; i < 40 && idle > busy - 8192; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      idle = rssKiB(session.pid);
+    }
+    assert.ok(idle <= busy - 8192, `RSS ${busy} KiB busy, ${idle} KiB idle`);
+    // What was dropped comes back on use: the session still runs programs and closes.
+    assert.equal((await run(session, ["echo", "still here"])).out, "still here\n");
+  } finally {
+    await session.close();
+  }
+  assert.deepEqual(ranLog(s).map((l) => l.split(" ")[0]), ["open_session", "close_session"]);
+});
+
+test("only clean, read-only file mappings are dropped when idle", () => {
+  const smaps = [
+    "55d0c0000000-55d0c2000000 r-xp 00001000 08:01 1234   /usr/bin/deno",
+    "Rss:                1024 kB",
+    "Private_Dirty:         0 kB",
+    "Anonymous:             0 kB",
+    // Relocated, then made read-only: its pages are this process's own copies.
+    "55d0c2000000-55d0c2100000 r--p 02000000 08:01 1234   /usr/bin/deno",
+    "Private_Dirty:        64 kB",
+    "Anonymous:            64 kB",
+    "55d0c2100000-55d0c2200000 rw-p 02100000 08:01 1234   /usr/bin/deno",
+    "Anonymous:             0 kB",
+    "7f0000000000-7f0000100000 r--s 00000000 08:01 99     /dev/shm/shared",
+    "7f0000100000-7f0000200000 r--p 00000000 00:00 0 ",
+    "7f0000200000-7f0000300000 r--p 00000000 08:01 77     /usr/lib/libc.so.6",
+    "Anonymous:             0 kB",
+    "Locked:                0 kB",
+    "7f0000300000-7f0000400000 r-xp 00000000 08:01 78     /usr/lib/libpam.so.0",
+    "Locked:                4 kB",
+    "7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0      [vdso]",
+    "",
+  ].join("\n");
+  assert.deepEqual(cleanFileMappings(smaps), [
+    { start: 0x55d0c0000000, end: 0x55d0c2000000 },
+    { start: 0x7f0000000000, end: 0x7f0000100000 },
+    { start: 0x7f0000200000, end: 0x7f0000300000 },
+  ]);
 });

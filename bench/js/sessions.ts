@@ -70,7 +70,9 @@ async function memory(n: number) {
     sessions.push(...await Promise.all(Array.from({ length: batch }, () => login(options))));
   }
   const openMs = performance.now() - t;
-  await new Promise((r) => setTimeout(r, 2000));
+  // Idle: by now each session process has dropped its borrowed file pages twice (after 1 s and
+  // 3 s of idleness, src/session/_main.ts), as it would sit between a user's keystrokes.
+  await new Promise((r) => setTimeout(r, 5000));
   const sample = sessions.slice(0, 10).map((s) => {
     const status = readFileSync(`/proc/${s.pid}/status`, "utf8");
     const smaps = readFileSync(`/proc/${s.pid}/smaps_rollup`, "utf8");

@@ -20,7 +20,7 @@
 
 import type { ChildProcess, StdioOptions } from "node:child_process";
 import process from "node:process";
-import { setImmediate } from "node:timers";
+import { clearTimeout, setImmediate, setTimeout } from "node:timers";
 import { MessageStyle } from "../constants.ts";
 import { type PamAnswer, type PamMessage, wipeSnapshot } from "../conversation.ts";
 import { lastErrno } from "../library.ts";
@@ -36,6 +36,7 @@ import {
   type RecordData,
 } from "./_lifecycle.ts";
 import { CallerConversationFailure, decodeAnswers, encodeMessages, toWire } from "./_protocol.ts";
+import { dropCleanFilePages } from "./_idle_pages.ts";
 import { openPty, type Pty, type PtyProcess } from "./_pty.ts";
 import { launchAsUser, lookupUser, processLibc, spawnAsUser, type SpawnPlan } from "./_spawn.ts";
 import { idOfLine, lineOfTty } from "../utmp.ts";
@@ -61,6 +62,8 @@ if (controlOut < 0 || lib.dup2(2, 1) < 0) {
   process.exit(70);
 }
 const nap = new Int32Array(new SharedArrayBuffer(4));
+/** Milliseconds of idleness before each drop of the runtime's file pages. */
+const idleDrops = [1000, 2000, 10000, 60000];
 
 /** Blocking; a non-blocking descriptor (the runtime's choice, not ours) is waited on. */
 function retry(n: number): boolean {
@@ -392,6 +395,7 @@ function serve(
       // One chunk per event-loop turn: a program writing without pause must not keep the
       // caller's "pause" (read from stdin in between) from ever being seen.
       stream.on("data", (chunk: Uint8Array) => {
+        rest(0);
         trySend({ t: "data", id, fd }, chunk);
         stream.pause();
         setImmediate(() => {
@@ -462,8 +466,24 @@ function serve(
     }
   };
 
+  // Idle: give back the runtime's file pages (see _idle_pages.ts), after one second, then
+  // again after the runtime's own idle work (its collectors' timers) has touched some again.
+  // Each frame from the caller or output of a program starts over; no timer keeps the process
+  // alive.
+  let idle: ReturnType<typeof setTimeout> | undefined;
+  const rest = (step = 0) => {
+    clearTimeout(idle);
+    if (step >= idleDrops.length) return;
+    idle = setTimeout(() => {
+      dropCleanFilePages();
+      rest(step + 1);
+    }, idleDrops[step]).unref();
+  };
+  rest();
+
   const decoder = new FrameDecoder();
   process.stdin.on("data", (chunk: Uint8Array) => {
+    rest(0);
     let frames: Frame[];
     try {
       frames = decoder.push(chunk);
