@@ -132,6 +132,9 @@ export class LoadedModules {
  * await authenticate({ service: "webapp", user: "alice", password: "secret" });
  * ```
  *
+ * @throws {TypeError} for options of the wrong type, an unknown key, or a NUL byte.
+ * @throws {Error} when libpam cannot be loaded.
+ * @throws {PamError} when `pam_start` fails.
  * @tags allow-ffi
  */
 export function keepModulesLoaded(options: KeepModulesLoadedOptions): LoadedModules {

@@ -313,6 +313,7 @@ function setFlags(attributes: Uint8Array, clear: number): Uint8Array {
  * tx.authenticate();
  * ```
  *
+ * @throws {TypeError} for options of the wrong type or an unknown key.
  * @tags allow-ffi
  */
 export function terminalConversation(

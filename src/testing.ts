@@ -133,6 +133,9 @@ export interface TestStack {
  * tx.authenticate();
  * ```
  *
+ * @throws {TypeError} for options of the wrong type, an unknown key, or a user or service
+ *   name a passdb or a file name cannot hold.
+ * @throws {Error} when a service uses a libpam-wrapper module that is not installed.
  * @tags allow-read, allow-write
  */
 export function createTestStack(options: TestStackOptions): TestStack {
