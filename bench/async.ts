@@ -52,7 +52,7 @@ export interface AsyncBenchRow {
   perSecond: number;
   /** The median over rounds of this run's rate divided by the synchronous rate in the same round. */
   ratioToSync: number;
-  /** The same against the sequential async rate (issue 7: 4 in flight should reach 1.6×). */
+  /** The same against the sequential async rate (the target: 4 in flight should reach 1.6×). */
   ratioToSequential: number;
 }
 

@@ -3,7 +3,7 @@
  * libpam directly, the synchronous and async APIs on Deno and Bun, and the
  * npm addon `authenticate-pam` under Node.js, each in its own process, one
  * after another, repeated and interleaved; prints medians, ratios to C from
- * the same run, peak RSS and the issue's targets. See docs/bench.md.
+ * the same run, peak RSS and the targets. See docs/bench.md.
  *
  *   deno task bench [--json] [--quick] [--reps=N] [--iterations=N]
  *                   [--only=c,deno-sync,...] [--rows=permit,conversation,...]
@@ -872,7 +872,7 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
   };
 
   const result = (row: string, id: ImplId) => table.find((t) => t.id === row)?.results[id];
-  // Issue 15's figures, each from the same repetition's runs.
+  // The async defaults' figures, each from the same repetition's runs.
   const alone = series("aloneUsPerTx");
   const wrongMin = series("wrongMinMs");
   const none = series("noneUsPerTx");
@@ -923,7 +923,7 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
       ),
     };
   }
-  // The targets are judged on wall-clock time, the "µs per transaction" the issue names: CPU
+  // The targets are judged on wall-clock time, the "µs per transaction" the targets name: CPU
   // time also counts Bun's and Deno's garbage-collector threads working on the other core in
   // parallel, which costs the caller no time. The CPU ratio is printed beside each one; the
   // repetitions interleave the implementations, so other processes' load falls on all alike.

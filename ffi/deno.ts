@@ -81,7 +81,7 @@ function ttyReadStream(fd: number): ReadableStream<Uint8Array> {
   }, { highWaterMark: 1 });
 }
 
-/** V8 settings for a process that mostly waits: see docs/sessions.md for what each saves. */
+/** V8 settings for a process that mostly waits: see docs/bench.md (Sessions) for what each saves. */
 const denoLeanFlags = ["--v8-flags=--max-old-space-size=64,--single-threaded-gc"];
 
 /** The adapter for Deno. */

@@ -3,7 +3,7 @@
  * `SharedArrayBuffer` it travels through: requests and replies as JSON in a
  * message area, handed over with `Atomics.notify` (no wake-up at all while
  * the worker still polls, and a cheaper one than `postMessage`'s when it
- * sleeps: 95–118 µs against 109–170 µs per round trip on a 2-vCPU VM), and
+ * sleeps; measured in docs/bench.md, "Figures behind the code"), and
  * the conversation's answers as UTF-8 bytes in an answer area. Both areas
  * are wiped once read.
  *
@@ -99,7 +99,7 @@ const LENGTH = 42;
 /**
  * The word the worker sets while it sleeps on {@linkcode REQUEST}: the main
  * thread wakes it only then. A wake-up is a system call that costs the main
- * thread ~17 µs on a VM, and a worker still polling needs none.
+ * thread CPU time (docs/bench.md, "Figures behind the code"), and a worker still polling needs none.
  */
 export const ASLEEP = 43;
 /**

@@ -454,7 +454,7 @@ function freeWorker(): PamWorker | undefined {
 /**
  * Starts one idle thread ahead of need once `size` threads are held and none
  * is idle: then the next caller can only be served by a new thread, which on
- * Deno takes ~0.5 s to start (see src/thread_spawner.ts); a check arriving
+ * Deno starts late (see src/thread_spawner.ts); a check arriving
  * beside held transactions (prompts waiting for a person) finds this one.
  */
 function startSpare(): void {

@@ -1,12 +1,12 @@
 /**
  * Starts the PAM worker threads from a thread of their own, so that the main
  * thread never waits for one to exist. Deno's `new Worker()` blocks its
- * caller until the new thread has built its JavaScript runtime: 35–60 ms per
- * thread on a 2-vCPU VM, 140–180 ms of a stalled event loop for a cold pool
- * of four. The spawner thread takes that wait instead. The main thread runs
+ * caller until the new thread has built its JavaScript runtime, tens of
+ * milliseconds per thread (measured in docs/bench.md, "Figures behind the code").
+ * The spawner thread takes that wait instead. The main thread runs
  * two `new Worker()`s in all, each in a turn of its own: the process's first
- * PAM thread (a thread started from a thread starts ~0.5 s later on Deno
- * 2.9.6, at the same CPU cost: the first check should not wait for that),
+ * PAM thread (a thread started from a thread starts later on Deno, at the
+ * same CPU cost: the first check should not wait for that),
  * and, one event loop turn later, the spawner; every later thread is a
  * message to the spawner. Each thread's conversation messages reach the main
  * thread through a `MessageChannel` of its own, not through the spawner.

@@ -196,8 +196,8 @@ const TURN_MS = 50;
 /**
  * Runs one turn of this thread's event loop. The runtimes collect part of a
  * thread's garbage only from there (Bun's collector runs on timers of the
- * event loop): a worker that never returned to it grew by ~50 bytes per
- * request for as long as it served, about 5 MiB per 100,000 one-shots on Bun.
+ * event loop): a worker that never returned to it grew with every request
+ * for as long as it served (measured in docs/bench.md, "Figures behind the code").
  */
 function turn(): Promise<void> {
   sinceTurn = 0;
@@ -222,9 +222,9 @@ async function serve(): Promise<never> {
   for (;;) {
     let id = Atomics.load(words, REQUEST);
     if (id === served) {
-      // A thread woken from Atomics.wait starts ~50 µs late (more on a VM whose idle CPU
-      // halts), and a caller that awaits one check before the next sends it ~100 µs after
-      // the reply: poll for it that long first, but only while this was the pool's one
+      // A thread woken from Atomics.wait starts late (more so on a VM whose idle CPU halts),
+      // and a caller that awaits one check before the next sends it soon after the reply
+      // (figures: docs/bench.md, "Figures behind the code"): poll for it POLL_MS first, but only while this was the pool's one
       // request in flight, so polling never takes a CPU another thread's PAM work needs.
       const until = performance.now() + POLL_MS;
       while (id === served && Atomics.load(pool, 0) <= 1 && performance.now() < until) {
@@ -267,6 +267,6 @@ async function serve(): Promise<never> {
 // For the pool's check that this thread still exists (see THREAD_ID).
 Atomics.store(words, THREAD_ID, openLibc().gettid?.() ?? 0);
 // The pool hands this thread work only from now on: a thread that is still starting (on
-// Deno, one started by the spawner thread takes ~0.5 s) would hold a check another could serve.
+// Deno, one started by the spawner thread starts late) would hold a check another could serve.
 port.postMessage({ type: "ready" } satisfies ReadyMessage);
 await serve();

@@ -2,8 +2,8 @@
  * Gives back the pages an idle session process only borrowed.
  *
  * A session process is a whole runtime waiting on a pipe. Loading it touches
- * tens of MiB of the runtime's executable and shared libraries (Deno's text
- * alone is ~36 MiB), all of it file pages the caller and every other session
+ * tens of MiB of the runtime's executable and shared libraries (figures in
+ * docs/bench.md, "Sessions"), all of it file pages the caller and every other session
  * process share through the page cache. They cost the machine nothing per
  * session, but they count in each process's RSS, which is what operators,
  * `ps` and memory limits look at. An idle session needs almost none of them,
@@ -51,7 +51,7 @@ const fieldNames = ["Anonymous:", "Private_Dirty:", "Swap:", "Locked:"].map((nam
 /**
  * Reads smaps bytes a line at a time without making strings of them: the scan
  * runs in a process that is about to sit idle, and every string it made would
- * stay behind as heap the process keeps (2 MiB on Deno with a string a line).
+ * stay behind as heap the process keeps (measured in docs/bench.md, "Sessions").
  */
 class SmapsScan {
   #found: CleanMapping[] = [];
