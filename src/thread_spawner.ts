@@ -1,15 +1,20 @@
 /**
  * Starts the PAM worker threads from a thread of their own, so that the main
  * thread never waits for one to exist. Deno's `new Worker()` blocks its
- * caller until the new thread has built its JavaScript runtime, tens of
- * milliseconds per thread (measured in docs/bench.md, "Figures behind the code").
- * The spawner thread takes that wait instead. The main thread runs
- * two `new Worker()`s in all, each in a turn of its own: the process's first
- * PAM thread (a thread started from a thread starts later on Deno, at the
- * same CPU cost: the first check should not wait for that),
- * and, one event loop turn later, the spawner; every later thread is a
- * message to the spawner. Each thread's conversation messages reach the main
- * thread through a `MessageChannel` of its own, not through the spawner.
+ * caller until the new thread has built its JavaScript runtime (the entry
+ * module loads later, in the new thread), tens of milliseconds per thread
+ * (measured in docs/bench.md, "Figures behind the code"); Deno's web
+ * `Worker` blocks less but cannot be unreferenced, and would keep the
+ * process alive. The spawner thread takes that wait instead. The main thread
+ * runs two `new Worker()`s in all, each in a turn of its own: the process's
+ * first PAM thread (a thread started from a thread starts later on Deno,
+ * whatever its parent does: a wait inside the runtime, not work, and the
+ * first check should not wait for that), and, one event loop turn later,
+ * the spawner; every later thread is a message to the spawner. A thread's
+ * death ends every thread it started, so the spawner is a thread of its own,
+ * not a PAM thread, which a module's `pthread_exit` or the pool's retiring
+ * could end. Each thread's conversation messages reach the main thread
+ * through a `MessageChannel` of its own, not through the spawner.
  *
  * @module
  */
