@@ -122,6 +122,19 @@ export const groupLayout = {
 } as const;
 
 /**
+ * The records `getdents64` fills (the kernel's `struct linux_dirent64`,
+ * laid out as glibc's `struct dirent64` in `<dirent.h>`).
+ */
+export const dirent64Layout = {
+  /** glibc's struct; the kernel's records are only as long as their name needs. */
+  size: 280,
+  /** `unsigned short d_reclen`: the record's length, to the next one. */
+  reclen: { offset: 16, size: 2 },
+  /** `char d_name[]`, NUL-terminated. */
+  name: { offset: 19, size: 256 },
+} as const;
+
+/**
  * glibc's `struct utmpx` on x86_64 (`<bits/utmpx.h>`): 384 bytes, `ut_tv` as
  * two 32-bit fields so 32- and 64-bit programs share the files.
  */

@@ -281,10 +281,71 @@ export const libcSymbols = {
 } as const satisfies Record<string, SymbolDefinition>;
 
 /**
+ * Priorities: the caller runs a session process at a low one while it loads
+ * its runtime (src/session/_client.ts), and the session process lowers its
+ * own once its session has ended, before it exits. Tables of their own for the
+ * caller (with {@linkcode threadListSymbols}): binding a symbol costs Deno some
+ * time, and these are all it needs.
+ */
+export const prioritySymbols = {
+  // As PRIO_PROCESS on a thread id (nice values are per thread on Linux).
+  getpriority: {
+    parameters: [
+      "i32", /* int which */
+      "u32", /* id_t who */
+    ],
+    result: "i32",
+  },
+  setpriority: {
+    parameters: [
+      "i32", /* int which */
+      "u32", /* id_t who */
+      "i32", /* int prio */
+    ],
+    result: "i32",
+  },
+} as const satisfies Record<string, SymbolDefinition>;
+
+/**
+ * The thread ids of a process, from `/proc/PID/task` read through libc:
+ * Deno lets only `--allow-all` read `/proc`. For the caller of a session
+ * process, which gives every thread of it its priority back.
+ */
+export const threadListSymbols = {
+  // Variadic, called without a mode.
+  open_dir: {
+    symbol: "open",
+    parameters: [
+      "buffer", /* const char *path */
+      "i32", /* int flags */
+    ],
+    result: "i32",
+  },
+  // glibc >= 2.30; returns ssize_t, bound as i32: a count fits.
+  getdents64: {
+    parameters: [
+      "i32", /* int fd */
+      "buffer", /* void *dirp (out: struct linux_dirent64 records) */
+      "usize", /* size_t count */
+    ],
+    result: "i32",
+    optional: true,
+  },
+  close_fd: {
+    symbol: "close",
+    parameters: [
+      "i32", /* int fd */
+    ],
+    result: "i32",
+  },
+} as const satisfies Record<string, SymbolDefinition>;
+
+/**
  * libc for the session process (src/session/): its control channel's file
  * descriptors, the user its programs run as, and their pseudo-terminal.
  */
 export const sessionProcessSymbols = {
+  ...prioritySymbols,
   // Blocking reads of the control channel while a synchronous PAM call waits for the caller's
   // answers. read and write return ssize_t, bound as i32: no call here moves near 2 GiB.
   read: {

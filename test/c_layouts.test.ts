@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  dirent64Layout,
   type FieldLayout,
   groupLayout,
   pamConvLayout,
@@ -61,6 +62,8 @@ function measure(
   }
   for (const name of constants) lines.push(`  printf("${name}\\t%ld\\n", (long)(${name}));`);
   const source = [
+    // struct dirent64 is a GNU extension.
+    "#define _GNU_SOURCE",
     ...["stddef.h", "stdio.h", ...headers].map((h) => `#include <${h}>`),
     "int main(void) {",
     `  printf("void *\\t%zu\\n", sizeof(void *));`,
@@ -164,6 +167,18 @@ const userStructs: StructCheck[] = [
 
 test("passwd and group match <pwd.h> and <grp.h>", { skip: missing(["pwd.h", "grp.h"]) }, () => {
   assert.deepEqual(measure(["pwd.h", "grp.h"], userStructs), ours(userStructs));
+});
+
+const direntStructs: StructCheck[] = [
+  {
+    struct: "struct dirent64",
+    layout: dirent64Layout,
+    members: { reclen: "d_reclen", name: "d_name" },
+  },
+];
+
+test("dirent64 matches <dirent.h> (getdents64's records)", { skip: missing(["dirent.h"]) }, () => {
+  assert.deepEqual(measure(["dirent.h"], direntStructs), ours(direntStructs));
 });
 
 const utmpxStructs: StructCheck[] = [{

@@ -17,6 +17,7 @@ import {
   PamError,
   passwordConversation,
 } from "../mod.ts";
+import { defaultLibraries, native, prioritySymbols } from "../ffi/mod.ts";
 import { createTestStack, type TestStack } from "../src/testing.ts";
 import { cleanFileMappings } from "../src/session/_idle_pages.ts";
 import { compileModule } from "./_modules.ts";
@@ -132,6 +133,51 @@ test("pam_umask and pam_limits act on the session process and its programs, not 
   assert.equal(r.out, "0077\n77\n77\n", r.err);
   await session.close();
   assert.deepEqual(callerState(), before);
+});
+
+/** The nice value of every thread of `pid` (field 19 of each thread's stat), read by cat. */
+function niceOfThreads(pid: number): number[] {
+  const tasks = spawnSync("ls", [`/proc/${pid}/task`], { encoding: "utf8" }).stdout.split(/\s+/);
+  return tasks.filter(Boolean).map((tid) => {
+    const stat = spawnSync("cat", [`/proc/${pid}/task/${tid}/stat`], { encoding: "utf8" }).stdout;
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+  }).filter((n) => !Number.isNaN(n));
+}
+
+// A session process loads at nice 19 when the caller may give it its priority back
+// (src/session/_client.ts): it has it back before PAM runs, so the programs get the caller's
+// priority, or the one a session module set.
+test("the session process and its programs have the caller's priority, or pam_limits'", async () => {
+  await using s = stack(["session  required pam_limits.so conf={{dir}}/limits.conf"]);
+  writeFileSync(join(s.dir, "limits.conf"), "");
+  const callerNice = niceOfThreads(process.pid)[0];
+  const plain = await login(base(s));
+  assert.deepEqual(new Set(niceOfThreads(plain.pid)), new Set([callerNice]));
+  assert.equal((await run(plain, ["nice"])).out, `${callerNice}\n`);
+  await plain.close();
+  writeFileSync(join(s.dir, "limits.conf"), `${me} - priority 7\n`);
+  const session = await login(base(s));
+  assert.equal((await run(session, ["nice"])).out, "7\n");
+  await session.close();
+  assert.equal(niceOfThreads(process.pid)[0], callerNice);
+});
+
+test("a caller at nice 3 starts session processes and programs at nice 3", {
+  skip: rootOnly,
+}, async () => {
+  await using s = stack();
+  const libc = native.open(defaultLibraries.libc, prioritySymbols);
+  // The thread that starts session processes: this one (nice values are per thread).
+  assert.equal(libc.setpriority(0, 0, 3), 0);
+  try {
+    const session = await login(base(s));
+    assert.deepEqual(new Set(niceOfThreads(session.pid)), new Set([3]));
+    assert.equal((await run(session, ["nice"])).out, "3\n");
+    await session.close();
+  } finally {
+    libc.setpriority(0, 0, 0);
+    libc.close();
+  }
 });
 
 test("pam_env: values reach session.env and spawned programs, not the caller's environment", async () => {

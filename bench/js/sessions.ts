@@ -1,6 +1,7 @@
 // The session-process runner of `deno task bench --sessions`, run under Deno or Bun:
 //   sessions.ts latency ROUNDS   login() + close(), session process vs inProcess (ms each)
-//   sessions.ts lag PARALLEL     the caller's worst timer lag while PARALLEL logins run
+//   sessions.ts lag PARALLEL     the caller's worst timer lag while PARALLEL logins open, and while
+//                                they close; how long its main thread ran and waited for a CPU
 //   sessions.ts memory COUNT     COUNT open sessions: each process's RSS, PSS and anonymous memory,
 //                                and what the machine's MemAvailable lost per session
 // Prints one JSON object.
@@ -39,20 +40,54 @@ async function latency(rounds: number) {
   return out;
 }
 
+/** The caller's main thread: ms it ran, and ms it was ready to run but waited for a CPU. */
+function schedstat(): { run: number; wait: number } {
+  const [run, wait] = readFileSync("/proc/thread-self/schedstat", "utf8").split(" ").map(Number);
+  return { run: run / 1e6, wait: wait / 1e6 };
+}
+
 async function lag(parallel: number) {
-  let worst = 0;
+  let phase: "open" | "close" = "open";
+  const worst = { open: 0, close: 0 };
+  // Over the ticks later than 10 ms: how long the main thread ran in them, and how long it
+  // waited for a CPU (descheduled, not busy).
+  const late = { count: 0, ms: 0, runMs: 0, waitMs: 0 };
   let last = performance.now();
+  let lastSched = schedstat();
   const timer = setInterval(() => {
     const now = performance.now();
-    worst = Math.max(worst, now - last - 5);
+    const sched = schedstat();
+    const lag = now - last - 5;
+    worst[phase] = Math.max(worst[phase], lag);
+    if (lag > 10) {
+      late.count++;
+      late.ms += lag;
+      late.runMs += sched.run - lastSched.run;
+      late.waitMs += sched.wait - lastSched.wait;
+    }
     last = now;
+    lastSched = sched;
   }, 5);
   const t = performance.now();
+  const start = schedstat();
   const sessions = await Promise.all(Array.from({ length: parallel }, () => login(options)));
   const openMs = performance.now() - t;
+  const opened = schedstat();
+  phase = "close";
   await Promise.all(sessions.map((s) => s.close()));
   clearInterval(timer);
-  return { worstLagMs: worst, openMs };
+  return {
+    worstLagMs: Math.max(worst.open, worst.close),
+    worstOpenLagMs: worst.open,
+    worstCloseLagMs: worst.close,
+    openMs,
+    // The main thread while the logins opened: CPU time, and time spent waiting for a CPU.
+    openRunMs: opened.run - start.run,
+    openWaitMs: opened.wait - start.wait,
+    lateTicks: late.count,
+    lateRunMs: late.runMs,
+    lateWaitMs: late.waitMs,
+  };
 }
 
 function kib(text: string, key: string): number {

@@ -11,7 +11,13 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { native } from "../../ffi/mod.ts";
+import {
+  defaultLibraries,
+  dirent64Layout,
+  native,
+  prioritySymbols,
+  threadListSymbols,
+} from "../../ffi/mod.ts";
 import {
   isObjectLike,
   type PamAnswer,
@@ -22,6 +28,7 @@ import {
 } from "../conversation.ts";
 import { encodeFrame, type Frame, FrameDecoder } from "./_frames.ts";
 import { decodeMessages, encodeAnswers } from "./_protocol.ts";
+import { cString } from "../validate.ts";
 
 /** A conversation handler as `login()` takes it: may be async. */
 export type Handler = (messages: readonly PamMessage[]) => unknown;
@@ -175,6 +182,98 @@ function acquireBootSlot(): Promise<() => void> {
   });
 }
 
+const PRIO_PROCESS = 0;
+const lowestNice = 19;
+/** Cleared once the caller turned out unable to give a process its priority back. */
+let mayLowerPriority = true;
+let priorityLibc: ReturnType<typeof openPriorityLibc> | undefined;
+function openPriorityLibc() {
+  return native.open(defaultLibraries.libc, { ...prioritySymbols, ...threadListSymbols });
+}
+
+/**
+ * Binds libc's priority calls before the first start: in the turn of the
+ * first `login()`, not in the turn that spawns its process, which costs most.
+ */
+function preparePriorityLibc(): void {
+  if (!mayLowerPriority || priorityLibc) return;
+  try {
+    priorityLibc = openPriorityLibc();
+  } catch {
+    mayLowerPriority = false;
+  }
+}
+
+const O_CLOEXEC = 0o2000000;
+
+/** The thread ids of `pid`, from the `linux_dirent64` records of its task directory. */
+function threadsOf(pid: number, lib: NonNullable<typeof priorityLibc>): number[] {
+  const fd = lib.getdents64 ? lib.open_dir(cString(`/proc/${pid}/task`, "a path"), O_CLOEXEC) : -1;
+  if (fd < 0) return [pid];
+  const ids: number[] = [];
+  try {
+    const buffer = new Uint8Array(4096);
+    const view = new DataView(buffer.buffer);
+    for (let n; (n = lib.getdents64!(fd, buffer, buffer.length)) > 0;) {
+      const { reclen, name: nameField } = dirent64Layout;
+      for (let at = 0; at < n; at += view.getUint16(at + reclen.offset, true)) {
+        const start = at + nameField.offset;
+        const name = buffer.subarray(start, buffer.indexOf(0, start));
+        const id = Number(String.fromCharCode(...name));
+        if (Number.isInteger(id) && id > 0) ids.push(id);
+      }
+    }
+  } finally {
+    lib.close_fd(fd);
+  }
+  return ids.length > 0 ? ids : [pid];
+}
+
+/**
+ * Starting a runtime costs a session process tens of milliseconds of CPU
+ * on several threads, and twenty logins together would take both cores
+ * of a small machine from the caller's event loop. So a session process
+ * loads at nice 19, and gets the priority it inherited back once it is
+ * loaded, before any PAM call (pam_limits may set one) and before it can
+ * start a program. Only a caller allowed to lower a nice value can give
+ * it back (CAP_SYS_NICE, or an RLIMIT_NICE that allows it): that is tried
+ * on the new process itself, one step below the nice value it inherited.
+ * Returns the nice value to give back, or `undefined` when the process was
+ * left as it was.
+ */
+function lowerWhileLoading(pid: number): number | undefined {
+  const lib = priorityLibc;
+  if (!mayLowerPriority || !lib) return undefined;
+  try {
+    // The spawning thread's (nice values are per thread), which the process inherited.
+    const nice = lib.getpriority(PRIO_PROCESS, 0);
+    if (nice <= -20 || nice >= lowestNice) return undefined;
+    if (lib.setpriority(PRIO_PROCESS, pid, nice - 1) !== 0) {
+      mayLowerPriority = false;
+      return undefined;
+    }
+    if (lib.setpriority(PRIO_PROCESS, pid, lowestNice) !== 0) {
+      lib.setpriority(PRIO_PROCESS, pid, nice);
+      return undefined;
+    }
+    return nice;
+  } catch {
+    mayLowerPriority = false;
+    return undefined;
+  }
+}
+
+/**
+ * Gives every thread of `pid` the nice value `nice` (threads started while
+ * it loaded inherited nice 19); true when its main thread, the one that
+ * runs PAM and starts the user's programs, has it.
+ */
+function restorePriority(pid: number, nice: number): boolean {
+  const lib = priorityLibc!;
+  for (const tid of threadsOf(pid, lib)) lib.setpriority(PRIO_PROCESS, tid, nice);
+  return lib.getpriority(PRIO_PROCESS, pid) === nice;
+}
+
 /** One running session process, from the caller's side. */
 export class SessionProcess {
   #child: ChildProcess | undefined;
@@ -198,6 +297,11 @@ export class SessionProcess {
   #releaseBoot: (() => void) | undefined;
   #signal: AbortSignal | undefined;
   #timeoutMs: number | undefined;
+  /** The nice value to give the process back once it is loaded, while it runs at 19. */
+  #nice: number | undefined;
+  #loaded!: () => void;
+  /** Settles once the process is loaded and has its priority back. */
+  readonly #ready = new Promise<void>((resolve) => this.#loaded = resolve);
 
   constructor(handler: Handler | undefined, signal?: AbortSignal, timeoutMs?: number) {
     this.#handler = handler;
@@ -213,6 +317,7 @@ export class SessionProcess {
     );
     this.command = command;
     this.#args = args;
+    preparePriorityLibc();
     this.exited = new Promise((resolve) => {
       this.#resolveExit = (exit) => {
         this.#exit ??= exit;
@@ -242,6 +347,7 @@ export class SessionProcess {
       return;
     }
     this.#child = child;
+    if (child.pid !== undefined) this.#nice = lowerWhileLoading(child.pid);
     this.#setRef(this.#holds > 0);
     // "close", not "exit": only once the channel is drained too, so the frames the process sent
     // last (how its session ended) are read before its end is reported.
@@ -261,10 +367,20 @@ export class SessionProcess {
       }
       for (const frame of frames) {
         if (frame.header.t === "conv") this.#converse(frame);
-        else if (frame.header.t === "ready") this.#releaseBoot?.();
+        else if (frame.header.t === "ready") this.#onReady(child);
         else this.onFrame(frame);
       }
     });
+  }
+
+  #onReady(child: ChildProcess): void {
+    if (this.#nice !== undefined && !restorePriority(child.pid!, this.#nice)) {
+      // Only a process already gone can refuse: never let it run PAM at the wrong priority.
+      this.kill();
+    }
+    this.#nice = undefined;
+    this.#loaded();
+    this.#releaseBoot?.();
   }
 
   /** The session process's pid. */
@@ -287,6 +403,8 @@ export class SessionProcess {
     const bytes = encodeFrame(header, payload);
     if (secret) payload?.fill(0);
     await this.#started;
+    // Nothing reaches a process before it has its priority back.
+    if (this.#nice !== undefined) await Promise.race([this.#ready, this.exited]);
     return new Promise((resolve, reject) => {
       const stdin = this.#child?.stdin;
       if (!stdin || this.#exit || stdin.destroyed) {
