@@ -56,7 +56,7 @@ export function diedError(proc: SessionProcess, exit: ProcessExit, when: string)
   if (proc.startError) {
     return new Error(
       `cannot start the session process (${proc.startError.message})${suffix}: it runs ` +
-        `${proc.command}; on Deno the caller needs --allow-run for it`,
+        `${proc.command}; on Deno the caller needs --allow-run and --allow-env for it`,
       { cause: proc.startError },
     );
   }
