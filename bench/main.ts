@@ -186,7 +186,8 @@ const rows: Row[] = [
     service: "matrix",
     kind: "full",
     parallel: 1,
-    impls: [...sync, ...syncKept],
+    // The raw runners' minimal callback: the runtime's own cost of a call into JavaScript.
+    impls: [...withRaw, ...syncKept],
     iterations: baseIterations,
   },
   {
@@ -910,6 +911,15 @@ function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>) {
       ),
       stubPerMessageUs: derived.wall[syncId]?.stubPerMessageUs,
       promptVsFloor: (result("conversation", syncId)?.ratioToC ?? NaN) / (rawPermit ?? NaN),
+      // The same for the raw runner's minimal callback: what the runtime's call into JavaScript
+      // costs with no binding, against the same floor.
+      rawPromptVsFloor: (result("conversation", rawId)?.ratioToC ?? NaN) / (rawPermit ?? NaN),
+      // The binding's prompt row over the raw one of the same run: what the binding adds.
+      promptVsRawPrompt: paired(
+        us("conversation", syncId),
+        us("conversation", rawId),
+        (a, b) => a / b,
+      ),
       rightUnderFailuresVsAlone: paired(
         us("faildelay", asyncId),
         alone("faildelay", asyncId),

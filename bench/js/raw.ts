@@ -1,15 +1,15 @@
 /**
  * The floor for a runtime: the workloads through the runtime's own FFI with
- * no binding at all (buffers made once, direct calls, no conversation: it
- * only runs the rows that have none), so the bench can tell what the binding
- * adds from what running libpam inside a JavaScript runtime's process costs.
+ * no binding at all (buffers made once, direct calls, and a conversation
+ * callback that only answers prompts with the password: no checks, no
+ * wiping), so the bench can tell what the binding adds from what running
+ * libpam inside a JavaScript runtime's process costs, callback included.
  * Deno and Bun; a diagnostic, not an API: it names libpam's symbols itself.
  *
  * @module
  */
 
 import process from "node:process";
-import { pamConvLayout, pointerSize } from "../../ffi/layouts.ts";
 import { parseArgs, tick, timeAndReport } from "./common.ts";
 
 type Call = (...args: unknown[]) => number;
@@ -26,18 +26,20 @@ interface Raw {
 const args = parseArgs();
 if (args.kind !== "full" && args.kind !== "auth-silent") {
   console.log(
-    JSON.stringify({ skipped: `the raw runner has no conversation (kind ${args.kind})` }),
+    JSON.stringify({ skipped: `the raw runner runs whole transactions only (kind ${args.kind})` }),
   );
   process.exit(0);
 }
 const encoder = new TextEncoder();
 const z = (s: string) => encoder.encode(s + "\0");
 const service = z(args.service), user = z(args.user), confdir = z(args.confdir ?? "/etc/pam.d");
-// struct pam_conv: pam_start copies it, and nothing on these rows calls it (pam_permit asks
-// nothing of a user that is set; pam_echo says nothing under PAM_SILENT).
-const conv = new Uint8Array(pamConvLayout.size);
-const out = new Uint8Array(pointerSize);
+// struct pam_conv { conv, appdata_ptr }: pam_start copies it. Only the prompt rows call it
+// (pam_permit asks nothing of a user that is set; pam_echo says nothing under PAM_SILENT).
+const conv = new Uint8Array(16);
+const out = new Uint8Array(8);
 const outView = new DataView(out.buffer);
+const password = z(args.password);
+const PAM_PROMPT_ECHO_OFF = 1, PAM_PROMPT_ECHO_ON = 2;
 
 const functions = [
   "pam_authenticate",
@@ -73,14 +75,57 @@ async function open(): Promise<Raw> {
       },
       ...Object.fromEntries(functions.map((f) => [f, flagged])),
     } as Record<string, Deno.ForeignFunction>).symbols;
+    const libc = D.dlopen("libc.so.6", {
+      calloc: { parameters: ["usize", "usize"], result: "pointer" },
+      strdup: { parameters: ["buffer"], result: "pointer" },
+    }).symbols;
+    const P = D.UnsafePointer, V = D.UnsafePointerView;
+    // int conv(int num_msg, const struct pam_message **msg, struct pam_response **resp, void *)
+    const callback = new D.UnsafeCallback(
+      { parameters: ["i32", "pointer", "pointer", "pointer"], result: "i32" },
+      (n, msg, resp) => {
+        const array = libc.calloc(BigInt(n), 16n)!;
+        const responses = new BigUint64Array(V.getArrayBuffer(array, n * 16));
+        const messages = new V(msg!);
+        for (let i = 0; i < n; i++) {
+          const style = new V(messages.getPointer(i * 8)!).getInt32(0);
+          if (style === PAM_PROMPT_ECHO_OFF || style === PAM_PROMPT_ECHO_ON) {
+            responses[i * 2] = BigInt(P.value(libc.strdup(password)));
+          }
+        }
+        new BigUint64Array(V.getArrayBuffer(resp!, 8))[0] = BigInt(P.value(array));
+        return 0;
+      },
+    );
+    new DataView(conv.buffer).setBigUint64(0, BigInt(P.value(callback.pointer)), true);
     return wrap(lib, () => D.UnsafePointer.create(outView.getBigUint64(0, true)));
   }
-  const { dlopen, FFIType: T } = await import("bun:ffi");
+  const { dlopen, FFIType: T, JSCallback, read, toArrayBuffer } = await import("bun:ffi");
   const flagged = { args: [T.ptr, T.i32], returns: T.i32 };
   const lib = dlopen(library, {
     pam_start_confdir: { args: [T.ptr, T.ptr, T.ptr, T.ptr, T.ptr], returns: T.i32 },
     ...Object.fromEntries(functions.map((f) => [f, flagged])),
   }).symbols;
+  const libc = dlopen("libc.so.6", {
+    calloc: { args: [T.u64, T.u64], returns: T.ptr },
+    strdup: { args: [T.ptr], returns: T.ptr },
+  }).symbols;
+  const callback = new JSCallback(
+    (n: number, msg: number, resp: number) => {
+      const array = libc.calloc(n, 16) as number;
+      const responses = new BigUint64Array(toArrayBuffer(array as never, 0, n * 16));
+      for (let i = 0; i < n; i++) {
+        const style = read.i32(read.ptr(msg as never, i * 8) as never, 0);
+        if (style === PAM_PROMPT_ECHO_OFF || style === PAM_PROMPT_ECHO_ON) {
+          responses[i * 2] = BigInt(libc.strdup(password) as number);
+        }
+      }
+      new BigUint64Array(toArrayBuffer(resp as never, 0, 8))[0] = BigInt(array);
+      return 0;
+    },
+    { args: [T.i32, T.ptr, T.ptr, T.ptr], returns: T.i32 },
+  );
+  new DataView(conv.buffer).setBigUint64(0, BigInt(callback.ptr as number), true);
   return wrap(lib, () => Number(outView.getBigUint64(0, true)));
 }
 
