@@ -21,7 +21,10 @@ export interface SessionFigures {
   runtime: string;
   sessionProcessMs: number;
   inProcessMs: number;
+  /** The median burst's worst lag. */
   worstLagMs: number;
+  /** Every burst's worst lag, sorted. */
+  worstLagsMs: number[];
   worstOpenLagMs: number;
   worstCloseLagMs: number;
   /** Over the timer ticks later than 10 ms: ms the caller's main thread ran, and ms it waited for a CPU. */
@@ -52,13 +55,18 @@ export function benchSessions(quick: boolean): SessionFigures[] {
   const out: SessionFigures[] = [];
   for (const runtime of ["deno", "bun"] as const) {
     const latency = run(runtime, "latency", quick ? 10 : 30);
-    const lag = run(runtime, "lag", 20);
+    // The worst lag of one burst is one sample of the machine's scheduler: five bursts, each in
+    // a fresh caller, and the median burst is judged (all five are printed).
+    const lags = Array.from({ length: quick ? 3 : 5 }, () => run(runtime, "lag", 20))
+      .sort((a, b) => a.worstLagMs - b.worstLagMs);
+    const lag = lags[Math.floor(lags.length / 2)];
     const memory = run(runtime, "memory", quick ? 50 : 200);
     out.push({
       runtime,
       sessionProcessMs: latency.sessionProcessMs,
       inProcessMs: latency.inProcessMs,
       worstLagMs: lag.worstLagMs,
+      worstLagsMs: lags.map((x) => x.worstLagMs),
       worstOpenLagMs: lag.worstOpenLagMs,
       worstCloseLagMs: lag.worstCloseLagMs,
       lateRunMs: lag.lateRunMs,
@@ -81,7 +89,8 @@ export function printSessions(figures: SessionFigures[]): void {
   const f = (n: number, d = 1) => n.toFixed(d);
   console.log("\n## Session processes (login() in a process of its own)\n");
   console.log(
-    "| runtime | login+close, session process | inProcess | worst timer lag, 20 logins (< 20 ms) | " +
+    "| runtime | login+close, session process | inProcess | " +
+      "worst timer lag, 20 logins: median burst (< 20 ms), all bursts | " +
       "opening / closing | late ticks: caller ran / waited for a CPU | " +
       "open sessions | RSS each (≤ 32 MiB) | PSS each | anonymous each | MemAvailable lost each |",
   );
@@ -91,7 +100,8 @@ export function printSessions(figures: SessionFigures[]): void {
     const rssMet = x.rssMiB <= 32 ? "✓" : "✗";
     console.log(
       `| ${x.runtime} | ${f(x.sessionProcessMs)} ms | ${f(x.inProcessMs)} ms | ` +
-        `${f(x.worstLagMs)} ms ${lagMet} | ${f(x.worstOpenLagMs)} / ${f(x.worstCloseLagMs)} ms | ` +
+        `${f(x.worstLagMs)} ms ${lagMet}, ${x.worstLagsMs.map((v) => f(v)).join(" / ")} | ` +
+        `${f(x.worstOpenLagMs)} / ${f(x.worstCloseLagMs)} ms | ` +
         `${f(x.lateRunMs)} / ${f(x.lateWaitMs)} ms | ${x.alive}/${x.sessions} in ${
           f(x.openAllMs / 1000)
         } s | ` +
