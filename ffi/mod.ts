@@ -17,6 +17,7 @@ export type {
   ScriptPermission,
 } from "./types.ts";
 export * from "./symbols.ts";
+export * from "./layouts.ts";
 
 async function loadAdapter(): Promise<NativeAdapter> {
   if ("Deno" in globalThis) return (await import("./deno.ts")).adapter;

@@ -26,68 +26,258 @@ export interface SymbolDefinition {
   readonly symbol?: string;
 }
 
-/** libpam's application API (Linux-PAM, `libpam.so.0`). */
+/** libpam's application API (Linux-PAM, `libpam.so.0`), `<security/pam_appl.h>`. */
 export const pamSymbols = {
-  pam_start: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  pam_start: {
+    parameters: [
+      "buffer", /* const char *service_name */
+      "buffer", /* const char *user (NULL: a module asks) */
+      "buffer", /* const struct pam_conv *pam_conversation (copied) */
+      "buffer", /* pam_handle_t **pamh (out) */
+    ],
+    result: "i32",
+  },
   // Linux-PAM >= 1.4 only; PamTransaction.start({ confdir }) reports its absence clearly.
   pam_start_confdir: {
-    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer"],
+    parameters: [
+      "buffer", /* const char *service_name */
+      "buffer", /* const char *user */
+      "buffer", /* const struct pam_conv *pam_conversation */
+      "buffer", /* const char *confdir */
+      "buffer", /* pam_handle_t **pamh (out) */
+    ],
     result: "i32",
     optional: true,
   },
-  pam_end: { parameters: ["pointer", "i32"], result: "i32" },
-  pam_authenticate: { parameters: ["pointer", "i32"], result: "i32" },
-  pam_setcred: { parameters: ["pointer", "i32"], result: "i32" },
-  pam_acct_mgmt: { parameters: ["pointer", "i32"], result: "i32" },
-  pam_open_session: { parameters: ["pointer", "i32"], result: "i32" },
-  pam_close_session: { parameters: ["pointer", "i32"], result: "i32" },
-  pam_chauthtok: { parameters: ["pointer", "i32"], result: "i32" },
-  pam_set_item: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
+  pam_end: {
+    parameters: [
+      "pointer", /* pam_handle_t *pamh */
+      "i32", /* int pam_status */
+    ],
+    result: "i32",
+  },
+  pam_authenticate: {
+    parameters: [
+      "pointer", /* pam_handle_t *pamh */
+      "i32", /* int flags */
+    ],
+    result: "i32",
+  },
+  pam_setcred: {
+    parameters: [
+      "pointer", /* pam_handle_t *pamh */
+      "i32", /* int flags */
+    ],
+    result: "i32",
+  },
+  pam_acct_mgmt: {
+    parameters: [
+      "pointer", /* pam_handle_t *pamh */
+      "i32", /* int flags */
+    ],
+    result: "i32",
+  },
+  pam_open_session: {
+    parameters: [
+      "pointer", /* pam_handle_t *pamh */
+      "i32", /* int flags */
+    ],
+    result: "i32",
+  },
+  pam_close_session: {
+    parameters: [
+      "pointer", /* pam_handle_t *pamh */
+      "i32", /* int flags */
+    ],
+    result: "i32",
+  },
+  pam_chauthtok: {
+    parameters: [
+      "pointer", /* pam_handle_t *pamh */
+      "i32", /* int flags */
+    ],
+    result: "i32",
+  },
+  pam_set_item: {
+    parameters: [
+      "pointer", /* pam_handle_t *pamh */
+      "i32", /* int item_type */
+      "buffer", /* const void *item (a string, copied) */
+    ],
+    result: "i32",
+  },
   // The same C function taking an address (a function pointer, or a struct in C memory).
   pam_set_item_pointer: {
     symbol: "pam_set_item",
-    parameters: ["pointer", "i32", "pointer"],
+    parameters: [
+      "pointer", /* pam_handle_t *pamh */
+      "i32", /* int item_type */
+      "pointer", /* const void *item */
+    ],
     result: "i32",
   },
-  pam_get_item: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
-  pam_strerror: { parameters: ["pointer", "i32"], result: "pointer" },
-  pam_getenv: { parameters: ["pointer", "buffer"], result: "pointer" },
-  pam_putenv: { parameters: ["pointer", "buffer"], result: "i32" },
-  pam_getenvlist: { parameters: ["pointer"], result: "pointer" },
-  pam_fail_delay: { parameters: ["pointer", "u32"], result: "i32" },
+  pam_get_item: {
+    parameters: [
+      "pointer", /* const pam_handle_t *pamh */
+      "i32", /* int item_type */
+      "buffer", /* const void **item (out; libpam keeps ownership) */
+    ],
+    result: "i32",
+  },
+  pam_strerror: {
+    parameters: [
+      "pointer", /* pam_handle_t *pamh */
+      "i32", /* int errnum */
+    ],
+    result: "pointer", /* const char * */
+  },
+  pam_getenv: {
+    parameters: [
+      "pointer", /* pam_handle_t *pamh */
+      "buffer", /* const char *name */
+    ],
+    result: "pointer", /* const char * (libpam's) */
+  },
+  pam_putenv: {
+    parameters: [
+      "pointer", /* pam_handle_t *pamh */
+      "buffer", /* const char *name_value */
+    ],
+    result: "i32",
+  },
+  pam_getenvlist: {
+    parameters: [
+      "pointer", /* pam_handle_t *pamh */
+    ],
+    result: "pointer", /* char ** (the caller frees each string and the array) */
+  },
+  pam_fail_delay: {
+    parameters: [
+      "pointer", /* pam_handle_t *pamh */
+      "u32", /* unsigned int musec_delay */
+    ],
+    result: "i32",
+  },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /** libc: the allocator libpam frees with, wiping, and the utmpx database. */
 export const libcSymbols = {
-  calloc: { parameters: ["usize", "usize"], result: "pointer" },
-  malloc: { parameters: ["usize"], result: "pointer" },
-  free: { parameters: ["pointer"], result: "void" },
+  calloc: {
+    parameters: [
+      "usize", /* size_t nmemb */
+      "usize", /* size_t size */
+    ],
+    result: "pointer", /* void * */
+  },
+  malloc: {
+    parameters: [
+      "usize", /* size_t size */
+    ],
+    result: "pointer", /* void * */
+  },
+  free: {
+    parameters: [
+      "pointer", /* void *ptr */
+    ],
+    result: "void",
+  },
   // Unlike memset, the compiler may not drop it, so secrets really are wiped.
-  explicit_bzero: { parameters: ["pointer", "usize"], result: "void" },
-  strlen: { parameters: ["pointer"], result: "usize" },
+  explicit_bzero: {
+    parameters: [
+      "pointer", /* void *s */
+      "usize", /* size_t n */
+    ],
+    result: "void",
+  },
+  strlen: {
+    parameters: [
+      "pointer", /* const char *s */
+    ],
+    result: "usize", /* size_t */
+  },
   // Writes JavaScript bytes into C memory. Cheaper per write than a view of the C memory,
   // which costs both runtimes an ArrayBuffer with an external backing store each time.
-  memcpy: { parameters: ["pointer", "buffer", "usize"], result: "pointer" },
+  memcpy: {
+    parameters: [
+      "pointer", /* void *dest */
+      "buffer", /* const void *src */
+      "usize", /* size_t n */
+    ],
+    result: "pointer", /* void * */
+  },
   // The terminal conversation turns echo off (and back on) the way libpam_misc's misc_conv does.
-  tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
-  tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  tcgetattr: {
+    parameters: [
+      "i32", /* int fd */
+      "buffer", /* struct termios *termios_p (out) */
+    ],
+    result: "i32",
+  },
+  tcsetattr: {
+    parameters: [
+      "i32", /* int fd */
+      "i32", /* int optional_actions */
+      "buffer", /* const struct termios *termios_p */
+    ],
+    result: "i32",
+  },
   // Variadic in C; bound for F_GETFL, which takes no third argument. Tells the /dev/null the
   // runtimes put in place of a closed standard input (opened read-write) from a redirected one.
-  fcntl: { parameters: ["i32", "i32"], result: "i32" },
-  utmpxname: { parameters: ["buffer"], result: "i32" },
+  fcntl: {
+    parameters: [
+      "i32", /* int fd */
+      "i32", /* int cmd */
+    ],
+    result: "i32",
+  },
+  utmpxname: {
+    parameters: [
+      "buffer", /* const char *file */
+    ],
+    result: "i32",
+  },
   setutxent: { parameters: [], result: "void" },
-  getutxid: { parameters: ["buffer"], result: "pointer" },
-  pututxline: { parameters: ["buffer"], result: "pointer" },
+  getutxid: {
+    parameters: [
+      "buffer", /* const struct utmpx *ut */
+    ],
+    result: "pointer", /* struct utmpx * */
+  },
+  pututxline: {
+    parameters: [
+      "buffer", /* const struct utmpx *ut */
+    ],
+    result: "pointer", /* struct utmpx * */
+  },
   endutxent: { parameters: [], result: "void" },
-  updwtmpx: { parameters: ["buffer", "buffer"], result: "void" },
-  __errno_location: { parameters: [], result: "pointer" },
+  updwtmpx: {
+    parameters: [
+      "buffer", /* const char *wtmpx_file */
+      "buffer", /* const struct utmpx *utx */
+    ],
+    result: "void",
+  },
+  __errno_location: { parameters: [], result: "pointer" /* int * */ },
   // The async API's pool watches that a worker's OS thread still exists while it serves a
   // request (a module may end the thread: pthread_exit). glibc >= 2.30.
-  gettid: { parameters: [], result: "i32", optional: true },
-  getpid: { parameters: [], result: "i32" },
-  tgkill: { parameters: ["i32", "i32", "i32"], result: "i32", optional: true },
+  gettid: { parameters: [], result: "i32", /* pid_t */ optional: true },
+  getpid: { parameters: [], result: "i32" /* pid_t */ },
+  tgkill: {
+    parameters: [
+      "i32", /* pid_t tgid */
+      "i32", /* pid_t tid */
+      "i32", /* int sig */
+    ],
+    result: "i32",
+    optional: true,
+  },
   // Turns the errno a failed utmpx call left into text for the error message.
-  strerror: { parameters: ["i32"], result: "pointer" },
+  strerror: {
+    parameters: [
+      "i32", /* int errnum */
+    ],
+    result: "pointer", /* char * */
+  },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /**
@@ -98,10 +288,22 @@ export const libcSymbols = {
  * time, and these are all it needs.
  */
 export const prioritySymbols = {
-  // int getpriority(int which, id_t who), int setpriority(int which, id_t who, int prio), as
-  // PRIO_PROCESS on a thread id (nice values are per thread on Linux).
-  getpriority: { parameters: ["i32", "u32"], result: "i32" },
-  setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
+  // As PRIO_PROCESS on a thread id (nice values are per thread on Linux).
+  getpriority: {
+    parameters: [
+      "i32", /* int which */
+      "u32", /* id_t who */
+    ],
+    result: "i32",
+  },
+  setpriority: {
+    parameters: [
+      "i32", /* int which */
+      "u32", /* id_t who */
+      "i32", /* int prio */
+    ],
+    result: "i32",
+  },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /**
@@ -110,11 +312,32 @@ export const prioritySymbols = {
  * process, which gives every thread of it its priority back.
  */
 export const threadListSymbols = {
-  // int open(const char *path, int flags): variadic, called without a mode.
-  open_dir: { symbol: "open", parameters: ["buffer", "i32"], result: "i32" },
-  // ssize_t getdents64(int fd, void *dirp, size_t count), glibc >= 2.30; a count fits in i32.
-  getdents64: { parameters: ["i32", "buffer", "usize"], result: "i32", optional: true },
-  close_fd: { symbol: "close", parameters: ["i32"], result: "i32" },
+  // Variadic, called without a mode.
+  open_dir: {
+    symbol: "open",
+    parameters: [
+      "buffer", /* const char *path */
+      "i32", /* int flags */
+    ],
+    result: "i32",
+  },
+  // glibc >= 2.30; returns ssize_t, bound as i32: a count fits.
+  getdents64: {
+    parameters: [
+      "i32", /* int fd */
+      "buffer", /* void *dirp (out: struct linux_dirent64 records) */
+      "usize", /* size_t count */
+    ],
+    result: "i32",
+    optional: true,
+  },
+  close_fd: {
+    symbol: "close",
+    parameters: [
+      "i32", /* int fd */
+    ],
+    result: "i32",
+  },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /**
@@ -123,67 +346,189 @@ export const threadListSymbols = {
  */
 export const sessionProcessSymbols = {
   ...prioritySymbols,
-  // ssize_t read(int fd, void *buf, size_t count): blocking reads of the control channel while a
-  // synchronous PAM call waits for the caller's answers.
-  read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  // ssize_t write(int fd, const void *buf, size_t count)
-  write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  // int dup2(int oldfd, int newfd): fd 1 then points at stderr.
-  dup2: { parameters: ["i32", "i32"], result: "i32" },
-  // int close_range(unsigned first, unsigned last, int flags), as CLOSE_RANGE_CLOEXEC: what the
-  // caller left open is not inherited by the user's programs (glibc >= 2.34).
-  close_range: { parameters: ["u32", "u32", "i32"], result: "i32", optional: true },
-  // uid_t getuid(void)
-  getuid: { parameters: [], result: "u32" },
-  // gid_t getgid(void): a program may run as the session process's own user without setpriv.
-  getgid: { parameters: [], result: "u32" },
-  // int getpwnam_r(const char *name, struct passwd *pwd, char *buf, size_t buflen,
-  //                struct passwd **result): the user's uid, gid, home and shell, thread-safe.
+  // Blocking reads of the control channel while a synchronous PAM call waits for the caller's
+  // answers. read and write return ssize_t, bound as i32: no call here moves near 2 GiB.
+  read: {
+    parameters: [
+      "i32", /* int fd */
+      "buffer", /* void *buf */
+      "usize", /* size_t count */
+    ],
+    result: "i32",
+  },
+  write: {
+    parameters: [
+      "i32", /* int fd */
+      "buffer", /* const void *buf */
+      "usize", /* size_t count */
+    ],
+    result: "i32",
+  },
+  // fd 1 then points at stderr.
+  dup2: {
+    parameters: [
+      "i32", /* int oldfd */
+      "i32", /* int newfd */
+    ],
+    result: "i32",
+  },
+  // As CLOSE_RANGE_CLOEXEC: what the caller left open is not inherited by the user's programs
+  // (glibc >= 2.34).
+  close_range: {
+    parameters: [
+      "u32", /* unsigned int first */
+      "u32", /* unsigned int last */
+      "i32", /* int flags */
+    ],
+    result: "i32",
+    optional: true,
+  },
+  getuid: { parameters: [], result: "u32" /* uid_t */ },
+  // A program may run as the session process's own user without setpriv.
+  getgid: { parameters: [], result: "u32" /* gid_t */ },
+  // The user's uid, gid, home and shell, thread-safe.
   getpwnam_r: {
-    parameters: ["buffer", "buffer", "buffer", "usize", "buffer"],
+    parameters: [
+      "buffer", /* const char *name */
+      "buffer", /* struct passwd *pwd (out) */
+      "buffer", /* char *buf (out: the strings pwd points into) */
+      "usize", /* size_t buflen */
+      "buffer", /* struct passwd **result (out: NULL when there is no such user) */
+    ],
     result: "i32",
   },
   // The pseudo-terminal (src/session/_pty.ts). open, fcntl and ioctl are variadic: called with
   // their one optional argument as a fixed one, they find it where they look on x86_64 and
   // aarch64 Linux (the ABIs this supports).
-  posix_openpt: { parameters: ["i32"], result: "i32" },
-  grantpt: { parameters: ["i32"], result: "i32" },
-  unlockpt: { parameters: ["i32"], result: "i32" },
-  ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  open: { parameters: ["buffer", "i32"], result: "i32" },
+  posix_openpt: {
+    parameters: [
+      "i32", /* int flags */
+    ],
+    result: "i32",
+  },
+  grantpt: {
+    parameters: [
+      "i32", /* int fd */
+    ],
+    result: "i32",
+  },
+  unlockpt: {
+    parameters: [
+      "i32", /* int fd */
+    ],
+    result: "i32",
+  },
+  ptsname_r: {
+    parameters: [
+      "i32", /* int fd */
+      "buffer", /* char *buf (out) */
+      "usize", /* size_t buflen */
+    ],
+    result: "i32",
+  },
+  open: {
+    parameters: [
+      "buffer", /* const char *pathname */
+      "i32", /* int flags */
+    ],
+    result: "i32",
+  },
   // fcntl as F_DUPFD_CLOEXEC, too: the channel moves off fd 1, so a module's stray printf cannot
   // corrupt it, and no program the session starts inherits it.
-  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  ioctl: { parameters: ["i32", "usize", "buffer"], result: "i32" },
+  fcntl: {
+    parameters: [
+      "i32", /* int fd */
+      "i32", /* int cmd */
+      "i32", /* int arg */
+    ],
+    result: "i32",
+  },
+  ioctl: {
+    parameters: [
+      "i32", /* int fd */
+      "usize", /* unsigned long request */
+      "buffer", /* void *argp (a struct winsize for TIOCSWINSZ) */
+    ],
+    result: "i32",
+  },
   // Aliased: a bound table's own close() unloads the library.
-  close_fd: { symbol: "close", parameters: ["i32"], result: "i32" },
+  close_fd: {
+    symbol: "close",
+    parameters: [
+      "i32", /* int fd */
+    ],
+    result: "i32",
+  },
   // On the descriptor, not the path: Deno wants --allow-all to change a file under /dev.
-  fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
-  fchmod: { parameters: ["i32", "u32"], result: "i32" },
-  // int getgrnam_r(const char *name, struct group *grp, char *buf, size_t buflen,
-  //                struct group **result): the tty group.
-  getgrnam_r: { parameters: ["buffer", "buffer", "buffer", "usize", "buffer"], result: "i32" },
-  // int madvise(void *addr, size_t length, int advice), as MADV_DONTNEED on clean, read-only file
-  // mappings of an idle session process (src/session/_idle_pages.ts). The address is an integer
-  // read from /proc/self/smaps, never a pointer this package dereferences.
-  madvise: { parameters: ["usize", "usize", "i32"], result: "i32" },
-  // int malloc_trim(size_t pad): an idle session process hands back what libc's allocator holds
-  // freed (glibc-only, so optional).
-  malloc_trim: { parameters: ["usize"], result: "i32", optional: true },
+  fchown: {
+    parameters: [
+      "i32", /* int fd */
+      "u32", /* uid_t owner */
+      "u32", /* gid_t group */
+    ],
+    result: "i32",
+  },
+  fchmod: {
+    parameters: [
+      "i32", /* int fd */
+      "u32", /* mode_t mode */
+    ],
+    result: "i32",
+  },
+  // The tty group.
+  getgrnam_r: {
+    parameters: [
+      "buffer", /* const char *name */
+      "buffer", /* struct group *grp (out) */
+      "buffer", /* char *buf (out) */
+      "usize", /* size_t buflen */
+      "buffer", /* struct group **result (out: NULL when there is no such group) */
+    ],
+    result: "i32",
+  },
+  // As MADV_DONTNEED on clean, read-only file mappings of an idle session process
+  // (src/session/_idle_pages.ts). The address is an integer read from /proc/self/smaps, never a
+  // pointer this package dereferences.
+  madvise: {
+    parameters: [
+      "usize", /* void *addr */
+      "usize", /* size_t length */
+      "i32", /* int advice */
+    ],
+    result: "i32",
+  },
+  // An idle session process hands back what libc's allocator holds freed (glibc-only, so
+  // optional).
+  malloc_trim: {
+    parameters: [
+      "usize", /* size_t pad */
+    ],
+    result: "i32",
+    optional: true,
+  },
 } as const satisfies Record<string, SymbolDefinition>;
 
-/** The conversation function libpam calls: `int (*conv)(int, const struct pam_message **, struct pam_response **, void *)`. */
+/** The conversation function libpam calls, `struct pam_conv`'s `conv`. */
 export const conversationCallback = {
-  // appdata_ptr is only ever the integer id this package put there: taken as an integer, it
-  // costs no pointer object and no address conversion per call.
-  parameters: ["i32", "pointer", "pointer", "usize"],
+  parameters: [
+    "i32", /* int num_msg */
+    "pointer", /* const struct pam_message **msg */
+    "pointer", /* struct pam_response **resp (out: a calloc'd array libpam frees) */
+    // Only ever the integer id this package put there: taken as an integer, it costs no
+    // pointer object and no address conversion per call.
+    "usize", /* void *appdata_ptr */
+  ],
   result: "i32",
 } as const satisfies SymbolDefinition;
 
-/** The `PAM_FAIL_DELAY` function: `void (*delay_fn)(int retval, unsigned usec_delay, void *appdata_ptr)`. */
+/** The `PAM_FAIL_DELAY` function, `void (*delay_fn)(int, unsigned, void *)`. */
 export const failDelayCallback = {
-  // appdata_ptr is the conversation's: the slot id, taken as an integer as there.
-  parameters: ["i32", "u32", "usize"],
+  parameters: [
+    "i32", /* int retval */
+    "u32", /* unsigned usec_delay */
+    // The conversation's: the slot id, taken as an integer as there.
+    "usize", /* void *appdata_ptr */
+  ],
   result: "void",
 } as const satisfies SymbolDefinition;
 

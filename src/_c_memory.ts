@@ -8,7 +8,7 @@
  * @module
  */
 
-import { native, type Pointer } from "../ffi/mod.ts";
+import { native, type Pointer, pointerSize } from "../ffi/mod.ts";
 import { openLibc } from "./_library.ts";
 
 /** The size of a block whose length is its NUL-terminated string's (read when it is wiped). */
@@ -128,7 +128,7 @@ export class CMemory {
         const entry = native.readPointer(pointer, this.#listOffset);
         if (!entry) break;
         wipeAndFree(entry, STRING);
-        this.#listOffset += 8;
+        this.#listOffset += pointerSize;
       }
     } else if (this.#size > 0) {
       libc.explicit_bzero(pointer, this.#size);

@@ -47,7 +47,7 @@ function compiledEntry(path: string, marker: string): string {
     if (readFileSync(embedded, "utf8").includes(marker)) return embedded;
   }
   throw new Error(
-    `This program was compiled with \`bun build --compile\` without @seed/pam's src/${path} ` +
+    `this program was compiled with \`bun build --compile\` without @seed/pam's src/${path} ` +
       `entry, which runs on a thread of its own: name it as a further entrypoint, as Bun ` +
       `documents for workers: \`bun build --compile app.ts ` +
       `./node_modules/@seed/pam/src/${path}.js\` (src/${path}.ts in a checkout)`,

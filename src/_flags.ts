@@ -85,7 +85,7 @@ export function credFlag(action: unknown): number {
 export function itemType(name: unknown): number {
   if (typeof name !== "string" || !Object.hasOwn(itemTypes, name)) {
     throw new TypeError(
-      `Unknown PAM item ${describeChoice(name)}; known items: ${Object.keys(itemTypes).join(", ")}`,
+      `unknown PAM item ${describeChoice(name)}; known items: ${Object.keys(itemTypes).join(", ")}`,
     );
   }
   return itemTypes[name as ItemName];

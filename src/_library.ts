@@ -30,7 +30,7 @@ export function openPam(path: string = defaultLibraries.pam): PamLibrary {
       lib = native.open(path, pamSymbols);
     } catch (error) {
       throw new Error(
-        `Cannot load the PAM library "${path}": install Linux-PAM (Debian: libpam0g) or pass ` +
+        `cannot load the PAM library "${path}": install Linux-PAM (Debian: libpam0g) or pass ` +
           `the right file as the "library" option${permissionHint()}`,
         { cause: error },
       );

@@ -7,7 +7,16 @@
  * @module
  */
 
-import { conversationCallback, failDelayCallback, native, type Pointer } from "../ffi/mod.ts";
+import {
+  conversationCallback,
+  failDelayCallback,
+  native,
+  pamConvLayout,
+  pamMessageLayout,
+  pamResponseLayout,
+  type Pointer,
+  pointerSize,
+} from "../ffi/mod.ts";
 import {
   MAX_ANSWER_BYTES,
   MAX_BINARY_PROMPT_BYTES,
@@ -25,7 +34,6 @@ const isPrompt = (style: number): boolean =>
   style === MessageStyle.PROMPT_ECHO_OFF || style === MessageStyle.PROMPT_ECHO_ON ||
   style === MessageStyle.BINARY_PROMPT || style === MessageStyle.RADIO_TYPE;
 
-const RESPONSE_SIZE = 16; // struct pam_response { char *resp; int resp_retcode; }
 const encoder = new TextEncoder();
 
 // Where answers are encoded before they are copied into C memory (wiped after each copy).
@@ -34,7 +42,7 @@ let scratch = new Uint8Array(256);
 const SCRATCH_MAX = 3 * MAX_ANSWER_BYTES + 1;
 
 // A pointer-sized cell for storePointer; the trampoline runs on one thread at a time.
-const cell = new Uint8Array(8);
+const cell = new Uint8Array(pointerSize);
 
 /**
  * Stores `value` in the pointer at `target` (C memory) with one `memcpy`
@@ -42,7 +50,7 @@ const cell = new Uint8Array(8);
  */
 function storePointer(target: Pointer, value: Pointer | null): void {
   native.writePointerInto(cell, 0, value);
-  openLibc().memcpy(target, cell, 8);
+  openLibc().memcpy(target, cell, pointerSize);
 }
 
 /**
@@ -67,7 +75,7 @@ class ResponseBuffer {
   /** A zeroed array of `count` responses, from libc's `calloc` as libpam expects. */
   static allocate(count: number): ResponseBuffer {
     return new ResponseBuffer(
-      CMemory.calloc(count, RESPONSE_SIZE, "the conversation's responses"),
+      CMemory.calloc(count, pamResponseLayout.size, "the conversation's responses"),
       count,
     );
   }
@@ -95,8 +103,9 @@ class ResponseBuffer {
       if (!cString) throw new Error("malloc failed for a conversation answer");
       // Owned by the array from here: freed with it, or handed to libpam with it.
       this.#memory.attach(index, cString, length + 1);
-      this.#struct ??= new Uint8Array(this.#count * RESPONSE_SIZE);
-      native.writePointerInto(this.#struct, index * RESPONSE_SIZE, cString);
+      this.#struct ??= new Uint8Array(this.#count * pamResponseLayout.size);
+      const at = index * pamResponseLayout.size + pamResponseLayout.resp.offset;
+      native.writePointerInto(this.#struct, at, cString);
       libc.memcpy(cString, scratch, length + 1);
     } finally {
       scratch.fill(0, 0, length + 1);
@@ -145,12 +154,12 @@ export interface ConversationSlot {
 function readMessages(count: number, messages: Pointer, styles: number[]): readonly PamMessage[] {
   const out = new Array<PamMessage>(count);
   for (let i = 0; i < count; i++) {
-    // Linux-PAM's layout: an array of pointers to struct pam_message { int style; const char *msg; }.
-    const message = native.readPointer(messages, i * 8);
+    // Linux-PAM's layout: an array of pointers to struct pam_message (not an array of structs).
+    const message = native.readPointer(messages, i * pointerSize);
     if (!message) throw new TypeError(`message ${i} is a NULL pointer`);
-    const style = native.readI32(message, 0) as MessageStyleValue;
+    const style = native.readI32(message, pamMessageLayout.style.offset) as MessageStyleValue;
     styles[i] = style;
-    const text = native.readPointer(message, 8);
+    const text = native.readPointer(message, pamMessageLayout.msg.offset);
     if (style === MessageStyle.BINARY_PROMPT) {
       out[i] = Object.freeze({ style, text: "", data: text ? readPacket(text) : new Uint8Array() });
     } else {
@@ -308,13 +317,14 @@ export function conversationStruct(id: number): Uint8Array {
   // One struct per thread, reused: pam_start copies it before it returns, and a fresh
   // buffer per transaction costs a backing store when it is handed to C.
   if (!convStruct) {
-    convStruct = new Uint8Array(16);
+    convStruct = new Uint8Array(pamConvLayout.size);
     convView = new DataView(convStruct.buffer);
-    native.writePointerInto(convStruct, 0, conversationPointer!);
+    native.writePointerInto(convStruct, pamConvLayout.conv.offset, conversationPointer!);
   }
   // appdata_ptr carries the slot id as a little-endian integer.
-  convView!.setUint32(8, id % 0x1_0000_0000, true);
-  convView!.setUint32(12, Math.floor(id / 0x1_0000_0000), true);
+  const at = pamConvLayout.appdataPtr.offset;
+  convView!.setUint32(at, id % 0x1_0000_0000, true);
+  convView!.setUint32(at + 4, Math.floor(id / 0x1_0000_0000), true);
   return convStruct;
 }
 

@@ -1,6 +1,7 @@
 /**
  * Argument checks that run before any C call, so bad input becomes a
- * `TypeError` instead of a truncated string or a crash.
+ * `TypeError` (a value of the wrong type) or a `RangeError` (the right type,
+ * out of range) instead of a truncated string or a crash.
  *
  * @module
  */
@@ -147,4 +148,19 @@ export function optionsObject<T extends object>(value: unknown, what: string): T
     throw new TypeError(`${what} must be an object, got ${describe(value)}`);
   }
   return value as T;
+}
+
+/**
+ * Returns `value` when it is `undefined` or a timeout in milliseconds that
+ * `setTimeout` honours (more than 0, at most 2^31 - 1); throws otherwise.
+ */
+export function checkTimeoutMs(value: unknown, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number") {
+    throw new TypeError(`${what} must be a number of milliseconds, got ${describe(value)}`);
+  }
+  if (!(value > 0) || value > 2 ** 31 - 1) {
+    throw new RangeError(`${what} must be more than 0 and at most 2^31 - 1 ms, got ${value}`);
+  }
+  return value;
 }

@@ -77,6 +77,9 @@ export type Conversation = (messages: readonly PamMessage[]) => PamAnswer[];
  *   conversation: passwordConversation("secret"),
  * });
  * ```
+ *
+ * @throws {TypeError} for a password that is not a string or `Uint8Array`, or bad options.
+ * @throws {RangeError} for a password past `MAX_ANSWER_BYTES`.
  */
 export function passwordConversation(
   password: string | Uint8Array,

@@ -44,10 +44,17 @@ let open: (options: KeepModulesLoadedOptions) => LoadedModules;
  * using modules = keepModulesLoaded({ service: "login" });
  * console.log(modules.released); // false
  * ```
+ *
+ * @tags allow-ffi
  */
 export class LoadedModules {
   readonly #handle: PamTransaction;
 
+  /**
+   * Not for callers: `keepModulesLoaded()` makes one.
+   *
+   * @ignore
+   */
   private constructor(handle: PamTransaction) {
     this.#handle = handle;
   }
@@ -124,6 +131,11 @@ export class LoadedModules {
  * using _modules = keepModulesLoaded({ service: "webapp" });
  * await authenticate({ service: "webapp", user: "alice", password: "secret" });
  * ```
+ *
+ * @throws {TypeError} for options of the wrong type, an unknown key, or a NUL byte.
+ * @throws {Error} when libpam cannot be loaded.
+ * @throws {PamError} when `pam_start` fails.
+ * @tags allow-ffi
  */
 export function keepModulesLoaded(options: KeepModulesLoadedOptions): LoadedModules {
   if (options === undefined) {
@@ -145,7 +157,8 @@ export function keepModulesLoaded(options: KeepModulesLoadedOptions): LoadedModu
  * synchronous `PamTransaction` is not affected; {@linkcode keepModulesLoaded}
  * is the explicit, indefinite form.
  *
- * @throws {TypeError} when `ms` is not a number of milliseconds from 0 to 2^31 - 1
+ * @throws {TypeError} when `ms` is not a number.
+ * @throws {RangeError} when `ms` is not from 0 to 2^31 - 1.
  * @example
  * ```ts
  * import { setModuleIdleWindow } from "@seed/pam";
@@ -153,8 +166,11 @@ export function keepModulesLoaded(options: KeepModulesLoadedOptions): LoadedModu
  * ```
  */
 export function setModuleIdleWindow(ms: number): void {
-  if (typeof ms !== "number" || !(ms >= 0) || ms > 2 ** 31 - 1) {
-    throw new TypeError(`setModuleIdleWindow() takes milliseconds from 0 to 2^31 - 1, got ${ms}`);
+  if (typeof ms !== "number") {
+    throw new TypeError(`setModuleIdleWindow() takes a number of milliseconds, got ${typeof ms}`);
+  }
+  if (!(ms >= 0) || ms > 2 ** 31 - 1) {
+    throw new RangeError(`setModuleIdleWindow() takes milliseconds from 0 to 2^31 - 1, got ${ms}`);
   }
   setIdleWindow(ms);
 }

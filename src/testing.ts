@@ -132,6 +132,11 @@ export interface TestStack {
  * });
  * tx.authenticate();
  * ```
+ *
+ * @throws {TypeError} for options of the wrong type, an unknown key, or a user or service
+ *   name a passdb or a file name cannot hold.
+ * @throws {Error} when a service uses a libpam-wrapper module that is not installed.
+ * @tags allow-read, allow-write
  */
 export function createTestStack(options: TestStackOptions): TestStack {
   if (!options || typeof options !== "object" || !options.services) {
@@ -139,7 +144,7 @@ export function createTestStack(options: TestStackOptions): TestStack {
   }
   checkKnownKeys(options, ["services", "users"], "createTestStack() options");
   for (const [name, user] of Object.entries(options.users ?? {})) {
-    if (name === "") throw new TypeError("A user name must not be empty");
+    if (name === "") throw new TypeError("a user name must not be empty");
     checkPassdbField(name, `User name ${JSON.stringify(name)}`);
     if (user !== null && typeof user === "object") {
       checkKnownKeys(user, ["password", "service"], `The user ${JSON.stringify(name)}`);
@@ -156,7 +161,7 @@ export function createTestStack(options: TestStackOptions): TestStack {
     const users = Object.entries(options.users ?? {});
     for (const [service, text] of Object.entries(options.services)) {
       if (!/^[A-Za-z0-9._-]+$/.test(service)) {
-        throw new TypeError(`Service name ${JSON.stringify(service)} is not a plain file name`);
+        throw new TypeError(`service name ${JSON.stringify(service)} is not a plain file name`);
       }
       const lines = users
         .filter(([, u]) => typeof u === "string" || !u.service || u.service === service)
@@ -226,9 +231,9 @@ function expand(
     if (module) return module;
     if (key.startsWith("pam_")) {
       throw new Error(
-        `Service "${service}" uses ${key}, which is not installed: install Debian's libpam-wrapper`,
+        `service "${service}" uses ${key}, which is not installed: install Debian's libpam-wrapper`,
       );
     }
-    throw new TypeError(`Unknown placeholder {{${key}}} in service "${service}"`);
+    throw new TypeError(`unknown placeholder {{${key}}} in service "${service}"`);
   });
 }

@@ -7,7 +7,7 @@
 
 import { statSync } from "node:fs";
 import { join } from "node:path";
-import { native, type Pointer } from "../ffi/mod.ts";
+import { native, pamXAuthDataLayout, type Pointer, pointerSize } from "../ffi/mod.ts";
 import { type ItemName, ItemType, ReturnCode } from "./constants.ts";
 import type { Conversation } from "./conversation.ts";
 import { CMemory } from "./_c_memory.ts";
@@ -155,10 +155,9 @@ const serviceCache = new CStringCache();
 const userCache = new CStringCache();
 const confdirCache = new CStringCache();
 // pam_start's and pam_get_item's out-parameters, each read right after its call.
-const handleOut = new Uint8Array(8);
-const itemOut = new Uint8Array(8);
+const handleOut = new Uint8Array(pointerSize);
+const itemOut = new Uint8Array(pointerSize);
 
-const XAUTHDATA_SIZE = 32; // struct pam_xauth_data { int namelen; char *name; int datalen; char *data; }
 const textDecoder = new TextDecoder();
 
 /**
@@ -181,6 +180,8 @@ const textDecoder = new TextDecoder();
  * // ... the user's activity ...
  * tx.closeSession();
  * ```
+ *
+ * @tags allow-ffi
  */
 export class PamTransaction {
   #handle: Pointer | null;
@@ -209,7 +210,7 @@ export class PamTransaction {
       if (value !== null) return tx.setItem(name, value);
       const type = itemType(name);
       // libpam dereferences a NULL service name (pamtester -I service crashes there).
-      if (type === ItemType.SERVICE) throw new TypeError("The service item cannot be unset");
+      if (type === ItemType.SERVICE) throw new TypeError("the service item cannot be unset");
       tx.#live();
       tx.#refuseSecret(type, "pam_set_item");
       const handle = tx.#changing("setItem");
@@ -217,6 +218,11 @@ export class PamTransaction {
     };
   }
 
+  /**
+   * Not for callers: `PamTransaction.start()` makes one.
+   *
+   * @ignore
+   */
   private constructor(
     handle: Pointer,
     pam: PamLibrary,
@@ -239,6 +245,12 @@ export class PamTransaction {
    * import { PamTransaction } from "@seed/pam";
    * using tx = PamTransaction.start({ service: "login", user: "alice", confdir: "/tmp/pam.d" });
    * ```
+   *
+   * @throws {TypeError} for options of the wrong type, an unknown key, or a string with a NUL
+   *   byte, before any C call.
+   * @throws {Error} when libpam cannot be loaded, or `confdir` needs `pam_start_confdir` and
+   *   this libpam lacks it.
+   * @throws {PamError} when `pam_start` fails.
    */
   static start(options: PamTransactionOptions): PamTransaction {
     const what = "PamTransaction.start() options";
@@ -254,7 +266,7 @@ export class PamTransaction {
     const pam = openPam(o.library);
     if (confdir && !pam.pam_start_confdir) {
       throw new Error(
-        "The confdir option needs pam_start_confdir, which this libpam lacks (Linux-PAM >= 1.4 has it)",
+        "the confdir option needs pam_start_confdir, which this libpam lacks (Linux-PAM >= 1.4 has it)",
       );
     }
 
@@ -310,6 +322,10 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "login", user: "alice", conversation: passwordConversation("pw") });
    * tx.authenticate({ disallowNullAuthtok: true });
    * ```
+   *
+   * @throws {TypeError} for flags that are not `true`/`false` options this call takes.
+   * @throws {PamError} when `pam_authenticate` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   authenticate(flags?: AuthFlags): void {
     const f = flagsOf(flags, "authenticate() flags", authFlags);
@@ -326,6 +342,10 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "login", user: "alice" });
    * tx.acctMgmt();
    * ```
+   *
+   * @throws {TypeError} for flags that are not `true`/`false` options this call takes.
+   * @throws {PamError} when `pam_acct_mgmt` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   acctMgmt(flags?: AuthFlags): void {
     const f = flagsOf(flags, "acctMgmt() flags", authFlags);
@@ -341,6 +361,10 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "login", user: "alice" });
    * tx.setCred("establish");
    * ```
+   *
+   * @throws {TypeError} for an unknown action or bad flags.
+   * @throws {PamError} when `pam_setcred` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   setCred(action: CredAction, flags?: SilentFlag): void {
     const cred = credFlag(action);
@@ -357,6 +381,10 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "passwd", user: "alice" });
    * tx.chauthtok({ changeExpiredAuthtok: true });
    * ```
+   *
+   * @throws {TypeError} for flags that are not `true`/`false` options this call takes.
+   * @throws {PamError} when `pam_chauthtok` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   chauthtok(flags?: ChauthtokFlags): void {
     const f = flagsOf(flags, "chauthtok() flags", chauthtokFlags);
@@ -375,6 +403,10 @@ export class PamTransaction {
    * tx.openSession();
    * tx.closeSession();
    * ```
+   *
+   * @throws {TypeError} for flags that are not `true`/`false` options this call takes.
+   * @throws {PamError} when `pam_open_session` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   openSession(flags?: SilentFlag): void {
     const f = flagsOf(flags, "openSession() flags", silentFlags);
@@ -391,6 +423,10 @@ export class PamTransaction {
    * tx.openSession();
    * tx.closeSession({ silent: true });
    * ```
+   *
+   * @throws {TypeError} for flags that are not `true`/`false` options this call takes.
+   * @throws {PamError} when `pam_close_session` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   closeSession(flags?: SilentFlag): void {
     const f = flagsOf(flags, "closeSession() flags", silentFlags);
@@ -409,6 +445,10 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "login", user: "alice" });
    * console.log(tx.getItem("user")); // "alice"
    * ```
+   *
+   * @throws {TypeError} for an unknown item name.
+   * @throws {PamError} for `"authtok"`/`"oldauthtok"` (`PAM_BAD_ITEM`), or when `pam_get_item` fails.
+   * @throws {Error} once the transaction has ended.
    */
   getItem(name: ItemName): string | undefined {
     const type = itemType(name);
@@ -429,6 +469,10 @@ export class PamTransaction {
    * tx.setItem("tty", "/dev/pts/3");
    * tx.setItem("rhost", "203.0.113.7");
    * ```
+   *
+   * @throws {TypeError} for an unknown item name, a value that is not a string, or a NUL byte.
+   * @throws {PamError} when `pam_set_item` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   setItem(name: ItemName, value: string): void {
     const type = itemType(name);
@@ -453,16 +497,20 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "login", user: "alice" });
    * console.log(tx.getXAuthData()?.name);
    * ```
+   *
+   * @throws {PamError} when `pam_get_item` fails.
+   * @throws {Error} once the transaction has ended.
    */
   getXAuthData(): XAuthData | undefined {
     const struct = this.#getItemPointer(ItemType.XAUTHDATA);
     if (!struct) return undefined;
-    const nameLength = native.readI32(struct, 0);
-    const name = native.readPointer(struct, 8);
+    const L = pamXAuthDataLayout;
+    const nameLength = native.readI32(struct, L.namelen.offset);
+    const name = native.readPointer(struct, L.name.offset);
     // Linux-PAM returns its embedded, zeroed struct when nothing was set: never NULL.
     if (!name) return undefined;
-    const dataLength = native.readI32(struct, 16);
-    const data = native.readPointer(struct, 24);
+    const dataLength = native.readI32(struct, L.datalen.offset);
+    const data = native.readPointer(struct, L.data.offset);
     return {
       name: nameLength > 0 ? textDecoder.decode(native.view(name, nameLength)) : "",
       data: data && dataLength > 0 ? native.view(data, dataLength).slice() : new Uint8Array(),
@@ -479,24 +527,29 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "login", user: "alice" });
    * tx.setXAuthData({ name: "MIT-MAGIC-COOKIE-1", data: crypto.getRandomValues(new Uint8Array(16)) });
    * ```
+   *
+   * @throws {TypeError} for a value that is not `{ name, data }`.
+   * @throws {PamError} when `pam_set_item` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   setXAuthData(xauth: XAuthData): void {
     const o = checkXAuthData(xauth);
     const name = cString(o.name, "XAuthData.name");
     const handle = this.#changing("setXAuthData");
+    const L = pamXAuthDataLayout;
     // One C block: the struct, then the name (NUL-terminated), then the data. libpam keeps
     // a copy, so the block is never handed on: wiped and freed here whatever happens.
-    const size = XAUTHDATA_SIZE + name.length + o.data.length;
+    const size = L.size + name.length + o.data.length;
     using block = CMemory.malloc(size, "PAM_XAUTHDATA");
     const bytes = native.view(block.pointer, size);
-    bytes.set(name, XAUTHDATA_SIZE);
-    bytes.set(o.data, XAUTHDATA_SIZE + name.length);
+    bytes.set(name, L.size);
+    bytes.set(o.data, L.size + name.length);
     const view = new DataView(bytes.buffer, bytes.byteOffset, size);
     const address = native.addressOf(block.pointer);
-    view.setInt32(0, name.length - 1, true);
-    view.setBigUint64(8, BigInt(address + XAUTHDATA_SIZE), true);
-    view.setInt32(16, o.data.length, true);
-    view.setBigUint64(24, BigInt(address + XAUTHDATA_SIZE + name.length), true);
+    view.setInt32(L.namelen.offset, name.length - 1, true);
+    view.setBigUint64(L.name.offset, BigInt(address + L.size), true);
+    view.setInt32(L.datalen.offset, o.data.length, true);
+    view.setBigUint64(L.data.offset, BigInt(address + L.size + name.length), true);
     this.#check(
       this.#pam.pam_set_item_pointer(handle, ItemType.XAUTHDATA, block.pointer),
       "pam_set_item",
@@ -513,6 +566,9 @@ export class PamTransaction {
    * tx.putEnv("LANG=C.UTF-8");
    * console.log(tx.getEnv("LANG")); // "C.UTF-8"
    * ```
+   *
+   * @throws {TypeError} for a name that is not a string, or holds a NUL byte.
+   * @throws {Error} once the transaction has ended.
    */
   getEnv(name: string): string | undefined {
     const encoded = cString(name, "the environment variable name");
@@ -532,6 +588,10 @@ export class PamTransaction {
    * tx.putEnv("EDITOR=vi");
    * tx.putEnv("EDITOR");
    * ```
+   *
+   * @throws {TypeError} for an entry that is not a string, has no name, or holds a NUL byte.
+   * @throws {PamError} when `pam_putenv` fails (`cause` set when the conversation did).
+   * @throws {Error} once the transaction has ended.
    */
   putEnv(entry: string): void {
     checkEnvEntry(entry);
@@ -551,6 +611,9 @@ export class PamTransaction {
    * using tx = PamTransaction.start({ service: "login", user: "alice" });
    * const env = tx.getEnvList();
    * ```
+   *
+   * @throws {PamError} (`PAM_BUF_ERR`) when libpam cannot copy the list.
+   * @throws {Error} once the transaction has ended.
    */
   getEnvList(): Record<string, string> {
     const list = this.#pam.pam_getenvlist(this.#live());
@@ -563,7 +626,7 @@ export class PamTransaction {
     // No prototype: a variable named __proto__ must be a property, not a prototype setter.
     const env: Record<string, string> = Object.create(null);
     for (let i = 0;; i++) {
-      const entry = native.readPointer(owned.pointer, i * 8);
+      const entry = native.readPointer(owned.pointer, i * pointerSize);
       if (!entry) break;
       const text = native.readCString(entry);
       const eq = text.indexOf("=");
@@ -587,6 +650,9 @@ export class PamTransaction {
    *   tx.end();
    * }
    * ```
+   *
+   * @throws {TypeError} for bad options.
+   * @throws {Error} when called from inside the transaction's own conversation.
    */
   end(options?: SilentFlag): void {
     const f = flagsOf(options, "end() options", endFlags);
@@ -625,11 +691,11 @@ export class PamTransaction {
 
   #live(): Pointer {
     if (!this.#handle) {
-      throw new Error("This PamTransaction has ended (pam_end ran); start a new one");
+      throw new Error("this PamTransaction has ended (pam_end ran); start a new one");
     }
     if (this.#broken) {
       throw new Error(
-        "This PamTransaction failed: a conversation could not complete, so its modules' state " +
+        "this PamTransaction failed: a conversation could not complete, so its modules' state " +
           "is unknown; end it and start a new one",
         { cause: this.#brokenBy },
       );

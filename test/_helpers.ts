@@ -12,7 +12,15 @@
  * @module
  */
 
-import { conversationCallback, native, type Pointer } from "../ffi/mod.ts";
+import {
+  conversationCallback,
+  native,
+  pamConvLayout,
+  pamMessageLayout,
+  pamResponseLayout,
+  type Pointer,
+  pointerSize,
+} from "../ffi/mod.ts";
 import { ItemType, ReturnCode } from "../src/constants.ts";
 import {
   type ConversationHandler,
@@ -78,7 +86,7 @@ export class DirectConversation {
     };
     this.#slotId = registerSlot(this.slot);
     const pam = openPam();
-    const out = new Uint8Array(8);
+    const out = new Uint8Array(pointerSize);
     const status = pam.pam_start_confdir!(
       c("direct"),
       c("alice"),
@@ -93,15 +101,15 @@ export class DirectConversation {
     }
     this.#handle = native.readPointerFrom(out, 0)!;
     // What a module does: pam_get_item(PAM_CONV) → const struct pam_conv *.
-    const item = new Uint8Array(8);
+    const item = new Uint8Array(pointerSize);
     const got = pam.pam_get_item(this.#handle, ItemType.CONV, item);
     if (got !== ReturnCode.SUCCESS) {
       this.close();
       throw new Error(`pam_get_item(PAM_CONV) returned ${got}`);
     }
     const conv = native.readPointerFrom(item, 0)!;
-    const fn = native.readPointer(conv, 0)!;
-    this.#appdata = native.readPointer(conv, 8);
+    const fn = native.readPointer(conv, pamConvLayout.conv.offset)!;
+    this.#appdata = native.readPointer(conv, pamConvLayout.appdataPtr.offset);
     this.#conv = native.functionAt(fn, conversationCallback);
   }
 
@@ -134,21 +142,21 @@ export class DirectConversation {
       owned.push(p);
       return p;
     };
-    const array = alloc(Math.max(n, 1) * 8);
+    const array = alloc(Math.max(n, 1) * pointerSize);
     for (let i = 0; i < n; i++) {
       const m = messages[i];
-      const struct = alloc(16);
-      const head = native.view(struct, 4);
-      new DataView(head.buffer, head.byteOffset, 4).setInt32(0, m.style, true);
+      const struct = alloc(pamMessageLayout.size);
+      const style = native.view(struct, pamMessageLayout.style.size, pamMessageLayout.style.offset);
+      new DataView(style.buffer, style.byteOffset, style.byteLength).setInt32(0, m.style, true);
       const bytes = m.bytes ?? (m.text === undefined ? undefined : c(m.text));
       if (bytes) {
         const text = alloc(bytes.length);
         native.view(text, bytes.length).set(bytes);
-        native.writePointer(struct, 8, text);
+        native.writePointer(struct, pamMessageLayout.msg.offset, text);
       }
-      native.writePointer(array, i * 8, struct);
+      native.writePointer(array, i * pointerSize, struct);
     }
-    const cell = alloc(8);
+    const cell = alloc(pointerSize);
     native.writePointer(cell, 0, native.fromAddress(SENTINEL));
     try {
       const status = this.#conv(
@@ -163,7 +171,8 @@ export class DirectConversation {
       if (resp && native.addressOf(resp) !== SENTINEL) {
         answers = [];
         for (let i = 0; i < n; i++) {
-          const s = native.readPointer(resp, i * 16);
+          const at = i * pamResponseLayout.size + pamResponseLayout.resp.offset;
+          const s = native.readPointer(resp, at);
           if (s) {
             const length = options.lengths?.[i] ?? Number(libc.strlen(s));
             answers.push(native.view(s, length).slice());

@@ -125,7 +125,7 @@ test("authenticate() runs account management too", async () => {
   assert.equal(error.operation, "pam_acct_mgmt");
 });
 
-test("bad input is a TypeError before any thread is involved", async () => {
+test("bad input is a TypeError or RangeError before any thread is involved", async () => {
   const before = workerPoolStats().started;
   const bad: unknown[] = [
     undefined,
@@ -135,12 +135,16 @@ test("bad input is a TypeError before any thread is involved", async () => {
     { service: "web", user: "alice", password: "a\0" },
     { service: "web", user: "alice", password: "x", rhost: "h\0" },
     { service: "web", user: "alice", password: "x", failDelay: "sometimes" },
-    { service: "web", user: "alice", password: "x", conversationTimeoutMs: -1 },
     { service: "web", user: "alice", password: "x", signal: "no" },
   ];
   for (const options of bad) {
     const error = await rejection(authenticate(options as never));
     assert.ok(error instanceof TypeError, `${JSON.stringify(options)}: ${error}`);
+  }
+  for (const ms of [-1, 0, NaN, 2 ** 31]) {
+    const options = { service: "web", user: "alice", password: "x", conversationTimeoutMs: ms };
+    const error = await rejection(authenticate(options));
+    assert.ok(error instanceof RangeError, `${ms}: ${error}`);
   }
   for (
     const options of [
@@ -855,10 +859,13 @@ test("conversations waiting for their handler take a thread each, not a turn", {
   assert.equal(workerPoolStats().held, 0);
 });
 
-test("setWorkerPoolSize: bad bounds are TypeErrors", () => {
-  assert.throws(() => setWorkerPoolSize(0), TypeError);
-  assert.throws(() => setWorkerPoolSize(4, { maxThreads: 2 }), TypeError);
-  assert.throws(() => setWorkerPoolSize(4, { maxThreads: 1.5 }), TypeError);
+test("setWorkerPoolSize: bad bounds are RangeErrors, wrong types TypeErrors", () => {
+  assert.throws(() => setWorkerPoolSize(0), RangeError);
+  assert.throws(() => setWorkerPoolSize(1025), RangeError);
+  assert.throws(() => setWorkerPoolSize(4, { maxThreads: 2 }), RangeError);
+  assert.throws(() => setWorkerPoolSize(4, { maxThreads: 1.5 }), RangeError);
+  assert.throws(() => setWorkerPoolSize("4" as never), TypeError);
+  assert.throws(() => setWorkerPoolSize(4, { maxThreads: "8" } as never), TypeError);
   assert.throws(() => setWorkerPoolSize(4, { max: 8 } as never), TypeError);
   assert.equal(workerPoolStats().size, 4);
   assert.equal(workerPoolStats().maxThreads, 64);
@@ -1329,7 +1336,7 @@ test(
     );
     const { code, out } = await runScript(script, stack.dir);
     assert.equal(code, 0, out);
-    assert.match(out, /rejected: The PAM worker thread died/);
+    assert.match(out, /rejected: the PAM worker thread died/);
   },
 );
 

@@ -63,7 +63,7 @@ test("bun build --compile: authenticate() and AsyncPamTransaction run in the exe
     const bare = compile(dir, "bare", [source]);
     const missing = spawnSync(bare, [], { encoding: "utf8", cwd: dir });
     assert.equal(missing.status, 0, missing.stderr);
-    assert.match(missing.stdout, /^error This program was compiled with `bun build --compile`/);
+    assert.match(missing.stdout, /^error this program was compiled with `bun build --compile`/);
     assert.match(missing.stdout, /src\/async\/_worker\.js/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

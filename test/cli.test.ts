@@ -481,7 +481,7 @@ test("differs from pamtester on purpose: -I service without a value is refused, 
   assert.equal(pamtester.status, 128 + 11, "pamtester segfaults in libpam");
   const cli = runCli(["-I", "service", "permit", "alice", "authenticate"], "", stack.confdir);
   assert.equal(cli.status, 1);
-  assert.equal(cli.stderr, "seed-pam: The service item cannot be unset\n");
+  assert.equal(cli.stderr, "seed-pam: the service item cannot be unset\n");
 });
 
 test("pam_matrix: mistyped new passwords fail the change (pamtester crashes here)", {
@@ -648,6 +648,7 @@ test("flag expressions: values, prefixes and pamtester's precedence", () => {
     }
     assert.throws(() => evaluateFlagExpression(text), (error: unknown) => {
       assert.ok(error instanceof FlagExpressionError, text);
+      assert.ok(error instanceof SyntaxError, text);
       assert.equal(error.message, message, text);
       return true;
     });

@@ -178,8 +178,9 @@ test("the async API keeps a busy service's modules loaded, and lets go after its
   }
 });
 
-test("setModuleIdleWindow: a bad window is a TypeError", () => {
-  assert.throws(() => setModuleIdleWindow(-1), TypeError);
-  assert.throws(() => setModuleIdleWindow(NaN), TypeError);
+test("setModuleIdleWindow: a window out of range is a RangeError, a non-number a TypeError", () => {
+  assert.throws(() => setModuleIdleWindow(-1), RangeError);
+  assert.throws(() => setModuleIdleWindow(NaN), RangeError);
+  assert.throws(() => setModuleIdleWindow(2 ** 31), RangeError);
   assert.throws(() => setModuleIdleWindow("1000" as never), TypeError);
 });

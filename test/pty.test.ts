@@ -220,8 +220,11 @@ test("bad sizes, argv and options are errors before anything runs", async () => 
   assert.throws(() => openPty({ cols: 80, rows: 65536 }), RangeError);
   using pty = openPty({ cols: 80, rows: 24 });
   assert.throws(() => pty.resize(1.5, 24), RangeError);
-  assert.throws(() => pty.chown(-1, 0), TypeError);
-  assert.throws(() => pty.chown(0, 0, 0o1777), TypeError);
+  assert.throws(() => pty.chown(-1, 0), RangeError);
+  assert.throws(() => pty.chown(0, 2 ** 32 - 1), RangeError);
+  assert.throws(() => pty.chown(0, 0, 0o1777), RangeError);
+  assert.throws(() => pty.chown("0" as never, 0), TypeError);
+  assert.throws(() => pty.chown(0, 0, "0600" as never), TypeError);
   await assert.rejects(pty.spawn([]), TypeError);
   await assert.rejects(pty.spawn(["a\0b"]), /NUL/);
   await assert.rejects(pty.spawn(["true"], { shell: true } as never), /no option "shell"/);
@@ -273,7 +276,7 @@ test(
   { skip: isRoot ? "runs only without root (as root every user is allowed)" : false },
   async () => {
     using pty = openPty({ cols: 80, rows: 24 });
-    await assert.rejects(pty.spawn(["true"], { uid: 0, gid: 0 }), /Only root/);
+    await assert.rejects(pty.spawn(["true"], { uid: 0, gid: 0 }), /only root/);
   },
 );
 

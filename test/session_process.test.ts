@@ -471,7 +471,7 @@ test("the session process killed while open: closed rejects saying how; spawn an
   const session = await login(base(s));
   const program = await session.spawn(["sleep", "30"], { stdout: "null", stderr: "null" });
   process.kill(session.pid, "SIGKILL");
-  await assert.rejects(session.closed, /The session process died \(killed by SIGKILL\)/);
+  await assert.rejects(session.closed, /the session process died \(killed by SIGKILL\)/);
   await assert.rejects(program.status, /died/);
   await assert.rejects(session.spawn(["true"]), /died/);
   await assert.rejects(session.close(), /died/);

@@ -22,7 +22,7 @@ import {
 } from "../mod.ts";
 import { createTestStack, type TestStack, wrapperModule } from "../src/testing.ts";
 import { readUtmpxFile, UtmpType } from "../src/session/_utmp.ts";
-import { readSteps, stepLogModule, stepNames } from "./steplog.ts";
+import { readSteps, stepLogModule, stepNames } from "./_steplog.ts";
 
 const isDeno = "Deno" in globalThis;
 const steplog = stepLogModule();
@@ -501,7 +501,7 @@ test("silent: PAM_SILENT reaches every call and pam_echo stays quiet", { skip },
   }
 });
 
-test("bad options are TypeErrors before any PAM call; unwritable files fail before PAM runs", {
+test("bad options throw before any PAM call; unwritable files fail before PAM runs", {
   skip,
 }, async () => {
   await using stack = sessionStack();
@@ -510,14 +510,24 @@ test("bad options are TypeErrors before any PAM call; unwritable files fail befo
   await assert.rejects(login({ ...options(stack), tty: undefined }), /need a line: pass tty/);
   await assert.rejects(
     login({ ...options(stack), utmp: { line: "x".repeat(33) } }),
-    /1 to 32 bytes/,
+    (e) => e instanceof RangeError && /1 to 32 bytes/.test(e.message),
   );
   await assert.rejects(
-    login({ ...options(stack), utmp: { utmpFile: stack.utmp, wtmpFile: stack.wtmp, id: "12345" } }),
+    login({
+      ...options(stack),
+      utmp: { utmpFile: stack.utmp, wtmpFile: stack.wtmp, id: "12345" },
+    }),
     /utmp\.id must be 1 to 4 bytes/,
   );
   await assert.rejects(
     login({ ...options(stack), utmp: { utmpFile: stack.utmp, wtmpFile: stack.wtmp, pid: -1 } }),
+    RangeError,
+  );
+  await assert.rejects(
+    login({
+      ...options(stack),
+      utmp: { utmpFile: stack.utmp, wtmpFile: stack.wtmp, pid: "1" as never },
+    }),
     TypeError,
   );
   await assert.rejects(
@@ -529,7 +539,7 @@ test("bad options are TypeErrors before any PAM call; unwritable files fail befo
       ...options(stack),
       utmp: { utmpFile: join(stack.dir, "no", "utmp"), wtmpFile: stack.wtmp },
     }),
-    /Cannot write the utmp file .* utmp: false/,
+    /cannot write the utmp file .* utmp: false/,
   );
   await assert.rejects(closeSession({} as SessionRecord), TypeError);
   await assert.rejects(

@@ -368,7 +368,7 @@ test("start(): a missing library is a clear Error; a missing service is a PamErr
     () => PamTransaction.start({ service: "ok", library: "/nonexistent/libpam.so.0" }),
     (error: unknown) =>
       error instanceof Error && !(error instanceof TypeError) &&
-      /Cannot load the PAM library "\/nonexistent\/libpam.so.0"/.test(error.message),
+      /cannot load the PAM library "\/nonexistent\/libpam.so.0"/.test(error.message),
   );
   using stack = createTestStack({ services: { present: allTypes("") } });
   const error = thrown(

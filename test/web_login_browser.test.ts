@@ -5,7 +5,7 @@
 // examples/web-login/screenshots/.
 //
 // Under Deno this file needs --allow-all (playwright-core reads /proc/sys at
-// load time, which Deno grants only to --allow-all), so test/run-both.mjs runs
+// load time, which Deno grants only to --allow-all), so test/run_both.mjs runs
 // it in a Deno run of its own; the servers themselves get `deno task web`'s
 // exact flags.
 import { after, test } from "node:test";

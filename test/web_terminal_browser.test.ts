@@ -3,7 +3,7 @@
 // xterm.js, the login shell as the user on the session's pty, and the session's end when the
 // tab closes or the shell exits (pam_close_session, the utmp entry dead, a wtmp logout).
 // The README's screenshot is taken here. Under Deno this file needs --allow-all
-// (playwright-core), so test/run-both.mjs runs it in a Deno run of its own.
+// (playwright-core), so test/run_both.mjs runs it in a Deno run of its own.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";

@@ -84,7 +84,7 @@ type Pending = {
  * import { LoginFlow } from "./flow.ts";
  * const flow = LoginFlow.start({ service: "web-login", user: "alice", conversationTimeoutMs: 60_000 });
  * let step = await flow.next();
- * while (step.kind === "prompt") {
+ * while (step?.kind === "prompt") {
  *   flow.answer(step.step, step.messages.map(() => "secret"));
  *   step = await flow.next();
  * }

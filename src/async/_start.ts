@@ -6,7 +6,13 @@
  */
 
 import type { StartRequest } from "./_channel.ts";
-import { checkCString, checkFailDelay, checkService, describe } from "../_validate.ts";
+import {
+  checkCString,
+  checkFailDelay,
+  checkService,
+  checkTimeoutMs,
+  describe,
+} from "../_validate.ts";
 import type { AsyncFailDelay, AsyncPamTransactionOptions } from "./transaction.ts";
 
 /** What {@linkcode checkStartOptions} returns: the start request, `failDelay` as the caller gave it. */
@@ -30,14 +36,7 @@ export function checkStartOptions(
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
     throw new TypeError(`${what}.signal must be an AbortSignal, got ${describe(o.signal)}`);
   }
-  const ms = o.conversationTimeoutMs;
-  if (ms !== undefined && (typeof ms !== "number" || !(ms > 0) || ms > 2 ** 31 - 1)) {
-    throw new TypeError(
-      `${what}.conversationTimeoutMs must be a positive number of milliseconds, got ${
-        typeof ms === "number" ? ms : describe(ms)
-      }`,
-    );
-  }
+  const ms = checkTimeoutMs(o.conversationTimeoutMs, `${what}.conversationTimeoutMs`);
   const options: CheckedStart["options"] = { service: o.service };
   if (o.user !== undefined && o.user !== null) options.user = o.user;
   if (o.confdir !== undefined && o.confdir !== null) options.confdir = o.confdir;

@@ -337,7 +337,7 @@ export class PamWorker {
 
   #die(reason: string, how: { cause?: Error; vanished?: boolean } = {}): void {
     if (this.#death) return;
-    this.#death = new Error(`The PAM worker thread died (${reason}); its transaction is lost`, {
+    this.#death = new Error(`the PAM worker thread died (${reason}); its transaction is lost`, {
       cause: how.cause,
     });
     wipeChannel(this.#channel);

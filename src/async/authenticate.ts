@@ -106,6 +106,9 @@ export interface AuthenticateResult {
  * checks the account (`pam_acct_mgmt`) and ends. Rejects with
  * {@linkcode PamError} on any failure (`codeName` tells which).
  *
+ * Run from local files rather than JSR, Deno's worker thread also needs
+ * `--allow-read` for its module.
+ *
  * @example
  * ```ts
  * import { authenticate, PamError } from "@seed/pam";
@@ -117,6 +120,15 @@ export interface AuthenticateResult {
  *   else throw error;
  * }
  * ```
+ *
+ * @throws {TypeError} (a rejection) for options of the wrong type, an unknown key, or a
+ *   string with a NUL byte, before any thread is involved.
+ * @throws {RangeError} (a rejection) for a password past `MAX_ANSWER_BYTES`, or a
+ *   `conversationTimeoutMs` out of range.
+ * @throws {PamError} (a rejection) when a PAM step fails (`codeName` tells which).
+ * @throws {Error} (a rejection) when libpam cannot be loaded, or `signal` aborted (its reason).
+ *
+ * @tags allow-ffi
  */
 export async function authenticate(options: AuthenticateOptions): Promise<AuthenticateResult> {
   const what = "authenticate() options";

@@ -49,8 +49,10 @@ export interface WorkerPoolStats {
  * not a turn. Calls beyond the bound wait in a queue; threads idle beyond
  * `threads` stop after 10 s.
  *
- * @throws {TypeError} when `threads` or `maxThreads` is not an integer from 1 to 1024, or
- *   `maxThreads` is below `threads`, or `options` has an unknown key
+ * @throws {TypeError} when `threads` or `maxThreads` is not a number, or `options` is not an
+ *   object or has an unknown key.
+ * @throws {RangeError} when `threads` or `maxThreads` is not an integer from 1 to 1024, or
+ *   `maxThreads` is below `threads`.
  * @example
  * ```ts
  * import { setWorkerPoolSize } from "@seed/pam";
@@ -60,8 +62,11 @@ export interface WorkerPoolStats {
 export function setWorkerPoolSize(threads: number, options?: { maxThreads?: number }): void {
   const bounded = (n: unknown) =>
     Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 1024;
+  if (typeof threads !== "number") {
+    throw new TypeError(`setWorkerPoolSize() takes a number of threads, got ${typeof threads}`);
+  }
   if (!bounded(threads)) {
-    throw new TypeError(`setWorkerPoolSize() takes an integer from 1 to 1024, got ${threads}`);
+    throw new RangeError(`setWorkerPoolSize() takes an integer from 1 to 1024, got ${threads}`);
   }
   if (options !== undefined) {
     if (options === null || typeof options !== "object") {
@@ -74,8 +79,11 @@ export function setWorkerPoolSize(threads: number, options?: { maxThreads?: numb
     }
   }
   const max = options?.maxThreads ?? Math.max(MAX_THREADS, threads);
+  if (typeof max !== "number") {
+    throw new TypeError(`setWorkerPoolSize() maxThreads must be a number, got ${typeof max}`);
+  }
   if (!bounded(max) || max < threads) {
-    throw new TypeError(
+    throw new RangeError(
       `setWorkerPoolSize() maxThreads must be an integer from ${threads} to 1024, got ${max}`,
     );
   }
@@ -90,11 +98,16 @@ export function setWorkerPoolSize(threads: number, options?: { maxThreads?: numb
  * that starts all others, each in a turn of its own, tens of milliseconds,
  * once); later threads start without it.
  *
+ * Run from local files rather than JSR, Deno's worker thread also needs
+ * `--allow-read` for its module.
+ *
  * @example
  * ```ts
  * import { startWorkerPool } from "@seed/pam";
  * startWorkerPool(); // at server start, before listening
  * ```
+ *
+ * @tags allow-ffi
  */
 export function startWorkerPool(): void {
   startPool();

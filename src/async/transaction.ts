@@ -116,6 +116,9 @@ export type AsyncFailDelay = "async" | "native" | "report";
  * answer a prompt holds up the event loop. Same methods, options and
  * {@linkcode PamError}s as the synchronous `PamTransaction`.
  *
+ * Run from local files rather than JSR, Deno's worker thread also needs
+ * `--allow-read` for its module.
+ *
  * @example
  * ```ts
  * import { AsyncPamTransaction, PamError } from "@seed/pam";
@@ -133,6 +136,8 @@ export type AsyncFailDelay = "async" | "native" | "report";
  *   if (error instanceof PamError) console.log(error.codeName);
  * }
  * ```
+ *
+ * @tags allow-ffi
  */
 export class AsyncPamTransaction {
   readonly #link: Link;
@@ -145,6 +150,11 @@ export class AsyncPamTransaction {
   #tail: Promise<unknown> = Promise.resolve();
   #endPromise: Promise<void> | undefined;
 
+  /**
+   * Not for callers: `AsyncPamTransaction.start()` makes one.
+   *
+   * @ignore
+   */
   private constructor(link: Link, modules: { release(): void }) {
     this.#link = link;
     this.#modules = modules;
@@ -160,6 +170,12 @@ export class AsyncPamTransaction {
    * import { AsyncPamTransaction } from "@seed/pam";
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * ```
+   *
+   * @throws {TypeError} (a rejection) for options of the wrong type, an unknown key, or a
+   *   string with a NUL byte, before any thread is involved.
+   * @throws {RangeError} (a rejection) for a `conversationTimeoutMs` out of range.
+   * @throws {PamError} (a rejection) when `pam_start` fails.
+   * @throws {Error} (a rejection) when libpam cannot be loaded, or `signal` aborted (its reason).
    */
   static async start(options: AsyncPamTransactionOptions): Promise<AsyncPamTransaction> {
     const what = "AsyncPamTransaction.start() options";
@@ -211,6 +227,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice", conversation: passwordConversation("pw") });
    * await tx.authenticate({ disallowNullAuthtok: true });
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_authenticate` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   authenticate(flags?: AuthFlags): Promise<void> {
     return this.#call("authenticate", [flags]);
@@ -225,6 +245,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * await tx.acctMgmt();
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_acct_mgmt` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   acctMgmt(flags?: AuthFlags): Promise<void> {
     return this.#call("acctMgmt", [flags]);
@@ -239,6 +263,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * await tx.setCred("establish");
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_setcred` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   setCred(action: CredAction, flags?: SilentFlag): Promise<void> {
     return this.#call("setCred", [action, flags]);
@@ -253,6 +281,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "passwd", user: "alice" });
    * await tx.chauthtok({ changeExpiredAuthtok: true });
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_chauthtok` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   chauthtok(flags?: ChauthtokFlags): Promise<void> {
     return this.#call("chauthtok", [flags]);
@@ -268,6 +300,10 @@ export class AsyncPamTransaction {
    * await tx.openSession();
    * await tx.closeSession();
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_open_session` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   openSession(flags?: SilentFlag): Promise<void> {
     return this.#call("openSession", [flags]);
@@ -283,6 +319,10 @@ export class AsyncPamTransaction {
    * await tx.openSession();
    * await tx.closeSession({ silent: true });
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_close_session` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   closeSession(flags?: SilentFlag): Promise<void> {
     return this.#call("closeSession", [flags]);
@@ -297,6 +337,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * console.log(await tx.getItem("user")); // "alice"
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_get_item` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   getItem(name: ItemName): Promise<string | undefined> {
     return this.#call("getItem", [name]);
@@ -312,6 +356,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * await tx.setItem("rhost", "203.0.113.7");
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_set_item` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   setItem(name: ItemName, value: string): Promise<void> {
     return this.#call("setItem", [name, value]);
@@ -326,6 +374,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * console.log((await tx.getXAuthData())?.name);
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_get_item` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   getXAuthData(): Promise<XAuthData | undefined> {
     return this.#call("getXAuthData", []);
@@ -342,6 +394,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * await tx.setXAuthData({ name: "MIT-MAGIC-COOKIE-1", data: crypto.getRandomValues(new Uint8Array(16)) });
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_set_item` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   setXAuthData(xauth: XAuthData): Promise<void> {
     return this.#call("setXAuthData", [xauth]);
@@ -357,6 +413,9 @@ export class AsyncPamTransaction {
    * await tx.putEnv("LANG=C.UTF-8");
    * console.log(await tx.getEnv("LANG")); // "C.UTF-8"
    * ```
+   *
+   * @throws {TypeError} (a rejection) for a bad name, before the worker is asked.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   getEnv(name: string): Promise<string | undefined> {
     return this.#call("getEnv", [name]);
@@ -372,6 +431,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * await tx.putEnv("EDITOR=vi");
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_putenv` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   putEnv(entry: string): Promise<void> {
     return this.#call("putEnv", [entry]);
@@ -386,6 +449,10 @@ export class AsyncPamTransaction {
    * await using tx = await AsyncPamTransaction.start({ service: "login", user: "alice" });
    * const env = await tx.getEnvList();
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad arguments, before the worker is asked.
+   * @throws {PamError} (a rejection) when `pam_getenvlist` fails.
+   * @throws {Error} (a rejection) once the transaction has ended, or its worker thread died.
    */
   getEnvList(): Promise<Record<string, string>> {
     // JSON brought the names across as own properties; keep them on an object without a
@@ -410,6 +477,9 @@ export class AsyncPamTransaction {
    *   await tx.end();
    * }
    * ```
+   *
+   * @throws {TypeError} (a rejection) for bad options.
+   * @throws {Error} (a rejection) when called from inside the transaction's own conversation.
    */
   end(options?: SilentFlag): Promise<void> {
     if (this.#endPromise) return this.#endPromise;
@@ -475,7 +545,7 @@ export class AsyncPamTransaction {
   ): Promise<ReturnType<PamTransaction[K]>> {
     try {
       if (this.ended) {
-        throw new Error("This AsyncPamTransaction has ended (pam_end ran); start a new one");
+        throw new Error("this AsyncPamTransaction has ended (pam_end ran); start a new one");
       }
       this.#refuseInsideConversation(method);
       (transactionMethods[method] as (...args: MethodArguments<K>) => void)(...args);

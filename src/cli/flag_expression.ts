@@ -32,9 +32,10 @@ export const flagNames: readonly (readonly [string, number])[] = [
 
 /**
  * A flag expression pamtester would refuse; the message is pamtester's own
- * (`undefined constant "X"`, `unexpected token "X"`).
+ * (`undefined constant "X"`, `unexpected token "X"`). A `SyntaxError`, as
+ * for any text that does not parse.
  */
-export class FlagExpressionError extends Error {
+export class FlagExpressionError extends SyntaxError {
   /** Builds the error with pamtester's message. */
   constructor(message: string) {
     super(message);
@@ -80,6 +81,8 @@ function apply(op: Operator, a: number, b: number): number {
  * console.log(evaluateFlagExpression("PAM_SILENT|PAM_DISALLOW_NULL_AUTHTOK")); // 32769
  * console.log(evaluateFlagExpression("")); // undefined
  * ```
+ *
+ * @throws {FlagExpressionError} (a `SyntaxError`) for an expression pamtester would refuse.
  */
 export function evaluateFlagExpression(expression: string): number | undefined {
   const values: number[] = [];

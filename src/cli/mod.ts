@@ -95,6 +95,8 @@ interface JsonResult {
  * const status = main(["--confdir", "/tmp/pam.d", "login", "alice", "authenticate"]);
  * console.log(status); // 0 when alice authenticated
  * ```
+ *
+ * @tags allow-ffi
  */
 export function main(args: readonly string[]): number {
   const name = programName();

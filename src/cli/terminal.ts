@@ -11,6 +11,7 @@
 
 import { fstatSync } from "node:fs";
 import { isatty } from "node:tty";
+import { termiosConstants, termiosLayout } from "../../ffi/mod.ts";
 import { MessageStyle } from "../constants.ts";
 import type { PamAnswer, PamMessage } from "../conversation.ts";
 import { wipeByteAnswers } from "../_answers.ts";
@@ -81,7 +82,7 @@ export interface TerminalConversation {
 export class TerminalInterrupt extends Error {
   /** Builds the error. */
   constructor() {
-    super("Interrupted at the terminal");
+    super("interrupted at the terminal");
     this.name = "TerminalInterrupt";
   }
 }
@@ -89,26 +90,12 @@ export class TerminalInterrupt extends Error {
 // misc_conv reads at most PAM_MISC_CONV_BUFSIZE - 1 bytes (Debian: 4096 - 1).
 const INPUT_MAX = 4095;
 
-// glibc's struct termios (Linux, x86_64 and aarch64): 60 bytes, c_lflag at
-// 12, c_cc[32] at 17; the flag and index values are <bits/termios*.h>'s.
-const TERMIOS_SIZE = 64;
-const LFLAG = 12;
-const CC = 17;
-const ISIG = 0o1;
-const ICANON = 0o2;
-const ECHO = 0o10;
-const VINTR = 0;
-const VQUIT = 1;
-const VERASE = 2;
-const VKILL = 3;
-const VEOF = 4;
-const VTIME = 5;
-const VMIN = 6;
-const VSUSP = 10;
-const VWERASE = 14;
-const VLNEXT = 15;
-const TCSADRAIN = 1;
-const TCSAFLUSH = 2;
+// glibc's struct termios: the members and values misc_conv changes (ffi/layouts.ts).
+const TERMIOS_SIZE = termiosLayout.size;
+const LFLAG = termiosLayout.lflag.offset;
+const CC = termiosLayout.cc.offset;
+const { ISIG, ICANON, ECHO, VINTR, VQUIT, VERASE, VKILL, VEOF, VTIME, VMIN } = termiosConstants;
+const { VSUSP, VWERASE, VLNEXT, TCSADRAIN, TCSAFLUSH } = termiosConstants;
 // <fcntl.h>; /dev/null is character device 1:3 (<linux/major.h>, glibc's makedev encoding).
 const F_GETFL = 3;
 const O_ACCMODE = 0o3;
@@ -285,6 +272,9 @@ function setFlags(attributes: Uint8Array, clear: number): Uint8Array {
  * });
  * tx.authenticate();
  * ```
+ *
+ * @throws {TypeError} for options of the wrong type or an unknown key.
+ * @tags allow-ffi
  */
 export function terminalConversation(
   options: TerminalConversationOptions = {},
@@ -306,7 +296,7 @@ export function terminalConversation(
     let before: Uint8Array | undefined;
     if (isatty(input)) {
       before = tcgetattr(input);
-      if (!before) throw new Error("Cannot read the terminal's settings (tcgetattr failed)");
+      if (!before) throw new Error("cannot read the terminal's settings (tcgetattr failed)");
     }
     let line: Line | undefined;
     try {
@@ -338,7 +328,7 @@ export function terminalConversation(
       const bytes = line.bytes;
       if (bytes === undefined) {
         if (echo) write(errors, "\n");
-        throw new Error("Cannot read the answer from standard input");
+        throw new Error("cannot read the answer from standard input");
       }
       if (bytes.length === 0) {
         // End of input: misc_conv answers NULL.
@@ -382,10 +372,10 @@ export function terminalConversation(
             answers.push(null);
             break;
           case MessageStyle.BINARY_PROMPT:
-            throw new TypeError("The terminal conversation cannot answer binary prompts");
+            throw new TypeError("the terminal conversation cannot answer binary prompts");
           default:
             write(errors, `erroneous conversation (${message.style})\n`);
-            throw new TypeError(`Unknown conversation message style ${message.style}`);
+            throw new TypeError(`unknown conversation message style ${message.style}`);
         }
       }
     } catch (error) {

@@ -11,7 +11,13 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { defaultLibraries, native, prioritySymbols, threadListSymbols } from "../../ffi/mod.ts";
+import {
+  defaultLibraries,
+  dirent64Layout,
+  native,
+  prioritySymbols,
+  threadListSymbols,
+} from "../../ffi/mod.ts";
 import type { PamAnswer, PamMessage } from "../conversation.ts";
 import { isObjectLike, snapshotAnswers, wipeByteAnswers, wipeSnapshot } from "../_answers.ts";
 import { encodeFrame, type Frame, FrameDecoder } from "./_frames.ts";
@@ -43,12 +49,12 @@ export function diedError(proc: SessionProcess, exit: ProcessExit, when: string)
   const suffix = when ? ` ${when}` : "";
   if (proc.startError) {
     return new Error(
-      `Cannot start the session process (${proc.startError.message})${suffix}: it runs ` +
+      `cannot start the session process (${proc.startError.message})${suffix}: it runs ` +
         `${proc.command}; on Deno the caller needs --allow-run and --allow-env for it`,
       { cause: proc.startError },
     );
   }
-  return new Error(`The session process died (${describeExit(exit)})${suffix}`);
+  return new Error(`the session process died (${describeExit(exit)})${suffix}`);
 }
 
 function scriptOf(url: URL): string {
@@ -194,7 +200,7 @@ function preparePriorityLibc(): void {
 
 const O_CLOEXEC = 0o2000000;
 
-/** The thread ids of `pid` (`linux_dirent64` records: reclen at 16, the name from 19). */
+/** The thread ids of `pid`, from the `linux_dirent64` records of its task directory. */
 function threadsOf(pid: number, lib: NonNullable<typeof priorityLibc>): number[] {
   const fd = lib.getdents64 ? lib.open_dir(cString(`/proc/${pid}/task`, "a path"), O_CLOEXEC) : -1;
   if (fd < 0) return [pid];
@@ -203,8 +209,10 @@ function threadsOf(pid: number, lib: NonNullable<typeof priorityLibc>): number[]
     const buffer = new Uint8Array(4096);
     const view = new DataView(buffer.buffer);
     for (let n; (n = lib.getdents64!(fd, buffer, buffer.length)) > 0;) {
-      for (let at = 0; at < n; at += view.getUint16(at + 16, true)) {
-        const name = buffer.subarray(at + 19, buffer.indexOf(0, at + 19));
+      const { reclen, name: nameField } = dirent64Layout;
+      for (let at = 0; at < n; at += view.getUint16(at + reclen.offset, true)) {
+        const start = at + nameField.offset;
+        const name = buffer.subarray(start, buffer.indexOf(0, start));
         const id = Number(String.fromCharCode(...name));
         if (Number.isInteger(id) && id > 0) ids.push(id);
       }
@@ -395,7 +403,7 @@ export class SessionProcess {
       const stdin = this.#child?.stdin;
       if (!stdin || this.#exit || stdin.destroyed) {
         bytes.fill(0);
-        reject(new Error("The session process has ended"));
+        reject(new Error("the session process has ended"));
         return;
       }
       stdin.write(bytes, (error) => {

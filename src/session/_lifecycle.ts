@@ -100,8 +100,11 @@ export function optionalString(value: unknown, what: string): string | undefined
 
 /** A process id as utmp stores it. */
 export function checkPid(value: unknown, what: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value <= 0 || value > 0x7fffffff) {
-    throw new TypeError(`${what} must be a positive integer process id, got ${describe(value)}`);
+  if (typeof value !== "number") {
+    throw new TypeError(`${what} must be a process id (a number), got ${describe(value)}`);
+  }
+  if (!Number.isInteger(value) || value <= 0 || value > 0x7fffffff) {
+    throw new RangeError(`${what} must be a positive integer process id, got ${value}`);
   }
   return value;
 }
@@ -124,7 +127,7 @@ export function checkField(value: string, size: number, what: string): string {
   checkPrintable(value, what);
   const length = encoder.encode(value).length;
   if (length === 0 || length > size) {
-    throw new TypeError(
+    throw new RangeError(
       `${what} must be 1 to ${size} bytes (utmp's field size), got ${length} bytes`,
     );
   }

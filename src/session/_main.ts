@@ -204,7 +204,7 @@ function withPty(plan: LoginPlan, pty: Pty, t: NonNullable<LoginStart["terminal"
 /** Gives the slave to the session's user, as login(1) does once the session is open. */
 function giveTerminal(pty: Pty, user: string): void {
   const pw = lookupUser(user);
-  if (!pw) throw new Error(`Cannot give the terminal to "${user}": the user has no passwd entry`);
+  if (!pw) throw new Error(`cannot give the terminal to "${user}": the user has no passwd entry`);
   // Without root the slave is already this process's, and so the user's own (the only one it
   // can run programs as).
   if (processLibc().getuid() === 0) pty.chown(pw.uid, pw.gid);
@@ -360,12 +360,12 @@ function serve(
     try {
       if (!pty) {
         throw new Error(
-          "This session has no terminal: log in with login({ terminal: { cols, rows } })",
+          "this session has no terminal: log in with login({ terminal: { cols, rows } })",
         );
       }
       if (onTerminal) {
         throw new Error(
-          `The session's terminal already runs a program (pid ${onTerminal.process.pid})`,
+          `the session's terminal already runs a program (pid ${onTerminal.process.pid})`,
         );
       }
       const { pw, env: userEnv, cwd } = launchAsUser(user, env, plan);
@@ -387,7 +387,7 @@ function serve(
   const spawnProgram = (id: number, plan: SpawnPlan) => {
     // Past this point the programs have been hung up: a late request must not outlive the session.
     if (ending) {
-      trySend({ t: "spawn-failed", id, error: toWire(new Error("This session is closing")) });
+      trySend({ t: "spawn-failed", id, error: toWire(new Error("this session is closing")) });
       return;
     }
     if (plan.terminal) return void spawnOnTerminal(id, plan);

@@ -13,7 +13,13 @@
 
 import { spawn as spawnChild } from "node:child_process";
 import { existsSync } from "node:fs";
-import { native } from "../../ffi/mod.ts";
+import {
+  groupLayout,
+  native,
+  pointerSize,
+  termiosConstants,
+  winsizeLayout,
+} from "../../ffi/mod.ts";
 import { errnoText, lastErrno } from "../_library.ts";
 import { checkCString, checkKnownKeys, cString, describe, optionsObject } from "../_validate.ts";
 import { splitRootEnv } from "./_root_env.ts";
@@ -143,7 +149,8 @@ export interface Pty {
    * the last program has exited the slave is let go).
    *
    * @param mode overrides the mode (permission bits only).
-   * @throws {TypeError} for ids or a mode out of range.
+   * @throws {TypeError} for ids or a mode that are not numbers.
+   * @throws {RangeError} for ids or a mode out of range.
    * @throws {Error} when the pty is closed or let go, or the system refuses
    * (`EPERM` without root).
    */
@@ -171,7 +178,7 @@ const O_NOCTTY = 0o400;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
 const F_DUPFD_CLOEXEC = 1030;
-const TIOCSWINSZ = 0x5414;
+const { TIOCSWINSZ } = termiosConstants;
 const EINTR = 4;
 const EAGAIN = 11;
 const ERANGE = 34;
@@ -210,26 +217,26 @@ export function openPty(size: PtySize): Pty {
   // Non-blocking, so the runtime can poll it and a full input queue never stalls a write;
   // close-on-exec, so no program ever holds the master.
   const master = libc.posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-  if (master < 0) throw new Error(`Cannot open a pseudo-terminal (posix_openpt): ${errnoText()}`);
+  if (master < 0) throw new Error(`cannot open a pseudo-terminal (posix_openpt): ${errnoText()}`);
   const opened = [master];
   try {
     if (libc.grantpt(master) !== 0 || libc.unlockpt(master) !== 0) {
-      throw new Error(`Cannot unlock the pseudo-terminal's slave: ${errnoText()}`);
+      throw new Error(`cannot unlock the pseudo-terminal's slave: ${errnoText()}`);
     }
     const name = new Uint8Array(64);
     const failed = libc.ptsname_r(master, name, name.length);
-    if (failed) throw new Error(`Cannot name the pseudo-terminal's slave: ${errnoText(failed)}`);
+    if (failed) throw new Error(`cannot name the pseudo-terminal's slave: ${errnoText(failed)}`);
     const slavePath = decoder.decode(name.subarray(0, name.indexOf(0)));
     setWindowSize(master, cols, rows);
     // Held until a program has had it: once every slave descriptor has been closed, reading
     // the master fails with EIO, which would end `readable` before the program even started.
     const slave = libc.open(cString(slavePath, "the slave's path"), O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (slave < 0) throw new Error(`Cannot open the slave ${slavePath}: ${errnoText()}`);
+    if (slave < 0) throw new Error(`cannot open the slave ${slavePath}: ${errnoText()}`);
     opened.push(slave);
     // The reader gets a descriptor of its own to close: it closes it when it ends, which must
     // not free the master's number while writes and resizes still use it.
     const reader = libc.fcntl(master, F_DUPFD_CLOEXEC, 0);
-    if (reader < 0) throw new Error(`Cannot duplicate the master: ${errnoText()}`);
+    if (reader < 0) throw new Error(`cannot duplicate the master: ${errnoText()}`);
     opened.push(reader);
     const terminal = new Terminal(master, slave, reader, slavePath);
     opened.length = 0; // The terminal owns them now.
@@ -283,8 +290,11 @@ class Terminal implements Pty {
   chown(uid: number, gid: number, mode?: number): void {
     checkId(uid, "uid");
     checkId(gid, "gid");
+    if (mode !== undefined && typeof mode !== "number") {
+      throw new TypeError(`mode must be a number, got ${describe(mode)}`);
+    }
     if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o777)) {
-      throw new TypeError(`mode must be permission bits from 0 to 0o777, got ${describe(mode)}`);
+      throw new RangeError(`mode must be permission bits from 0 to 0o777, got ${describe(mode)}`);
     }
     const slave = this.#held();
     const tty = ttyGroupId();
@@ -293,7 +303,7 @@ class Terminal implements Pty {
       libc.fchown(slave, uid, tty ?? gid) !== 0 ||
       libc.fchmod(slave, mode ?? (tty === undefined ? 0o600 : 0o620)) !== 0
     ) {
-      throw new Error(`Cannot give ${this.slavePath} to uid ${uid}: ${errnoText()}`);
+      throw new Error(`cannot give ${this.slavePath} to uid ${uid}: ${errnoText()}`);
     }
   }
 
@@ -359,7 +369,7 @@ class Terminal implements Pty {
   }
 
   #open(): number {
-    if (this.#master < 0) throw new Error(`The pseudo-terminal ${this.slavePath} is closed`);
+    if (this.#master < 0) throw new Error(`the pseudo-terminal ${this.slavePath} is closed`);
     return this.#master;
   }
 
@@ -367,7 +377,7 @@ class Terminal implements Pty {
     this.#open();
     if (this.#slave < 0) {
       throw new Error(
-        `The programs on ${this.slavePath} have all exited and its slave is let go: open a new pty`,
+        `the programs on ${this.slavePath} have all exited and its slave is let go: open a new pty`,
       );
     }
     return this.#slave;
@@ -381,7 +391,7 @@ class Terminal implements Pty {
 
   async #write(chunk: unknown): Promise<void> {
     if (!(chunk instanceof Uint8Array)) {
-      throw new TypeError(`A terminal takes Uint8Array chunks, got ${describe(chunk)}`);
+      throw new TypeError(`a terminal takes Uint8Array chunks, got ${describe(chunk)}`);
     }
     const libc = processLibc();
     let done = 0;
@@ -397,7 +407,7 @@ class Terminal implements Pty {
       const errno = lastErrno();
       if (errno === EINTR) continue;
       if (errno !== EAGAIN) {
-        throw new Error(`Cannot write to ${this.slavePath}: ${errnoText(errno)}`);
+        throw new Error(`cannot write to ${this.slavePath}: ${errnoText(errno)}`);
       }
       // The slave's input queue is full: its program is not reading. Neither runtime says when
       // a descriptor has room again, so try again, less and less often.
@@ -408,22 +418,21 @@ class Terminal implements Pty {
 }
 
 function setWindowSize(fd: number, cols: number, rows: number): void {
-  // struct winsize: ws_row, ws_col, ws_xpixel, ws_ypixel, unsigned shorts in host (little) order.
-  const winsize = new Uint8Array(8);
+  // Unsigned shorts in host (little) order; the pixel sizes stay 0.
+  const winsize = new Uint8Array(winsizeLayout.size);
   const view = new DataView(winsize.buffer);
-  view.setUint16(0, rows, true);
-  view.setUint16(2, cols, true);
+  view.setUint16(winsizeLayout.row.offset, rows, true);
+  view.setUint16(winsizeLayout.col.offset, cols, true);
   if (processLibc().ioctl(fd, TIOCSWINSZ, winsize) !== 0) {
-    throw new Error(`Cannot set the terminal's size: ${errnoText()}`);
+    throw new Error(`cannot set the terminal's size: ${errnoText()}`);
   }
 }
 
 /** The `tty` group's id (`getgrnam_r`), or `undefined` where there is none. */
 function ttyGroupId(): number | undefined {
   const libc = processLibc();
-  // struct group: gr_name, gr_passwd (pointers), then gr_gid at 16; 32 bytes on 64-bit Linux.
-  const group = new Uint8Array(32);
-  const result = new Uint8Array(8);
+  const group = new Uint8Array(groupLayout.size);
+  const result = new Uint8Array(pointerSize);
   for (let size = 1024; size <= 1 << 20; size *= 4) {
     const failed = libc.getgrnam_r(
       cString("tty", "group"),
@@ -434,7 +443,7 @@ function ttyGroupId(): number | undefined {
     );
     if (failed === ERANGE) continue;
     if (failed !== 0 || native.readPointerFrom(result, 0) === null) return undefined;
-    return new DataView(group.buffer).getUint32(16, true);
+    return new DataView(group.buffer).getUint32(groupLayout.gid.offset, true);
   }
   return undefined;
 }
@@ -449,7 +458,7 @@ function privilegeDrop(uid: number, gid: number): string[] {
   // Without root, setpriv could not even set the groups: running as oneself needs no change.
   if (uid === self && gid === libc.getgid()) return [];
   throw new Error(
-    `Only root can run a program as another user (uid ${uid}); this process runs as uid ${self}`,
+    `only root can run a program as another user (uid ${uid}); this process runs as uid ${self}`,
   );
 }
 
@@ -494,8 +503,11 @@ export function checkDimension(value: unknown, what: string): asserts value is n
 
 function checkId(value: unknown, what: string): asserts value is number {
   // 2^32 - 1 is (uid_t)-1, which chown and setresuid take as "leave unchanged".
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value >= 0xffffffff) {
-    throw new TypeError(`${what} must be an integer from 0 to 4294967294, got ${describe(value)}`);
+  if (typeof value !== "number") {
+    throw new TypeError(`${what} must be a number, got ${describe(value)}`);
+  }
+  if (!Number.isInteger(value) || value < 0 || value >= 0xffffffff) {
+    throw new RangeError(`${what} must be an integer from 0 to 4294967294, got ${value}`);
   }
 }
 

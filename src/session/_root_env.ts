@@ -57,7 +57,7 @@ export function splitRootEnv(
   const names: string[] = [];
   for (const [name, value] of Object.entries(env)) {
     if (name.startsWith(ASIDE)) {
-      throw new TypeError(`Environment variables named ${ASIDE}* are this module's own: ${name}`);
+      throw new TypeError(`environment variables named ${ASIDE}* are this module's own: ${name}`);
     }
     if (!unsafeForRoot.has(name) && !name.startsWith("LD_") && !name.startsWith("BASH_FUNC_")) {
       rootEnv[name] = value;
@@ -65,7 +65,7 @@ export function splitRootEnv(
     }
     // Written into the restoring script below, so it must be a plain shell name.
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-      throw new TypeError(`Cannot pass "${name}" safely to a program run as another user`);
+      throw new TypeError(`cannot pass "${name}" safely to a program run as another user`);
     }
     rootEnv[ASIDE + name] = value;
     names.push(name);

@@ -11,7 +11,13 @@
 
 import { type ChildProcess, spawn, type StdioOptions } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
-import { defaultLibraries, native, sessionProcessSymbols } from "../../ffi/mod.ts";
+import {
+  defaultLibraries,
+  native,
+  passwdLayout,
+  pointerSize,
+  sessionProcessSymbols,
+} from "../../ffi/mod.ts";
 import { cString } from "../_validate.ts";
 import type { StdioMode } from "./program.ts";
 import { splitRootEnv } from "./_root_env.ts";
@@ -36,14 +42,11 @@ export function processLibc(): ReturnType<typeof openProcessLibc> {
   return libc;
 }
 
-/** `struct passwd` on LP64 glibc: name, passwd, uid, gid, gecos, dir, shell. */
-const passwdLayout = { size: 48, name: 0, uid: 16, gid: 20, dir: 32, shell: 40 } as const;
-
 /** The passwd entry of `name`, or `undefined` when there is none. */
 export function lookupUser(name: string): PasswdEntry | undefined {
   const lib = processLibc();
   const pwd = new Uint8Array(passwdLayout.size);
-  const result = new Uint8Array(8);
+  const result = new Uint8Array(pointerSize);
   for (let size = 16384; size <= 1 << 22; size *= 4) {
     const buf = new Uint8Array(size);
     const status = lib.getpwnam_r(cString(name, "the user"), pwd, buf, size, result);
@@ -55,11 +58,11 @@ export function lookupUser(name: string): PasswdEntry | undefined {
       return p ? native.readCString(p) : "";
     };
     return {
-      name: text(passwdLayout.name),
-      uid: view.getUint32(passwdLayout.uid, true),
-      gid: view.getUint32(passwdLayout.gid, true),
-      home: text(passwdLayout.dir),
-      shell: text(passwdLayout.shell),
+      name: text(passwdLayout.name.offset),
+      uid: view.getUint32(passwdLayout.uid.offset, true),
+      gid: view.getUint32(passwdLayout.gid.offset, true),
+      home: text(passwdLayout.dir.offset),
+      shell: text(passwdLayout.shell.offset),
     };
   }
   return undefined;
@@ -129,17 +132,17 @@ export function launchAsUser(
   plan: Pick<SpawnPlan, "env" | "cwd">,
 ): { pw: PasswdEntry; env: Record<string, string>; cwd: string; self: number } {
   const pw = lookupUser(user);
-  if (!pw) throw new Error(`Cannot run a program as "${user}": the user has no passwd entry`);
+  if (!pw) throw new Error(`cannot run a program as "${user}": the user has no passwd entry`);
   const self = processLibc().getuid();
   if (self !== 0 && self !== pw.uid) {
     throw new Error(
-      `Cannot run a program as "${user}" (uid ${pw.uid}): the session process runs as uid ${self}; ` +
+      `cannot run a program as "${user}" (uid ${pw.uid}): the session process runs as uid ${self}; ` +
         "only root can start programs as another user",
     );
   }
   if (!existsSync(setsidPath) || (self === 0 && !existsSync(setprivPath))) {
     throw new Error(
-      `Cannot run a program in the session: ${setsidPath} and ${setprivPath} (util-linux) are needed`,
+      `cannot run a program in the session: ${setsidPath} and ${setprivPath} (util-linux) are needed`,
     );
   }
   const env: Record<string, string> = {

@@ -8,42 +8,12 @@
 
 import { closeSync, constants, fstatSync, lstatSync, openSync, type Stats } from "node:fs";
 import process from "node:process";
-import { native } from "../../ffi/mod.ts";
+import { native, UtmpType, utmpxLayout } from "../../ffi/mod.ts";
 import { errnoText, openLibc } from "../_library.ts";
 import { cString, describe } from "../_validate.ts";
 
-/**
- * glibc's `struct utmpx` on x86_64 (`<bits/utmpx.h>`): 384 bytes, `ut_tv` as
- * two 32-bit fields so 32- and 64-bit programs share the files.
- * `test/utmp.test.ts` compiles a C program against the header and compares.
- */
-export const utmpxLayout = {
-  size: 384,
-  type: { offset: 0, size: 2 },
-  pid: { offset: 4, size: 4 },
-  line: { offset: 8, size: 32 },
-  id: { offset: 40, size: 4 },
-  user: { offset: 44, size: 32 },
-  host: { offset: 76, size: 256 },
-  exit: { offset: 332, size: 4 },
-  session: { offset: 336, size: 4 },
-  tvSec: { offset: 340, size: 4 },
-  tvUsec: { offset: 344, size: 4 },
-  addrV6: { offset: 348, size: 16 },
-} as const;
-
-/** `ut_type` values from `<utmpx.h>`. */
-export const UtmpType = {
-  EMPTY: 0,
-  RUN_LVL: 1,
-  BOOT_TIME: 2,
-  NEW_TIME: 3,
-  OLD_TIME: 4,
-  INIT_PROCESS: 5,
-  LOGIN_PROCESS: 6,
-  USER_PROCESS: 7,
-  DEAD_PROCESS: 8,
-} as const;
+// The layout lives with the other C layouts, checked against <utmpx.h> there.
+export { UtmpType, utmpxLayout };
 
 /** glibc's `_PATH_UTMP`. */
 export const systemUtmpFile = "/var/run/utmp";
@@ -224,7 +194,7 @@ function kindOf(stats: Stats): string {
 
 function cannotWrite(file: string, what: string, why: string, cause?: unknown): Error {
   return new Error(
-    `Cannot write the ${what} "${file}": ${why}. Pass utmp: { utmpFile, wtmpFile } to use ` +
+    `cannot write the ${what} "${file}": ${why}. Pass utmp: { utmpFile, wtmpFile } to use ` +
       "other files, or utmp: false to log in without utmp/wtmp records",
     cause === undefined ? undefined : { cause },
   );

@@ -16,7 +16,7 @@ import process from "node:process";
 import { AsyncPamTransaction, type AsyncPamTransactionOptions } from "../async/transaction.ts";
 import { detachSignal } from "../async/_link.ts";
 import { threadUtmp } from "./_utmp_thread.ts";
-import { checkConversation, describe, optionsObject } from "../_validate.ts";
+import { checkConversation, checkTimeoutMs, describe, optionsObject } from "../_validate.ts";
 import { diedError, quiet, SessionProcess } from "./_client.ts";
 import type { Frame } from "./_frames.ts";
 import {
@@ -203,6 +203,8 @@ let createSession: (backend: Backend, opened: OpenedSession) => LoginSession;
  * });
  * console.log(session.user, session.pid, session.env);
  * ```
+ *
+ * @tags allow-ffi, allow-run, allow-env
  */
 export class LoginSession {
   /** `PAM_USER` as the modules left it (they may map the name that was typed). */
@@ -224,6 +226,11 @@ export class LoginSession {
   #closing: Promise<void> | undefined;
   #detached = false;
 
+  /**
+   * Not for callers: `login()` makes one.
+   *
+   * @ignore
+   */
   private constructor(backend: Backend, opened: OpenedSession) {
     this.#backend = backend;
     this.user = opened.user;
@@ -265,7 +272,7 @@ export class LoginSession {
       return Promise.reject(error);
     }
     if (this.#closing) {
-      return Promise.reject(new Error("This session is closed: spawn() needs an open session"));
+      return Promise.reject(new Error("this session is closed: spawn() needs an open session"));
     }
     return this.#backend.spawn(plan);
   }
@@ -289,7 +296,7 @@ export class LoginSession {
   detach(): Promise<void> {
     if (this.#closing) {
       return Promise.reject(
-        new Error(`This session was already ${this.#detached ? "detached" : "closed"}`),
+        new Error(`this session was already ${this.#detached ? "detached" : "closed"}`),
       );
     }
     this.#detached = true;
@@ -319,7 +326,7 @@ export class LoginSession {
   close(): Promise<void> {
     if (this.#detached) {
       return Promise.reject(
-        new Error("This session was detached: close it with closeSession(session.record)"),
+        new Error("this session was detached: close it with closeSession(session.record)"),
       );
     }
     this.#closing ??= this.#backend.close();
@@ -515,7 +522,7 @@ class ProcessBackend implements Backend {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       if (this.#endResult) {
-        reject(new Error("This session is closed: spawn() needs an open session"));
+        reject(new Error("this session is closed: spawn() needs an open session"));
         return;
       }
       if (this.#proc.exit) {
@@ -610,11 +617,11 @@ class InProcessBackend implements Backend {
 
   spawn(plan: SpawnPlan): Promise<SessionProgram> {
     if (this.#ended) {
-      return Promise.reject(new Error("This session is closed: spawn() needs an open session"));
+      return Promise.reject(new Error("this session is closed: spawn() needs an open session"));
     }
     if (plan.terminal) {
       return Promise.reject(
-        new Error("This session has no terminal: log in with login({ terminal: { cols, rows } })"),
+        new Error("this session has no terminal: log in with login({ terminal: { cols, rows } })"),
       );
     }
     try {
@@ -687,9 +694,12 @@ class InProcessBackend implements Backend {
  * ```
  *
  * @throws {TypeError} For bad options, before any C call or process start.
+ * @throws {RangeError} For a utmp field, pid or `conversationTimeoutMs` out of range, as early.
  * @throws {PamError} When a PAM step fails.
  * @throws {Error} When the utmp/wtmp files cannot be written (before any PAM call), or the
  *   session process died.
+ *
+ * @tags allow-ffi, allow-run, allow-env
  */
 export async function login(options: LoginOptions): Promise<LoginSession> {
   if (options === undefined) {
@@ -705,14 +715,7 @@ export async function login(options: LoginOptions): Promise<LoginSession> {
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(`login() options.signal must be an AbortSignal, got ${describe(signal)}`);
   }
-  const ms = o.conversationTimeoutMs;
-  if (ms !== undefined && (typeof ms !== "number" || !(ms > 0) || ms > 2 ** 31 - 1)) {
-    throw new TypeError(
-      `login() options.conversationTimeoutMs must be a positive number of milliseconds, got ${
-        typeof ms === "number" ? ms : describe(ms)
-      }`,
-    );
-  }
+  const ms = checkTimeoutMs(o.conversationTimeoutMs, "login() options.conversationTimeoutMs");
   if (o.inProcess !== undefined && typeof o.inProcess !== "boolean") {
     throw new TypeError(`inProcess must be a boolean, got ${describe(o.inProcess)}`);
   }
@@ -723,7 +726,7 @@ export async function login(options: LoginOptions): Promise<LoginSession> {
     plan,
     conversation,
     signal,
-    ms as number | undefined,
+    ms,
     terminal,
   );
 }

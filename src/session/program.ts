@@ -231,6 +231,11 @@ export class SessionProgram {
     };
   }
 
+  /**
+   * Not for callers: `LoginSession.spawn()` makes one.
+   *
+   * @ignore
+   */
   private constructor(
     pid: number,
     plan: SpawnPlan,
@@ -297,7 +302,7 @@ function newTerminal(
     writable: new WritableStream<Uint8Array>({
       write: (chunk) => {
         if (!(chunk instanceof Uint8Array)) {
-          throw new TypeError(`A terminal takes Uint8Array chunks, got ${describe(chunk)}`);
+          throw new TypeError(`a terminal takes Uint8Array chunks, got ${describe(chunk)}`);
         }
         return port.type!(chunk);
       },

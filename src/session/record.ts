@@ -159,6 +159,7 @@ function trustedRecord(
  *   `confdir`, `utmpFile` or `wtmpFile` is not the closer's, before anything runs.
  * @throws {PamError} When a PAM step fails.
  * @throws {Error} When a utmp or wtmp file is not a regular utmp file (nothing is written to it).
+ * @tags allow-ffi, allow-run, allow-env
  */
 export async function closeSession(
   record: SessionRecord,

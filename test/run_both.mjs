@@ -71,7 +71,7 @@ function provide() {
     ? "no apt-get"
     : undefined;
   if (why === undefined) {
-    console.error(`run-both: installing ${missing.join(" ")} with apt-get (the tests use them)`);
+    console.error(`run_both: installing ${missing.join(" ")} with apt-get (the tests use them)`);
     const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
     const apt = (args) =>
       spawnSync("apt-get", args, { stdio: ["ignore", "ignore", "inherit"], env });
@@ -80,13 +80,13 @@ function provide() {
     missing = needs.filter((n) => !n.present()).map((n) => n.pkg);
     if (ok && missing.length === 0) return;
     console.error(
-      `run-both: apt-get ${ok ? "left" : "failed; still"} missing: ${missing.join(" ")}`,
+      `run_both: apt-get ${ok ? "left" : "failed; still"} missing: ${missing.join(" ")}`,
     );
   } else {
-    console.error(`run-both: not installing (${why}): ${missing.join(" ")}`);
+    console.error(`run_both: not installing (${why}): ${missing.join(" ")}`);
   }
   console.error(
-    "run-both: the tests that need those skip, each with a note naming what is missing",
+    "run_both: the tests that need those skip, each with a note naming what is missing",
   );
 }
 
@@ -159,7 +159,7 @@ if (freshWanted && isRoot && onPath("unshare")) {
     },
   });
 } else if (freshWanted) {
-  console.error("run-both: no fresh-machine run (needs root and unshare)");
+  console.error("run_both: no fresh-machine run (needs root and unshare)");
 }
 
 provide();
