@@ -188,7 +188,7 @@ export function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>
   const firstCheck = series("firstCheckMs");
   const medianOf = (xs: (number | undefined)[]) =>
     median(xs.filter((v): v is number => v !== undefined));
-  const issue15: Record<string, Record<string, number>> = {};
+  const asyncDefaults: Record<string, Record<string, number>> = {};
   const handoffUs = median(us("handoff", "c").filter((v): v is number => v !== undefined));
   for (
     const [asyncId, syncId, rawId] of [
@@ -199,7 +199,7 @@ export function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>
     const ratio = (rowA: string, a: ImplId, rowB: string, b: ImplId) =>
       paired(us(rowA, a), us(rowB, b), (x, y) => x / y);
     const rawPermit = result("permit", rawId)?.ratioToC;
-    issue15[asyncId] = {
+    asyncDefaults[asyncId] = {
       etc4VsAuthenticatePam: ratio("etc-4", "node", "etc-4", asyncId),
       etc64RateVsEtc4: ratio("etc-4", asyncId, "etc-64", asyncId),
       // (one at a time − the synchronous one-shot) ÷ the futex round trip of the same run
@@ -235,7 +235,7 @@ export function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>
       coldStartLagMs: medianOf(us("startlag", asyncId)),
       growLagMs: medianOf(growLag("startlag", asyncId)),
       // No target: what the cold start's first check waits for its thread (more on Deno
-      // when the spawner starts it: docs/bench.md, issue 15).
+      // when the spawner starts it: docs/bench.md, "The two missed targets").
       coldFirstCheckMs: medianOf(firstCheck("startlag", asyncId)),
       waitingRateVsNone: paired(
         none("waiting40", asyncId),
@@ -299,7 +299,7 @@ export function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>
     }
   }
   for (const id of ["deno-async", "bun-async"] as const) {
-    const d = issue15[id];
+    const d = asyncDefaults[id];
     for (
       const [key, what, limit, max] of [
         [
@@ -355,13 +355,13 @@ export function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>
         ["growLagMs", "timer lag while the pool grows < 20 ms", 20, true],
       ] as const
     ) {
-      targets.push({ target: `${id}: ${what} [issue 15]`, value: d[key], limit, max });
+      targets.push({ target: `${id}: ${what} [async defaults]`, value: d[key], limit, max });
     }
   }
   return {
     table,
     derived,
-    issue15: { handoffUs, ...issue15 },
+    asyncDefaults: { handoffUs, ...asyncDefaults },
     targets: targets.map((t) => ({
       ...t,
       metric: "wall",
@@ -421,8 +421,11 @@ export function printText(report: Report) {
       }
     }
   }
-  out.push("", `Issue 15's figures (futex round trip: ${fmt(report.issue15.handoffUs, 1)} µs):`);
-  for (const [id, d] of Object.entries(report.issue15)) {
+  out.push(
+    "",
+    `The async defaults' figures (futex round trip: ${fmt(report.asyncDefaults.handoffUs, 1)} µs):`,
+  );
+  for (const [id, d] of Object.entries(report.asyncDefaults)) {
     if (typeof d !== "object") continue;
     out.push(
       `  ${id.padEnd(12)} ${Object.entries(d).map(([k, v]) => `${k}=${fmt(v, 2)}`).join("  ")}`,
@@ -430,7 +433,7 @@ export function printText(report: Report) {
   }
   out.push(
     "",
-    "Targets (issues 7 and 15, on wall-clock time; the quiet slices' and CPU time beside):",
+    "Targets (on wall-clock time; the quiet slices' and CPU time beside):",
   );
   for (const t of report.targets) {
     const beside = [
