@@ -606,11 +606,23 @@ test("only clean, read-only file mappings are dropped when idle", () => {
     "7f0000300000-7f0000400000 r-xp 00000000 08:01 78     /usr/lib/libpam.so.0",
     "Locked:                4 kB",
     "7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0      [vdso]",
+    // Huge pages written, then made read-only: counted in Private_Hugetlb only.
+    "7ffe00000000-7ffe00200000 r--p 00000000 00:10 5      /anon_hugepage (deleted)",
+    "Anonymous:             0 kB",
+    "Private_Hugetlb:    2048 kB",
+    "VmFlags: rd mr mw me ht",
+    // Hugetlb with no page yet: refused by its flag alone.
+    "7ffe00200000-7ffe00400000 r--p 00000000 00:10 6      /dev/hugepages/x",
+    "Private_Hugetlb:       0 kB",
+    "VmFlags: rd sh mr ht",
+    "7ffe00400000-7ffe00500000 r--p 00000000 08:01 79     /usr/lib/libm.so.6",
+    "VmFlags: rd mr mw me sd",
     "",
   ].join("\n");
   assert.deepEqual(cleanFileMappings(smaps), [
     { start: 0x55d0c0000000, end: 0x55d0c2000000 },
     { start: 0x7f0000000000, end: 0x7f0000100000 },
     { start: 0x7f0000200000, end: 0x7f0000300000 },
+    { start: 0x7ffe00400000, end: 0x7ffe00500000 },
   ]);
 });

@@ -11,11 +11,16 @@
  * `MADV_DONTNEED`; the page cache keeps them, and the few the process touches
  * again come back as minor faults.
  *
- * Only mappings that cannot hold private data are dropped: file-backed,
- * private, not writable, and with no anonymous (copied-on-write) page
- * according to `/proc/self/smaps`. For such a mapping `MADV_DONTNEED` only
- * unmaps page-cache pages, so nothing can be lost (a writable or relocated
- * mapping would lose its changes; those are skipped). Internal; not an API.
+ * The scan and the advice run on the main thread, the only thread of a
+ * session process that loads or unloads libraries (PAM modules), so a range
+ * it found cannot be unmapped and reused before the advice reaches it.
+ *
+ * Only mappings that cannot hold private data are dropped: file-backed, not
+ * writable, not hugetlb, and with no anonymous (copied-on-write), dirty,
+ * swapped, locked or huge page according to `/proc/self/smaps`. For such a
+ * mapping `MADV_DONTNEED` only unmaps page-cache pages, so nothing can be
+ * lost (a writable, relocated or hugetlb mapping would lose its contents;
+ * those are skipped). Internal; not an API.
  *
  * @module
  */
@@ -44,9 +49,19 @@ export function cleanFileMappings(smaps: string): CleanMapping[] {
 
 const NL = 0x0a;
 const SPACE = 0x20;
-const fieldNames = ["Anonymous:", "Private_Dirty:", "Swap:", "Locked:"].map((name) =>
-  new TextEncoder().encode(name)
-);
+// Huge pages are counted only in the *_Hugetlb fields, never in Anonymous or Private_Dirty, and
+// MADV_DONTNEED discards a private one for good (Linux >= 5.18): any of them rules a mapping out.
+const fieldNames = [
+  "Anonymous:",
+  "Private_Dirty:",
+  "Swap:",
+  "Locked:",
+  "Private_Hugetlb:",
+  "Shared_Hugetlb:",
+].map((name) => new TextEncoder().encode(name));
+const vmFlags = new TextEncoder().encode("VmFlags:");
+/** `ht`: a hugetlb mapping, refused even when it has no page yet. */
+const HT = [0x68, 0x74];
 
 /**
  * Reads smaps bytes a line at a time without making strings of them: the scan
@@ -119,6 +134,17 @@ class SmapsScan {
     if (!this.#clean) return;
     // A page copied on write (relocations made read-only afterwards, a debugger's breakpoint) is
     // this process's only copy: such a mapping is never dropped. A locked one refuses anyway.
+    if (startsWith(b, from, to, vmFlags)) {
+      for (let i = from + vmFlags.length; i + 1 < to; i++) {
+        if (
+          b[i] === HT[0] && b[i + 1] === HT[1] && b[i - 1] === SPACE &&
+          (i + 2 >= to || b[i + 2] === SPACE)
+        ) {
+          this.#clean = false;
+        }
+      }
+      return;
+    }
     for (const name of fieldNames) {
       if (!startsWith(b, from, to, name)) continue;
       let i = from + name.length;
