@@ -8,8 +8,9 @@
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { PamAnswer, PamMessage } from "../conversation.ts";
-import { isObjectLike, snapshotAnswers, wipeByteAnswers, wipeSnapshot } from "../_answers.ts";
+import type { PamMessage } from "../conversation.ts";
+import { wipeSnapshot } from "../_answers.ts";
+import { callHandler } from "../_handler_call.ts";
 import type { SerializedError } from "./_channel.ts";
 import { rebuildError } from "../_error_wire.ts";
 import type { Outcome, PamWorker } from "./_worker_client.ts";
@@ -109,85 +110,40 @@ export class Link {
 
   #converse(seq: number, received: readonly PamMessage[]): void {
     const handler = this.#handler;
-    const signal = this.#signal;
     this.#latestSeq = seq;
     // What the answers are checked against, taken before the handler can reach the messages;
     // the handler gets them frozen.
     const styles = received.map((m) => m.style);
     for (const message of received) Object.freeze(message);
     const messages = Object.freeze(received);
-    const turn: ConversationTurn = { link: this, settled: false };
-    let settled = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const onAbort = () => fail(signal!.reason);
-    const done = () => {
-      settled = true;
-      turn.settled = true;
-      // A conversation the worker gave up on may settle after the next one began:
-      // it must not take that one's cancel function or blame it for its own failure.
-      if (this.#cancelPending === fail) this.#cancelPending = undefined;
-      if (timer !== undefined) clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-    };
-    const blame = (error: unknown) => {
+    const failWith = (error: unknown) => {
       if (seq === this.#latestSeq) this.#failure = { error };
-    };
-    const fail = (error: unknown) => {
-      if (settled) return;
-      done();
-      blame(error);
       this.worker.fail(seq);
     };
-    // Every property access on what the handler returned happens in here, guarded.
-    const succeed = (answers: unknown) => {
-      if (settled) {
-        wipeByteAnswers(answers);
-        return;
-      }
-      done();
-      let snapshot: PamAnswer[] | undefined;
+    if (!handler) return failWith(new TypeError("the transaction has no conversation"));
+    const turn: ConversationTurn = { link: this, settled: false };
+    let cancel: ((reason: unknown) => void) | undefined;
+    callHandler(
+      () => conversationContext.run(turn, handler, messages),
+      styles,
+      this.#signal,
+      this.#timeoutMs,
+      {
+        started: (fail) => this.#cancelPending = cancel = fail,
+        settled: () => {
+          turn.settled = true;
+          // A conversation the worker gave up on may settle after the next one began:
+          // it must not take that one's cancel function or blame it for its own failure.
+          if (this.#cancelPending === cancel) this.#cancelPending = undefined;
+        },
+      },
+    ).then((snapshot) => {
       try {
-        snapshot = snapshotAnswers(answers, styles);
         this.worker.answer(seq, snapshot);
-      } catch (error) {
-        blame(error);
-        this.worker.fail(seq);
       } finally {
-        if (snapshot) wipeSnapshot(snapshot);
+        wipeSnapshot(snapshot);
       }
-    };
-    if (!handler) return fail(new TypeError("the transaction has no conversation"));
-    this.#cancelPending = fail;
-    if (signal?.aborted) return fail(signal.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    if (this.#timeoutMs !== undefined) {
-      const ms = this.#timeoutMs;
-      timer = setTimeout(
-        () =>
-          fail(
-            new DOMException(
-              `the conversation handler did not answer within ${ms} ms (conversationTimeoutMs)`,
-              "TimeoutError",
-            ),
-          ),
-        ms,
-      );
-    }
-    let result: unknown;
-    let then: unknown;
-    try {
-      result = conversationContext.run(turn, handler, messages);
-      // Read once: a getter may answer differently the second time, or throw.
-      then = isObjectLike(result) ? (result as { then?: unknown }).then : undefined;
-    } catch (error) {
-      return fail(error);
-    }
-    if (typeof then !== "function") return succeed(result);
-    // Adopted through the `then` already read; a throw from it rejects, and so does a
-    // throwing getter of whatever it resolves with (the promise machinery reads that one).
-    new Promise<unknown>((resolve, reject) => {
-      (then as (this: unknown, ...a: unknown[]) => unknown).call(result, resolve, reject);
-    }).then(succeed, fail).catch(() => this.worker.fail(seq));
+    }).catch(failWith);
   }
 
   /** The start() signal, until {@linkcode Link.detachSignal}. */

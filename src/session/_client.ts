@@ -19,7 +19,8 @@ import {
   threadListSymbols,
 } from "../../ffi/mod.ts";
 import type { PamAnswer, PamMessage } from "../conversation.ts";
-import { isObjectLike, snapshotAnswers, wipeByteAnswers, wipeSnapshot } from "../_answers.ts";
+import { wipeSnapshot } from "../_answers.ts";
+import { callHandler } from "../_handler_call.ts";
 import { encodeFrame, type Frame, FrameDecoder } from "./_frames.ts";
 import { decodeMessages, encodeAnswers } from "./_protocol.ts";
 import { cString } from "../_validate.ts";
@@ -62,12 +63,9 @@ function scriptOf(url: URL): string {
 }
 
 /**
- * Runs `handler` on `messages` under the caller's signal and timeout, and
- * resolves with a snapshot of its answers (each read exactly once, checked
- * against the styles as they came from the session process, never against
- * the frozen copy the handler was given). Everything done with what the
- * handler returns happens inside the guard: its `then` is read once, and a
- * throwing getter or Proxy trap rejects with that error.
+ * Runs `handler` on a frozen copy of `messages` under the caller's signal
+ * and timeout, and resolves with a snapshot of its answers, checked against
+ * the styles as they came from the session process (see `callHandler`).
  */
 export function runHandler(
   handler: Handler | undefined,
@@ -75,64 +73,10 @@ export function runHandler(
   signal: AbortSignal | undefined,
   timeoutMs: number | undefined,
 ): Promise<PamAnswer[]> {
+  if (!handler) return Promise.reject(new TypeError("the login has no conversation"));
   const styles = messages.map((m) => m.style);
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const onAbort = () => fail(signal!.reason);
-    const done = () => {
-      settled = true;
-      if (timer !== undefined) clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-    };
-    const fail = (error: unknown) => {
-      if (settled) return;
-      done();
-      reject(error);
-    };
-    const succeed = (answers: unknown) => {
-      if (settled) {
-        wipeByteAnswers(answers);
-        return;
-      }
-      done();
-      // The snapshot zeroes the handler's own byte answers, on every path.
-      try {
-        resolve(snapshotAnswers(answers, styles));
-      } catch (error) {
-        reject(error);
-      }
-    };
-    if (!handler) return fail(new TypeError("the login has no conversation"));
-    if (signal?.aborted) return fail(signal.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    if (timeoutMs !== undefined) {
-      timer = setTimeout(
-        () =>
-          fail(
-            new DOMException(
-              `the conversation handler did not answer within ${timeoutMs} ms (conversationTimeoutMs)`,
-              "TimeoutError",
-            ),
-          ),
-        timeoutMs,
-      );
-    }
-    const copy = Object.freeze(messages.map((m) => Object.freeze({ ...m })));
-    let result: unknown;
-    let then: unknown;
-    try {
-      result = handler(copy);
-      // Read once: a getter may answer differently the second time, or throw.
-      then = isObjectLike(result) ? (result as { then?: unknown }).then : undefined;
-    } catch (error) {
-      return fail(error);
-    }
-    if (typeof then !== "function") return succeed(result);
-    new Promise<unknown>((res, rej) => {
-      (then as (this: unknown, ...a: unknown[]) => unknown).call(result, res, rej);
-    }).then(succeed, fail).catch(fail);
-  });
+  const copy = Object.freeze(messages.map((m) => Object.freeze({ ...m })));
+  return callHandler(() => handler(copy), styles, signal, timeoutMs);
 }
 
 // A binary made by `bun build --compile` runs its own entry whatever it is given, so the
