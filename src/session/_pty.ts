@@ -12,7 +12,6 @@
  */
 
 import { spawn as spawnChild } from "node:child_process";
-import { existsSync } from "node:fs";
 import {
   groupLayout,
   native,
@@ -23,7 +22,7 @@ import {
 import { errnoText, lastErrno } from "../_library.ts";
 import { checkCString, checkKnownKeys, cString, describe, optionsObject } from "../_validate.ts";
 import { splitRootEnv } from "./_root_env.ts";
-import { processLibc } from "./_spawn.ts";
+import { nssLookup, privilegeDrop, processLibc, utilLinux } from "./_spawn.ts";
 
 /**
  * A terminal's size in character cells.
@@ -181,7 +180,6 @@ const F_DUPFD_CLOEXEC = 1030;
 const { TIOCSWINSZ } = termiosConstants;
 const EINTR = 4;
 const EAGAIN = 11;
-const ERANGE = 34;
 // write(2) takes at most this much per call, so its ssize_t result fits the int it is bound as.
 const WRITE_MAX = 64 * 1024;
 // The longest wait between two tries of a write the slave's full input queue refused.
@@ -316,7 +314,7 @@ class Terminal implements Pty {
       ? splitRootEnv(env)
       : { rootEnv: env, restore: [] };
     const child = spawnChild(
-      tool("setsid"),
+      utilLinux("setsid"),
       ["/bin/sh", "-c", ATTACH, this.slavePath, ...drop, ...restore, ...args],
       { env: rootEnv, cwd, stdio: "ignore" },
     );
@@ -433,52 +431,13 @@ function ttyGroupId(): number | undefined {
   const libc = processLibc();
   const group = new Uint8Array(groupLayout.size);
   const result = new Uint8Array(pointerSize);
-  for (let size = 1024; size <= 1 << 20; size *= 4) {
-    const failed = libc.getgrnam_r(
-      cString("tty", "group"),
-      group,
-      new Uint8Array(size),
-      size,
-      result,
-    );
-    if (failed === ERANGE) continue;
-    if (failed !== 0 || native.readPointerFrom(result, 0) === null) return undefined;
-    return new DataView(group.buffer).getUint32(groupLayout.gid.offset, true);
-  }
-  return undefined;
-}
-
-/** setpriv's arguments that make the rest of the command line run as `uid`. */
-function privilegeDrop(uid: number, gid: number): string[] {
-  const libc = processLibc();
-  const self = libc.getuid();
-  if (self === 0) {
-    return [tool("setpriv"), `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--"];
-  }
-  // Without root, setpriv could not even set the groups: running as oneself needs no change.
-  if (uid === self && gid === libc.getgid()) return [];
-  throw new Error(
-    `only root can run a program as another user (uid ${uid}); this process runs as uid ${self}`,
+  const name = cString("tty", "group");
+  const found = nssLookup(
+    (buffer, size) => libc.getgrnam_r(name, group, buffer, size, result),
+    result,
+    1024,
   );
-}
-
-const tools = new Map<string, string>();
-
-/**
- * Where util-linux's `name` is installed. Looked up in the system's directories, never on
- * `PATH`: these run as root, and `PATH` may be the user's.
- */
-function tool(name: string): string {
-  let path = tools.get(name);
-  if (path === undefined) {
-    const dirs = ["/usr/bin", "/bin", "/usr/sbin", "/sbin"];
-    path = dirs.map((dir) => `${dir}/${name}`).find((candidate) => existsSync(candidate));
-    if (path === undefined) {
-      throw new Error(`util-linux "${name}" is not installed (looked in ${dirs.join(", ")})`);
-    }
-    tools.set(name, path);
-  }
-  return path;
+  return found ? new DataView(group.buffer).getUint32(groupLayout.gid.offset, true) : undefined;
 }
 
 /** `size` as a checked copy. Internal. */

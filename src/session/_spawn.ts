@@ -42,30 +42,50 @@ export function processLibc(): ReturnType<typeof openProcessLibc> {
   return libc;
 }
 
+const ERANGE = 34;
+
+/**
+ * Calls a reentrant NSS lookup (`getpwnam_r`, `getgrnam_r`) with a buffer
+ * that grows from `first` bytes while it answers ERANGE; true when `result`
+ * then points at an entry.
+ */
+export function nssLookup(
+  call: (buffer: Uint8Array, size: number) => number,
+  result: Uint8Array,
+  first: number,
+): boolean {
+  for (let size = first; size <= 1 << 22; size *= 4) {
+    const status = call(new Uint8Array(size), size);
+    if (status === ERANGE) continue;
+    return status === 0 && native.readPointerFrom(result, 0) !== null;
+  }
+  return false;
+}
+
 /** The passwd entry of `name`, or `undefined` when there is none. */
 export function lookupUser(name: string): PasswdEntry | undefined {
   const lib = processLibc();
   const pwd = new Uint8Array(passwdLayout.size);
   const result = new Uint8Array(pointerSize);
-  for (let size = 16384; size <= 1 << 22; size *= 4) {
-    const buf = new Uint8Array(size);
-    const status = lib.getpwnam_r(cString(name, "the user"), pwd, buf, size, result);
-    if (status === 34 /* ERANGE */) continue;
-    if (status !== 0 || native.readPointerFrom(result, 0) === null) return undefined;
-    const view = new DataView(pwd.buffer);
-    const text = (offset: number) => {
-      const p = native.readPointerFrom(pwd, offset);
-      return p ? native.readCString(p) : "";
-    };
-    return {
-      name: text(passwdLayout.name.offset),
-      uid: view.getUint32(passwdLayout.uid.offset, true),
-      gid: view.getUint32(passwdLayout.gid.offset, true),
-      home: text(passwdLayout.dir.offset),
-      shell: text(passwdLayout.shell.offset),
-    };
-  }
-  return undefined;
+  const cName = cString(name, "the user");
+  const found = nssLookup(
+    (buf, size) => lib.getpwnam_r(cName, pwd, buf, size, result),
+    result,
+    16384,
+  );
+  if (!found) return undefined;
+  const view = new DataView(pwd.buffer);
+  const text = (offset: number) => {
+    const p = native.readPointerFrom(pwd, offset);
+    return p ? native.readCString(p) : "";
+  };
+  return {
+    name: text(passwdLayout.name.offset),
+    uid: view.getUint32(passwdLayout.uid.offset, true),
+    gid: view.getUint32(passwdLayout.gid.offset, true),
+    home: text(passwdLayout.dir.offset),
+    shell: text(passwdLayout.shell.offset),
+  };
 }
 
 /** A checked `spawn()` request. */
@@ -81,8 +101,50 @@ export interface SpawnPlan {
   readonly terminal: boolean;
 }
 
-const setsidPath = "/usr/bin/setsid";
-const setprivPath = "/usr/bin/setpriv";
+const tools = new Map<string, string>();
+
+/**
+ * Where util-linux's `name` (`setsid`, `setpriv`) is installed. Looked up in
+ * the system's directories, never on `PATH`: these run as root, and `PATH`
+ * may be the user's.
+ *
+ * @throws {Error} When it is not installed.
+ */
+export function utilLinux(name: string): string {
+  let path = tools.get(name);
+  if (path === undefined) {
+    const dirs = ["/usr/bin", "/bin", "/usr/sbin", "/sbin"];
+    path = dirs.map((dir) => `${dir}/${name}`).find((candidate) => existsSync(candidate));
+    if (path === undefined) {
+      throw new Error(
+        `cannot run a program in the session: util-linux "${name}" is not installed ` +
+          `(looked in ${dirs.join(", ")})`,
+      );
+    }
+    tools.set(name, path);
+  }
+  return path;
+}
+
+/**
+ * setpriv's arguments that make the rest of a command line run as `uid`
+ * and `gid` with the groups `initgroups(3)` gives; none when this process
+ * already runs as them without root.
+ *
+ * @throws {Error} When this process is neither root nor that user.
+ */
+export function privilegeDrop(uid: number, gid: number): string[] {
+  const libc = processLibc();
+  const self = libc.getuid();
+  if (self === 0) {
+    return [utilLinux("setpriv"), `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--"];
+  }
+  // Without root, setpriv could not even set the groups: running as oneself needs no change.
+  if (uid === self && gid === libc.getgid()) return [];
+  throw new Error(
+    `only root can run a program as another user (uid ${uid}); this process runs as uid ${self}`,
+  );
+}
 
 /** login(1)'s default PATHs. */
 const userPath = "/usr/local/bin:/usr/bin:/bin:/usr/games";
@@ -109,15 +171,13 @@ export function spawnAsUser(
   stdio: StdioOptions,
 ): ChildProcess {
   const { pw, env, cwd, self } = launchAsUser(user, pamEnv, plan);
-  const drop = self === 0
-    ? [setprivPath, `--reuid=${pw.uid}`, `--regid=${pw.gid}`, "--init-groups", "--"]
-    : [];
+  const drop = self === 0 ? privilegeDrop(pw.uid, pw.gid) : [];
   // setsid and setpriv run as root with this environment: what the user put into the PAM
   // environment (LD_PRELOAD, ...) must only reach the program, past setpriv.
   const { rootEnv, restore } = self === 0 ? splitRootEnv(env) : { rootEnv: env, restore: [] };
   // setsid forks only when its caller leads a process group, which a freshly spawned child
   // does not: so the pid seen here is the program's own, and so is the exit status.
-  const [command, ...args] = [setsidPath, ...drop, ...restore, ...plan.argv];
+  const [command, ...args] = [utilLinux("setsid"), ...drop, ...restore, ...plan.argv];
   return spawn(command, args, { cwd, env: rootEnv, stdio });
 }
 
@@ -140,11 +200,9 @@ export function launchAsUser(
         "only root can start programs as another user",
     );
   }
-  if (!existsSync(setsidPath) || (self === 0 && !existsSync(setprivPath))) {
-    throw new Error(
-      `cannot run a program in the session: ${setsidPath} and ${setprivPath} (util-linux) are needed`,
-    );
-  }
+  // Found before anything starts, so that a missing tool is this clear error.
+  utilLinux("setsid");
+  if (self === 0) utilLinux("setpriv");
   const env: Record<string, string> = {
     HOME: pw.home,
     USER: pw.name,
