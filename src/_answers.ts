@@ -70,6 +70,8 @@ export function refuseThenable(answers: unknown): void {
   } catch {
     // Not a native Promise: nobody reports its rejection.
   }
+  // An array that is also a thenable is refused too: its byte answers are zeroed first.
+  wipeByteAnswers(answers);
   throw new TypeError(
     "the conversation returned a Promise: PamTransaction needs a synchronous conversation (use AsyncPamTransaction for async handlers)",
   );
@@ -100,27 +102,39 @@ export function snapshotAnswers(answers: unknown, styles: readonly number[]): Pa
   const n = Math.min(length, MAX_NUM_MSG + 1);
   const snapshot = new Array<PamAnswer>(n).fill(null);
   try {
+    // After the first bad answer the rest are still read once each, only to zero their bytes:
+    // a handler's secrets past a mistake are not left behind.
+    let firstError: unknown;
+    let failed = false;
     for (let i = 0; i < n; i++) {
-      const answer: unknown = answers[i];
-      if (answer === null || answer === undefined) continue;
-      if (typeof answer === "string") {
-        snapshot[i] = answer;
-      } else if (isBytes(answer)) {
-        const size = byteLengthOf.call(answer);
-        if (size > MAX_ANSWER_BYTES) {
+      try {
+        const answer: unknown = answers[i];
+        if (answer === null || answer === undefined) continue;
+        if (failed) {
+          if (isBytes(answer)) fillBytes.call(answer, 0);
+        } else if (typeof answer === "string") {
+          snapshot[i] = answer;
+        } else if (isBytes(answer)) {
+          const size = byteLengthOf.call(answer);
+          if (size > MAX_ANSWER_BYTES) {
+            fillBytes.call(answer, 0);
+            throw tooLong(i);
+          }
+          const copy = new Uint8Array(size);
+          setBytes.call(copy, answer);
           fillBytes.call(answer, 0);
-          throw tooLong(i);
+          snapshot[i] = copy;
+        } else {
+          throw new TypeError(
+            `answer ${i} is a ${typeof answer}: answers must be strings, Uint8Arrays, null or undefined`,
+          );
         }
-        const copy = new Uint8Array(size);
-        setBytes.call(copy, answer);
-        fillBytes.call(answer, 0);
-        snapshot[i] = copy;
-      } else {
-        throw new TypeError(
-          `answer ${i} is a ${typeof answer}: answers must be strings, Uint8Arrays, null or undefined`,
-        );
+      } catch (error) {
+        if (!failed) firstError = error;
+        failed = true;
       }
     }
+    if (failed) throw firstError;
     if (length !== count) {
       throw new TypeError(`the conversation returned ${length} answers for ${count} messages`);
     }

@@ -250,7 +250,9 @@ function converseGuarded(
       if (resp) storePointer(resp, null);
       return ReturnCode.SUCCESS;
     }
-    const answers = slot.handler(messages);
+    // Called as a plain function: a handler must not get the slot as its `this`.
+    const handler = slot.handler;
+    const answers = handler(messages);
     refuseThenable(answers);
     snapshot = snapshotAnswers(answers, styles);
     if (!resp) return ReturnCode.SUCCESS;
@@ -276,7 +278,11 @@ function converseGuarded(
     }
     return ReturnCode.CONV_ERR;
   } finally {
-    if (snapshot) wipeSnapshot(snapshot);
+    try {
+      if (snapshot) wipeSnapshot(snapshot);
+    } catch {
+      // Nothing may escape the trampoline (a return of CONV_ERR must stay one).
+    }
   }
 }
 

@@ -562,3 +562,21 @@ test("one answer limit: MAX_ANSWER_BYTES fails the call (RangeError cause); a pa
   });
   tx.authenticate();
 });
+
+test("the handler is called as a plain function: it never gets the transaction's slot as this", {
+  skip: noMatrix,
+}, () => {
+  using stack = matrixStack();
+  let self: unknown = "not called";
+  using tx = PamTransaction.start({
+    service: "web",
+    user: "alice",
+    confdir: stack.confdir,
+    conversation: function (this: unknown, messages) {
+      self = this;
+      return messages.map(() => SECRET);
+    },
+  });
+  tx.authenticate();
+  assert.equal(self, undefined);
+});
