@@ -147,7 +147,11 @@ export class PamWorker {
     answers?: readonly (string | Uint8Array)[],
     last = false,
   ): Promise<Outcome> {
-    if (this.#death) return Promise.reject(this.#death);
+    if (this.#death) {
+      // A slot granted while the thread died (the call waited in takeSlot) goes back.
+      this.#releaseSlot();
+      return Promise.reject(this.#death);
+    }
     if (this.#current) {
       return Promise.reject(new Error("a PAM worker serves one request at a time"));
     }
