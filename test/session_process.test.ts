@@ -249,6 +249,11 @@ test("spawn: bad arguments are TypeErrors; piped stdin reaches the program", asy
   await assert.rejects(session.spawn(["true"], { bogus: 1 } as never), /no option "bogus"/);
   await assert.rejects(session.spawn(["true"], { stdin: "file" as never }), TypeError);
   await assert.rejects(session.spawn(["true"], { env: { "A=B": "c" } }), TypeError);
+  // Too large for the channel to the session process: this call's error, and the session goes on.
+  await assert.rejects(
+    session.spawn(["true"], { env: { BIG: "x".repeat(2 << 20) } }),
+    RangeError,
+  );
   const p = await session.spawn(["sh", "-c", "read line; echo got:$line; exit 4"]);
   const writer = p.stdin!.getWriter();
   await writer.write(new TextEncoder().encode("hello\n"));

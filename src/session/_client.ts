@@ -9,6 +9,7 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
+import { clearTimeout as clearTimer, setTimeout as unrefTimer } from "node:timers";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import {
@@ -63,6 +64,15 @@ function scriptOf(url: URL): string {
 }
 
 /**
+ * The session process's entry. JSR's npm build (how Bun users install from
+ * JSR) turns .ts files into .js but cannot rewrite a URL string: it follows
+ * this module's own extension.
+ */
+const sessionEntry = scriptOf(
+  new URL(import.meta.url.endsWith(".js") ? "./_main.js" : "./_main.ts", import.meta.url),
+);
+
+/**
  * Runs `handler` on a frozen copy of `messages` under the caller's signal
  * and timeout, and resolves with a snapshot of its answers, checked against
  * the styles as they came from the session process (see `callHandler`).
@@ -83,7 +93,12 @@ export function runHandler(
 // session process is the program itself, started with this flag: here, while the program's
 // imports are still being evaluated, it becomes the session process and never returns to them.
 // (Modules the program imports before this package have already run by then.)
-if (process.argv[2] === "--seed-pam-run-module" && /\/_main\.[jt]s$/.test(process.argv[3] ?? "")) {
+// Only inside a compiled binary, and only for this very entry: an ordinary program that imports
+// the package must not turn into a session process because of what its own arguments say.
+if (
+  process.argv[2] === "--seed-pam-run-module" && sessionEntry.includes("/$bunfs/") &&
+  process.argv[3] === sessionEntry
+) {
   await import("./_main.ts");
   await new Promise<never>(() => {});
 }
@@ -98,6 +113,8 @@ if (process.argv[2] === "--seed-pam-run-module" && /\/_main\.[jt]s$/.test(proces
  * "ready") at any time.
  */
 const bootSlots = Math.max(1, availableParallelism() - 1);
+/** How long a starting session process may hold its boot slot. */
+const bootSlotMaxMs = 10_000;
 let booting = 0;
 const waitingToBoot: Array<() => void> = [];
 
@@ -106,14 +123,18 @@ function acquireBootSlot(): Promise<() => void> {
     const grant = () => {
       booting++;
       let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        clearTimer(stuck);
+        booting--;
+        waitingToBoot.shift()?.();
+      };
+      // A process that never says "ready" (stopped, stuck loading) gives its slot up after a
+      // while: the slot only paces starts, and must not stop every later login.
+      const stuck = unrefTimer(release, bootSlotMaxMs).unref();
       // The next start waits for a new turn of the event loop, whatever freed the slot.
-      setTimeout(() =>
-        resolve(() => {
-          if (released) return;
-          released = true;
-          booting--;
-          waitingToBoot.shift()?.();
-        }), 0);
+      setTimeout(() => resolve(release), 0);
     };
     if (booting < bootSlots) grant();
     else waitingToBoot.push(grant);
@@ -245,14 +266,13 @@ export class SessionProcess {
     this.#handler = handler;
     this.#signal = signal;
     this.#timeoutMs = timeoutMs;
-    const { command, args } = native.scriptCommand(
-      // JSR's npm build (how Bun users install from JSR) turns .ts files into .js but cannot
-      // rewrite a URL string: follow this module's own extension.
-      scriptOf(
-        new URL(import.meta.url.endsWith(".js") ? "./_main.js" : "./_main.ts", import.meta.url),
-      ),
-      ["ffi", "read", "write", "run", "env"],
-    );
+    const { command, args } = native.scriptCommand(sessionEntry, [
+      "ffi",
+      "read",
+      "write",
+      "run",
+      "env",
+    ]);
     this.command = command;
     this.#args = args;
     preparePriorityLibc();
@@ -338,8 +358,13 @@ export class SessionProcess {
 
   /** Sends one frame; resolves once it was handed to the pipe. `secret` payloads are wiped then. */
   async send(header: object, payload?: Uint8Array, secret = false): Promise<void> {
-    const bytes = encodeFrame(header, payload);
-    if (secret) payload?.fill(0);
+    let bytes: Uint8Array;
+    try {
+      // A RangeError here (a frame too large for the channel) means nothing was sent.
+      bytes = encodeFrame(header, payload);
+    } finally {
+      if (secret) payload?.fill(0);
+    }
     await this.#started;
     // Nothing reaches a process before it has its priority back.
     if (this.#nice !== undefined) await Promise.race([this.#ready, this.exited]);

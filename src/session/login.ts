@@ -544,8 +544,13 @@ class ProcessBackend implements Backend {
           reject(error);
         },
       });
-      this.#proc.send({ t: "spawn", id, plan }).catch(() => {
-        // Its death rejects the pending spawn.
+      this.#proc.send({ t: "spawn", id, plan }).catch((error) => {
+        // Its death rejects the pending spawn; a request too large for the channel (a RangeError,
+        // before anything was sent) is this call's own error.
+        if (!(error instanceof RangeError)) return;
+        const pending = this.#spawning.get(id);
+        this.#spawning.delete(id);
+        pending?.reject(error);
       });
     });
   }
@@ -767,7 +772,13 @@ async function openInSessionProcess(
     plan,
     conversation: conversation !== undefined,
     ...(terminal ? { terminal } : {}),
-  }).catch(() => {});
+  }).catch((error) => {
+    // Too large for the channel: nothing was sent, and the process is told to go by its end.
+    if (!(error instanceof RangeError)) return;
+    result.catch(() => {});
+    proc.kill();
+    throw error;
+  });
   const { header } = await result;
   if (header.t === "failed") {
     // The conversation ran here: only here can its failure say the password expired.

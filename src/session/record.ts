@@ -222,7 +222,13 @@ async function closeInSessionProcess(
     ...(confdir !== undefined ? { confdir } : {}),
     ...(library !== undefined ? { library } : {}),
     conversation: conversation !== undefined,
-  }).catch(() => {});
+  }).catch((error) => {
+    // Too large for the channel: nothing was sent, and the process is told to go by its end.
+    if (!(error instanceof RangeError)) return;
+    result.catch(() => {});
+    proc.kill();
+    throw error;
+  });
   const header = await result;
   await proc.exited;
   if (header.error) throw fromWire(header.error as WireError, proc.failure);
