@@ -147,7 +147,9 @@ export function optionsObject<T extends object>(value: unknown, what: string): T
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new TypeError(`${what} must be an object, got ${describe(value)}`);
   }
-  return value as T;
+  // A plain snapshot of its own properties, each read exactly once, here: a getter or a Proxy
+  // cannot pass a check with one value and be used with another.
+  return Object.fromEntries(Object.entries(value)) as T;
 }
 
 /**

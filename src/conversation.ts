@@ -89,9 +89,10 @@ export function passwordConversation(
     throw new TypeError("passwordConversation() takes the password as a string or Uint8Array");
   }
   const what = "passwordConversation() options";
-  checkKnownKeys(optionsObject(options, what), ["onMessage"], what);
+  const o = optionsObject<{ onMessage?: unknown }>(options, what);
+  checkKnownKeys(o, ["onMessage"], what);
   checkAnswerSize(password, "the password");
-  const { onMessage } = options;
+  const onMessage = o.onMessage as ((message: PamMessage) => void) | undefined;
   if (onMessage !== undefined && typeof onMessage !== "function") {
     throw new TypeError(`onMessage must be a function, got ${describe(onMessage)}`);
   }

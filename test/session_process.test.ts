@@ -631,3 +631,18 @@ test("only clean, read-only file mappings are dropped when idle", () => {
     { start: 0x7ffe00400000, end: 0x7ffe00500000 },
   ]);
 });
+
+test("login() reads each option once: a getter cannot pass the check and then change", async () => {
+  await using s = stack();
+  let reads = 0;
+  const options = {
+    ...base(s),
+    get conversation() {
+      reads++;
+      return reads === 1 ? passwordConversation("pw") : 42;
+    },
+  };
+  await using session = await login(options as LoginOptions);
+  assert.equal(reads, 1);
+  assert.ok(session.pid > 0);
+});

@@ -725,7 +725,7 @@ export async function login(options: LoginOptions): Promise<LoginSession> {
     throw new TypeError(`inProcess must be a boolean, got ${describe(o.inProcess)}`);
   }
   const conversation = o.conversation as LoginOptions["conversation"];
-  if (o.inProcess) return await loginInProcess(plan, options);
+  if (o.inProcess) return await loginInProcess(plan, { conversation, signal, ms });
   signal?.throwIfAborted();
   return await loginInSessionProcess(
     plan,
@@ -800,7 +800,14 @@ async function openInSessionProcess(
   return session;
 }
 
-async function loginInProcess(plan: LoginPlan, options: LoginOptions): Promise<LoginSession> {
+async function loginInProcess(
+  plan: LoginPlan,
+  options: {
+    conversation: LoginOptions["conversation"];
+    signal: AbortSignal | undefined;
+    ms: number | undefined;
+  },
+): Promise<LoginSession> {
   await checkUtmpFiles(plan.utmp, threadUtmp);
   const tx = await AsyncPamTransaction.start({
     service: plan.service,
@@ -810,9 +817,7 @@ async function loginInProcess(plan: LoginPlan, options: LoginOptions): Promise<L
     ...(plan.failDelay !== undefined ? { failDelay: plan.failDelay } : {}),
     ...(options.conversation !== undefined ? { conversation: options.conversation } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
-    ...(options.conversationTimeoutMs !== undefined
-      ? { conversationTimeoutMs: options.conversationTimeoutMs }
-      : {}),
+    ...(options.ms !== undefined ? { conversationTimeoutMs: options.ms } : {}),
   });
   let opened: OpenedSession;
   try {
