@@ -100,7 +100,10 @@ function converse(messages: readonly PamMessage[]): PamAnswer[] {
         `the main thread did not answer the conversation within ${timeoutMs} ms`,
       );
     }
-    Atomics.wait(words, STATE, current, Math.max(1, Math.min(WAIT_SLICE_MS, left)));
+    // Claimed by the main thread (WRITING): its answer waits for a run slot, so keep waiting,
+    // in whole slices rather than spinning past the deadline.
+    const slice = left > 0 ? Math.min(WAIT_SLICE_MS, left) : WAIT_SLICE_MS;
+    Atomics.wait(words, STATE, current, Math.max(1, slice));
   }
 }
 

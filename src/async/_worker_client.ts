@@ -37,8 +37,6 @@ import { type SpawnedThread, spawnThread } from "../_thread_spawner.ts";
 export interface PoolHooks {
   /** Takes a run slot if one is free; otherwise returns the promise of one. */
   takeSlot(): Promise<void> | undefined;
-  /** Takes a run slot at once, past the bound if need be (a conversation was answered). */
-  forceSlot(): void;
   /** Gives a run slot back; with `thenPump`, the queue is served at once. */
   freeSlot(thenPump: boolean): void;
   /** Hands free run slots and threads to the queue. */
@@ -100,6 +98,8 @@ export class PamWorker {
   /** Called once when the thread runs and can take requests. */
   onReady: ((worker: PamWorker) => void) | undefined;
   #ready = false;
+  /** Whether the pool stopped the thread (see {@linkcode PamWorker.stillborn}). */
+  #stopped = false;
   /** Whether the thread is referenced while it starts (work waits for it). */
   #startRef = false;
   /** Called once when the thread dies. */
@@ -193,28 +193,26 @@ export class PamWorker {
    */
   answer(seq: number, answers: readonly (string | Uint8Array | null | undefined)[]): boolean {
     if (this.#death || !this.#claim(seq)) return false;
-    this.#resume();
     try {
       writeAnswers(this.#channel, answers);
     } catch (error) {
-      this.#settle(seq, FAILED);
+      this.#resume(seq, FAILED);
       throw error;
     }
-    this.#settle(seq, ANSWERED);
+    this.#resume(seq, ANSWERED);
     return true;
   }
 
   /** Fails conversation `seq` (the handler threw, rejected, timed out or was aborted). */
   fail(seq: number): void {
     if (this.#death || !this.#claim(seq)) return;
-    this.#resume();
-    this.#settle(seq, FAILED);
+    this.#resume(seq, FAILED);
   }
 
   /**
-   * Counts the times this thread was lent to a holder: a holder releases
-   * the thread it was lent, never its next holder's (see
-   * `releaseWorker()`).
+   * Changes each time the thread changes hands (lent, or given back): a
+   * holder's lease is the value when it was lent, and releases the thread
+   * once, never its next holder's (see `releaseWorker()`).
    */
   get lease(): number {
     return this.#lease;
@@ -226,18 +224,48 @@ export class PamWorker {
     this.#slot = true;
   }
 
+  /** Ends the holder's lease: the thread is back in the pool (see `releaseWorker()`). */
+  endLease(): void {
+    this.#lease++;
+  }
+
   /**
-   * The worker goes back to libpam work after a conversation: it counts
-   * again, at once (a slot taken past the bound for a moment rather than an
-   * answer held back).
+   * Whether the thread died before it ever said it runs, of itself (not
+   * terminated by the pool): its entry cannot start (see `src/async/_pool.ts`).
    */
-  #resume(): void {
-    if (!this.#current) return;
-    if (!this.#slot) {
+  get stillborn(): boolean {
+    return this.#death !== undefined && !this.#ready && !this.#stopped;
+  }
+
+  /**
+   * Hands conversation `seq`'s outcome (`phase`, its answers already in the
+   * buffer) to the worker once it has a run slot again: it goes back to
+   * libpam work, which counts against `size` like any request. No deadlock
+   * can come of the wait: a slot is held only by a request at libpam work on
+   * a thread of its own (a conversation gives its slot back, and a one-shot's
+   * worker answers its prompts itself), never by one waiting for the main
+   * thread. Meanwhile the state word says WRITING, so the worker neither
+   * reads the answers early nor gives up on them.
+   */
+  #resume(seq: number, phase: number): void {
+    if (!this.#current || this.#slot) return this.#deliver(seq, phase);
+    const wait = this.#pool.takeSlot();
+    if (!wait) {
       this.#slot = true;
-      this.#pool.forceSlot();
+      return this.#deliver(seq, phase);
     }
-    this.#count(true);
+    const request = this.#lastId;
+    wait.then(() => {
+      this.#slot = true;
+      // The thread died meanwhile (its buffer is wiped): the slot goes back.
+      if (this.#death || !this.#current || this.#lastId !== request) return this.#releaseSlot();
+      this.#deliver(seq, phase);
+    });
+  }
+
+  #deliver(seq: number, phase: number): void {
+    if (this.#current) this.#count(true);
+    this.#settle(seq, phase);
   }
 
   /** Gives the run slot back (the reply came, or the worker waits for the handler). */
@@ -255,6 +283,7 @@ export class PamWorker {
 
   /** Stops the thread (pool shrink, tests). Pending requests reject at once. */
   terminate(): void {
+    this.#stopped = true;
     this.#die("terminated");
   }
 
