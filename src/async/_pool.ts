@@ -3,9 +3,11 @@
  * `authenticate()`: a bound on the threads running libpam work at once
  * (`size`), a bound on the threads alive (`maxThreads`: each transaction
  * owns one, and a transaction waiting for its conversation handler, or
- * between calls, runs no libpam work), queued, reused, retired when idle,
- * and never keeping the process alive while idle. Its public controls are
- * `src/async/pool.ts`.
+ * between calls, runs no libpam work), of which transactions may hold all
+ * but `size` (the one-shots' reserve), queued, reused, retired when idle,
+ * and never keeping the process alive while idle. Threads that die before
+ * they run fail their callers rather than being started again and again.
+ * Its public controls are `src/async/pool.ts`.
  *
  * @module
  */
@@ -18,6 +20,8 @@ import { PamWorker, type PoolHooks } from "./_worker_client.ts";
 /** A caller waiting for a run slot, and for a thread of its own when `thread` is set. */
 type Waiter = {
   readonly thread: boolean;
+  /** A transaction's start: it may hold only its share of the threads ({@linkcode transactionShare}). */
+  readonly transaction: boolean;
   resolve(worker: PamWorker | undefined): void;
   reject(error: unknown): void;
   signal?: AbortSignal | undefined;
@@ -26,6 +30,18 @@ type Waiter = {
 
 // Found at the first thread, not at import: in a compiled Bun program that means a search.
 let workerUrl: URL | string | undefined;
+/** The entry tests start threads from instead ({@linkcode _setWorkerEntryForTests}). */
+let testEntry: URL | string | undefined;
+/** After this many threads in a row die before they run, their callers are failed. */
+const STILLBORN_LIMIT = 3;
+/** Threads in a row that died before they ran; back to 0 once one runs. */
+let stillborn = 0;
+/**
+ * Set when threads cannot be started (one could not be created, or
+ * {@linkcode STILLBORN_LIMIT} in a row died before they ran): no thread is
+ * started for the queue until a new caller asks.
+ */
+let cannotStart = false;
 /** The default and smallest bound on threads alive; documented in docs/async.md. */
 export const MAX_THREADS = 64;
 /** An idle thread beyond `size` is stopped after this long without work. */
@@ -42,12 +58,13 @@ const starting = new Set<PamWorker>();
 const idle: PamWorker[] = [];
 const idleSince = new WeakMap<PamWorker, number>();
 const waiters: Waiter[] = [];
+/** Threads lent to transactions (not one-shots), at most {@linkcode transactionShare}. */
+const transactions = new Set<PamWorker>();
 let retireTimer: ReturnType<typeof setTimeout> | undefined;
 
 /** What each worker asks of the pool: run slots, the queue, its return. */
 const hooks: PoolHooks = {
   takeSlot,
-  forceSlot: () => void running++,
   freeSlot(thenPump) {
     running--;
     if (thenPump) pump();
@@ -69,19 +86,45 @@ function watchThreads(): void {
 }
 
 /**
- * Starts a thread; it joins the idle ones once it says it runs. `demand`:
- * a caller waits for it, so it keeps the process alive until then.
+ * Points the pool at another worker entry (`undefined`: the real one), for
+ * tests of threads that cannot start; not exported from `mod.ts`.
+ *
+ * @example
+ * ```ts ignore
+ * import { _setWorkerEntryForTests } from "./_pool.ts";
+ * _setWorkerEntryForTests(new URL("./throws_at_import.mjs", import.meta.url));
+ * ```
  */
-function spawn(demand: boolean): void {
-  // A string only _worker.ts holds (its refusal to be imported), to find it in a compiled program.
-  workerUrl ??= entryUrl("async/_worker", "is the entry of a PAM worker thread");
+export function _setWorkerEntryForTests(url: URL | string | undefined): void {
+  testEntry = url;
+}
+
+/**
+ * Starts a thread; it joins the idle ones once it says it runs. `demand`:
+ * a caller waits for it, so it keeps the process alive until then. Returns
+ * why it could not (the thread could not even be created), after failing
+ * the callers that wait for a thread with that error.
+ */
+function spawn(demand: boolean): unknown {
+  let worker: PamWorker;
+  try {
+    // A string only _worker.ts holds (its refusal to be imported), to find it in a compiled
+    // program; that search throws when the program lacks the entry.
+    const url = testEntry ??
+      (workerUrl ??= entryUrl("async/_worker", "is the entry of a PAM worker thread"));
+    worker = new PamWorker(url, hooks);
+  } catch (error) {
+    const why = error ?? new Error("a PAM worker thread could not be created");
+    threadsCannotStart(why);
+    return why;
+  }
   watchThreads();
-  const worker = new PamWorker(workerUrl, hooks);
   started++;
   all.add(worker);
   starting.add(worker);
   if (demand) worker.holdWhileStarting();
   worker.onReady = (ready) => {
+    stillborn = 0;
     starting.delete(ready);
     idle.push(ready);
     idleSince.set(ready, performance.now());
@@ -91,10 +134,54 @@ function spawn(demand: boolean): void {
   worker.onDeath = (dead) => {
     all.delete(dead);
     starting.delete(dead);
+    transactions.delete(dead);
     const at = idle.indexOf(dead);
     if (at >= 0) idle.splice(at, 1);
+    // Counted in a row, so that one crash at start-up is retried but a broken entry (a module
+    // that throws at import, a runtime that refuses the thread) is not started forever.
+    if (dead.stillborn && ++stillborn >= STILLBORN_LIMIT) {
+      threadsCannotStart(
+        new Error(
+          `PAM worker threads die before they start (${stillborn} in a row); ` +
+            "the cause is the last one's death",
+          { cause: dead.death },
+        ),
+      );
+    }
     pump();
   };
+  return undefined;
+}
+
+/**
+ * Fails every caller waiting for a thread with `error` (its message says
+ * only how threads fail, never what a caller sent), and starts no thread for
+ * the queue until a new caller asks ({@linkcode acquireWorker},
+ * {@linkcode startPool}). Callers waiting only for a run slot hold a thread
+ * already and stay queued.
+ */
+function threadsCannotStart(error: unknown): void {
+  cannotStart = true;
+  for (let i = 0; i < waiters.length;) {
+    const waiter = waiters[i];
+    if (!waiter.thread) {
+      i++;
+      continue;
+    }
+    waiters.splice(i, 1);
+    if (waiter.onAbort) waiter.signal!.removeEventListener("abort", waiter.onAbort);
+    waiter.reject(error);
+  }
+}
+
+/**
+ * How many threads transactions may hold: all but `size`, which stay for
+ * one-shots, so that transactions whose conversations never answer cannot
+ * lock `authenticate()` out; at least one, so that transactions still run
+ * when `maxThreads` is `size`.
+ */
+function transactionShare(): number {
+  return Math.max(1, maxThreads - size);
 }
 
 /** An idle thread that runs; new threads are started by {@linkcode pump}. */
@@ -109,7 +196,10 @@ function freeWorker(): PamWorker | undefined {
  * beside held transactions (prompts waiting for a person) finds this one.
  */
 function startSpare(): void {
-  if (idle.length > 0 || starting.size > 0 || all.size >= maxThreads || all.size < size) return;
+  if (
+    cannotStart || idle.length > 0 || starting.size > 0 || all.size >= maxThreads ||
+    all.size < size
+  ) return;
   spawn(false);
 }
 
@@ -156,16 +246,16 @@ function takeSlot(): Promise<void> | undefined {
     return undefined;
   }
   return new Promise<void>((resolve, reject) => {
-    waiters.push({ thread: false, resolve: () => resolve(), reject });
+    waiters.push({ thread: false, transaction: false, resolve: () => resolve(), reject });
     pump();
   });
 }
 
 /**
  * Hands free run slots (and threads) to the queue, in order. A caller that
- * needs a thread when none can start is passed over, not waited for: the
- * calls queued behind it may belong to the very transactions whose end
- * frees a thread.
+ * needs a thread when none can start, or a transaction past its share, is
+ * passed over, not waited for: the calls queued behind it may belong to the
+ * very transactions whose end frees a thread.
  */
 function pump(): void {
   let unserved = 0;
@@ -173,38 +263,63 @@ function pump(): void {
     const waiter = waiters[i];
     let worker: PamWorker | undefined;
     if (waiter.thread) {
+      if (waiter.transaction && transactions.size >= transactionShare()) {
+        i++;
+        continue;
+      }
       worker = freeWorker();
       if (!worker) {
         unserved++;
         i++;
         continue;
       }
-      worker.lend();
-      startSpare();
     }
     waiters.splice(i, 1);
     if (waiter.onAbort) waiter.signal!.removeEventListener("abort", waiter.onAbort);
     running++;
+    if (worker) lend(worker, waiter.transaction);
     waiter.resolve(worker);
   }
+  // After the loop: a spare that cannot be created fails the queue it walks.
+  startSpare();
   // Callers a run slot awaits but no thread: start threads for them (they join when running;
   // one freed before then serves the queue first), no more than could run now.
   unserved = Math.min(unserved, Math.max(0, size - running));
-  while (starting.size < unserved && all.size < maxThreads) spawn(true);
+  while (!cannotStart && starting.size < unserved && all.size < maxThreads) {
+    if (spawn(true) !== undefined) return;
+  }
   for (const worker of starting) if (unserved-- > 0) worker.holdWhileStarting();
 }
 
+/** Lends an idle thread, with the run slot the caller took for it. */
+function lend(worker: PamWorker, transaction: boolean): void {
+  worker.lend();
+  if (transaction) transactions.add(worker);
+}
+
 /**
- * A thread for one transaction (idle, or new below `maxThreads`) and a run
- * slot for its first request; waits for both when the pool has neither.
+ * A thread for one transaction or one-shot (idle, or new below
+ * `maxThreads`) and a run slot for its first request; waits for both when
+ * the pool has neither. A `transaction` also waits while transactions hold
+ * their whole share ({@linkcode transactionShare}). Rejects when threads
+ * cannot be started (see {@linkcode threadsCannotStart}); a new call tries
+ * again.
  */
-export function acquireWorker(signal?: AbortSignal): Promise<PamWorker> {
+export function acquireWorker(
+  signal?: AbortSignal,
+  { transaction = false }: { transaction?: boolean } = {},
+): Promise<PamWorker> {
   if (signal?.aborted) return Promise.reject(signal.reason);
-  if (waiters.length === 0 && running < size) {
+  // A new caller asks: threads may be started again (one that dies before it runs fails it).
+  cannotStart = false;
+  if (
+    waiters.length === 0 && running < size &&
+    !(transaction && transactions.size >= transactionShare())
+  ) {
     const worker = freeWorker();
     if (worker) {
       running++;
-      worker.lend();
+      lend(worker, transaction);
       startSpare();
       return Promise.resolve(worker);
     }
@@ -212,6 +327,7 @@ export function acquireWorker(signal?: AbortSignal): Promise<PamWorker> {
   return new Promise<PamWorker>((resolve, reject) => {
     const waiter: Waiter = {
       thread: true,
+      transaction,
       resolve: (worker) => resolve(worker!),
       reject,
       signal,
@@ -231,14 +347,22 @@ export function acquireWorker(signal?: AbortSignal): Promise<PamWorker> {
 
 /**
  * Returns a thread to the pool once its transaction has ended; `lease` is
- * the thread's {@linkcode PamWorker.lease} when it was lent. A no-op when
- * the thread went back already (with its last reply, see
- * {@linkcode PamWorker.request}) and maybe to another holder since.
+ * the thread's {@linkcode PamWorker.lease} when it was lent. Each lease is
+ * released once: the release changes the lease, so a second one (the
+ * thread went back already with its last reply, see
+ * {@linkcode PamWorker.request}, and maybe to another holder since) is a
+ * no-op.
  */
 export function releaseWorker(worker: PamWorker, lease: number): void {
-  if (worker.lease !== lease || idle.includes(worker)) return;
+  if (worker.lease !== lease) return;
+  worker.endLease();
   worker.onConverse = undefined;
-  if (worker.death || !all.has(worker)) return;
+  const share = transactions.delete(worker);
+  if (worker.death || !all.has(worker)) {
+    // A dead thread left the share when it died; nothing more to hand out.
+    if (share) pump();
+    return;
+  }
   idle.push(worker);
   idleSince.set(worker, performance.now());
   scheduleRetire();
@@ -253,9 +377,16 @@ export function resizePool(threads: number, max: number): void {
   pump();
 }
 
-/** Starts threads up to `size` (`startWorkerPool()`). */
+/**
+ * Starts threads up to `size` (`startWorkerPool()`); throws why when a
+ * thread cannot even be created (a compiled program without the entry).
+ */
 export function startPool(): void {
-  while (all.size < size) spawn(false);
+  cannotStart = false;
+  while (all.size < size) {
+    const error = spawn(false);
+    if (error !== undefined) throw error;
+  }
 }
 
 /** The pool's bounds and current use (`workerPoolStats()`). */

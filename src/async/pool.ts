@@ -9,7 +9,10 @@
 import { MAX_THREADS, poolStats, resizePool, startPool } from "./_pool.ts";
 
 /**
- * How busy the pool is.
+ * How busy the pool is. Transactions hold at most `maxThreads - size`
+ * threads (at least one); the other `size` stay for `authenticate()`
+ * one-shots, so a one-shot always finds a thread however many transactions
+ * wait for their conversation handlers.
  *
  * @example
  * ```ts
@@ -21,7 +24,10 @@ import { MAX_THREADS, poolStats, resizePool, startPool } from "./_pool.ts";
 export interface WorkerPoolStats {
   /** The most threads running libpam work at once. */
   readonly size: number;
-  /** The most threads alive at once (each transaction holds one from start to end). */
+  /**
+   * The most threads alive at once (each transaction holds one from start to
+   * end; transactions together at most `maxThreads - size`, at least one).
+   */
   readonly maxThreads: number;
   /** Threads alive now. */
   readonly workers: number;
@@ -34,7 +40,10 @@ export interface WorkerPoolStats {
   readonly held: number;
   /** Threads started that do not run yet (they take no work until they do). */
   readonly starting: number;
-  /** Transactions and calls waiting for a thread or for a run slot. */
+  /**
+   * Transactions and calls waiting for a thread or for a run slot (a
+   * transaction also waits while transactions hold their whole share).
+   */
   readonly queued: number;
   /** Threads started since the process began (a measure of reuse). */
   readonly started: number;
@@ -46,8 +55,13 @@ export interface WorkerPoolStats {
  * least `threads`). Each transaction holds one thread from start to end,
  * but only its calls count against `threads`, and not while they wait for
  * the conversation handler: a login waiting for a person takes a thread,
- * not a turn. Calls beyond the bound wait in a queue; threads idle beyond
- * `threads` stop after 10 s.
+ * not a turn. Transactions together hold at most `maxThreads - threads`
+ * threads (at least one): the other `threads` are kept for `authenticate()`
+ * one-shots, so that transactions whose conversations never answer cannot
+ * lock one-shots out; an `AsyncPamTransaction.start()` beyond that share
+ * waits until a transaction ends (its `signal` aborts the wait). Calls
+ * beyond the bounds wait in a queue; threads idle beyond `threads` stop
+ * after 10 s.
  *
  * @throws {TypeError} when `threads` or `maxThreads` is not a number, or `options` is not an
  *   object or has an unknown key.
@@ -101,6 +115,9 @@ export function setWorkerPoolSize(threads: number, options?: { maxThreads?: numb
  * Run from local files rather than JSR, Deno's worker thread also needs
  * `--allow-read` for its module.
  *
+ * @throws {Error} when a thread cannot even be created (a program compiled
+ *   with `bun build --compile` without the worker's entry: the message says
+ *   what to add).
  * @example
  * ```ts
  * import { startWorkerPool } from "@seed/pam";

@@ -81,7 +81,12 @@ export interface AsyncPamTransactionOptions
    * Before the transaction has a thread, it rejects `start()` itself.
    */
   signal?: AbortSignal | undefined;
-  /** A prompt left unanswered this long fails the call (`cause`: a `TimeoutError`). */
+  /**
+   * A prompt left unanswered this long fails the call (`cause`: a
+   * `TimeoutError`). Default 300 000 (5 minutes): a waiting conversation
+   * holds a thread. `Infinity` waits for ever (end the transaction, or use
+   * `signal`, to give the thread back).
+   */
   conversationTimeoutMs?: number | undefined;
 }
 
@@ -163,7 +168,9 @@ export class AsyncPamTransaction {
   /**
    * Starts a transaction on a pooled worker thread (`pam_start`, or
    * `pam_start_confdir` with `confdir`). Waits for a thread when all are
-   * busy (see `setWorkerPoolSize`).
+   * busy, or when transactions hold their whole share of the threads
+   * (`maxThreads` minus `size`, see `setWorkerPoolSize`); `signal` aborts
+   * the wait.
    *
    * @example
    * ```ts
@@ -175,7 +182,8 @@ export class AsyncPamTransaction {
    *   string with a NUL byte, before any thread is involved.
    * @throws {RangeError} (a rejection) for a `conversationTimeoutMs` out of range.
    * @throws {PamError} (a rejection) when `pam_start` fails.
-   * @throws {Error} (a rejection) when libpam cannot be loaded, or `signal` aborted (its reason).
+   * @throws {Error} (a rejection) when libpam cannot be loaded, `signal` aborted (its reason),
+   *   or worker threads die before they start (the last death is its `cause`).
    */
   static async start(options: AsyncPamTransactionOptions): Promise<AsyncPamTransaction> {
     const what = "AsyncPamTransaction.start() options";
@@ -187,7 +195,7 @@ export class AsyncPamTransaction {
     const modules = holdModules(start.options);
     let worker: PamWorker;
     try {
-      worker = await acquireWorker(signal);
+      worker = await acquireWorker(signal, { transaction: true });
     } catch (error) {
       modules.release();
       throw error;
