@@ -15,6 +15,13 @@ import {
 } from "../_validate.ts";
 import type { AsyncFailDelay, AsyncPamTransactionOptions } from "./transaction.ts";
 
+/**
+ * How long an async conversation waits for its handler unless told otherwise
+ * (`conversationTimeoutMs`): a handler that never answers holds a thread,
+ * which only the transaction's end or this gives back.
+ */
+export const DEFAULT_CONVERSATION_TIMEOUT_MS = 300_000;
+
 /** What {@linkcode checkStartOptions} returns: the start request, `failDelay` as the caller gave it. */
 export interface CheckedStart {
   readonly options: Omit<StartRequest["options"], "failDelay"> & {
@@ -36,7 +43,12 @@ export function checkStartOptions(
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
     throw new TypeError(`${what}.signal must be an AbortSignal, got ${describe(o.signal)}`);
   }
-  const ms = checkTimeoutMs(o.conversationTimeoutMs, `${what}.conversationTimeoutMs`);
+  // Infinity is the one way to wait for ever: checkTimeoutMs refuses it, as setTimeout would
+  // fire at once for it.
+  const ms = o.conversationTimeoutMs === Infinity
+    ? undefined
+    : checkTimeoutMs(o.conversationTimeoutMs, `${what}.conversationTimeoutMs`) ??
+      DEFAULT_CONVERSATION_TIMEOUT_MS;
   const options: CheckedStart["options"] = { service: o.service };
   if (o.user !== undefined && o.user !== null) options.user = o.user;
   if (o.confdir !== undefined && o.confdir !== null) options.confdir = o.confdir;

@@ -64,7 +64,11 @@ export interface AuthenticateOptions {
   onMessage?: ((message: PamMessage) => void) | undefined;
   /** Aborts the check (while queued for a thread, or at a pending prompt). */
   signal?: AbortSignal | undefined;
-  /** A prompt this binding cannot answer within this long fails the check. */
+  /**
+   * A prompt this binding cannot answer within this long fails the check
+   * (only `onMessage` runs on the main thread). Default 300 000 (5 minutes);
+   * `Infinity` waits for ever.
+   */
   conversationTimeoutMs?: number | undefined;
 }
 
@@ -126,7 +130,8 @@ export interface AuthenticateResult {
  * @throws {RangeError} (a rejection) for a password past `MAX_ANSWER_BYTES`, or a
  *   `conversationTimeoutMs` out of range.
  * @throws {PamError} (a rejection) when a PAM step fails (`codeName` tells which).
- * @throws {Error} (a rejection) when libpam cannot be loaded, or `signal` aborted (its reason).
+ * @throws {Error} (a rejection) when libpam cannot be loaded, `signal` aborted (its reason), or
+ *   worker threads die before they start (the last death is its `cause`).
  *
  * @tags allow-ffi
  */
