@@ -12,6 +12,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import {
   conversationCallback,
   native,
@@ -30,7 +31,7 @@ import {
   releaseSlot,
 } from "../src/_trampoline.ts";
 import { openLibc, openPam, strerrorText } from "../src/_library.ts";
-import { createTestStack, type TestStack } from "../src/testing.ts";
+import { createTestStack, type TestStack, wrapperModule } from "../src/testing.ts";
 
 const encoder = new TextEncoder();
 
@@ -288,3 +289,47 @@ export function setCEnv(name: string, value: string): void {
   ).setenv;
   if (setenv(c(name), c(value), 1) !== 0) throw new Error(`setenv(${name}) failed`);
 }
+
+/** `promise`, or a failure naming `what` if it takes longer than `ms` (a lost wake-up hangs). */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no reply within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resolves with the error a promise rejects with; fails if it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail("expected a rejection");
+}
+
+/** Polls `condition` every 10 ms; fails naming `what` after `ms`. */
+export async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!condition()) {
+    if (performance.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** A skip note when pam_matrix (libpam-wrapper) is missing, else `false`. */
+export const noMatrix: string | false = wrapperModule("pam_matrix")
+  ? false
+  : "pam_matrix (libpam-wrapper) is not installed";
+
+/** A pam_matrix service for auth and account, for `createTestStack`'s users. */
+export const matrix: string = [
+  "auth required {{pam_matrix}} passdb={{passdb}}",
+  "account required {{pam_matrix}} passdb={{passdb}}",
+  "",
+].join("\n");

@@ -22,20 +22,11 @@ import {
 } from "../mod.ts";
 import { transactionMethods } from "../src/async/_methods.ts";
 import { acquireWorker, releaseWorker, terminateAllWorkers } from "../src/async/_pool.ts";
-import { createTestStack, wrapperModule } from "../src/testing.ts";
+import { createTestStack } from "../src/testing.ts";
 import { hostileModule } from "./_hostile_module.ts";
+import { matrix, noMatrix, rejection, until, within } from "./_helpers.ts";
 
-const noMatrix = wrapperModule("pam_matrix")
-  ? false
-  : "pam_matrix (libpam-wrapper) is not installed";
 const isDeno = "Deno" in globalThis;
-
-// A matrix stack: alice/secret, bob/hunter2 (bob may use only "web").
-const matrix = [
-  "auth required {{pam_matrix}} passdb={{passdb}}",
-  "account required {{pam_matrix}} passdb={{passdb}}",
-  "",
-].join("\n");
 
 function matrixStack(extra: Record<string, string> = {}) {
   return createTestStack({
@@ -46,19 +37,6 @@ function matrixStack(extra: Record<string, string> = {}) {
 
 const permitAll = "auth required pam_permit.so\naccount required pam_permit.so\n";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** `promise`, or a failure naming `what` if it takes longer than `ms` (a lost wake-up hangs). */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no reply within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * Runs `body`; if it fails, terminates the worker threads before rethrowing, so that a
@@ -71,16 +49,6 @@ async function failingCleanly(body: () => Promise<void>): Promise<void> {
     terminateAllWorkers();
     throw error;
   }
-}
-
-/** Resolves with the error a promise rejects with; fails if it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail("expected a rejection");
 }
 
 test("authenticate() resolves { user } for the right password", { skip: noMatrix }, async () => {
@@ -750,15 +718,6 @@ const faildelayStack = (usec: number) =>
       ok: permitAll,
     },
   });
-
-/** Polls `condition` every 10 ms; fails naming `what` after `ms`. */
-async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!condition()) {
-    if (performance.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
-    await sleep(10);
-  }
-}
 
 test('failDelay "async" (the default): the failure waits out its delay, no thread does', async () => {
   await using stack = faildelayStack(2_000_000);

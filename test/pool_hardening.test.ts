@@ -23,51 +23,12 @@ import {
 } from "../src/async/_pool.ts";
 import { checkStartOptions, workerStart } from "../src/async/_start.ts";
 import type { PamWorker } from "../src/async/_worker_client.ts";
-import { createTestStack, wrapperModule } from "../src/testing.ts";
-import { SECRET } from "./_helpers.ts";
+import { createTestStack } from "../src/testing.ts";
+import { matrix, noMatrix, rejection, SECRET, until, within } from "./_helpers.ts";
 
-const noMatrix = wrapperModule("pam_matrix")
-  ? false
-  : "pam_matrix (libpam-wrapper) is not installed";
 const permitAll = "auth required pam_permit.so\naccount required pam_permit.so\n";
-const matrix = [
-  "auth required {{pam_matrix}} passdb={{passdb}}",
-  "account required {{pam_matrix}} passdb={{passdb}}",
-  "",
-].join("\n");
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const never = () => new Promise<PamAnswer[]>(() => {});
-
-/** `promise`, or a failure naming `what` if it takes longer than `ms` (the bug hangs). */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Resolves with the error a promise rejects with; fails if it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail("expected a rejection");
-}
-
-async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!condition()) {
-    if (performance.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
-    await sleep(10);
-  }
-}
 
 /** Every message and stack along an error's cause chain, to look for a secret in. */
 function errorText(error: unknown): string {
@@ -90,6 +51,27 @@ async function withEntry(entry: URL | string, body: () => Promise<void>): Promis
   }
 }
 
+/** The error of a one-shot (given SECRET) on the permit stack that must fail, or hangs. */
+function failingCheck(confdir: string, what: string): Promise<unknown> {
+  return within(
+    rejection(authenticate({ service: "ok", user: "u", password: SECRET, confdir })),
+    30_000,
+    what,
+  );
+}
+
+/** A one-shot on the permit stack succeeds (the real entry is back). */
+async function servedAgain(confdir: string): Promise<void> {
+  assert.deepEqual(
+    await within(
+      authenticate({ service: "ok", user: "u", password: "p", confdir }),
+      10_000,
+      "a one-shot once the entry is back",
+    ),
+    { user: "u" },
+  );
+}
+
 test("threads that die before they run: three in a row fail the callers, then no respawn", async () => {
   await using stack = createTestStack({ services: { ok: permitAll } });
   const dir = mkdtempSync(join(tmpdir(), "seed-pam-entry-"));
@@ -98,13 +80,7 @@ test("threads that die before they run: three in a row fail the callers, then no
     writeFileSync(entry, 'throw new Error("this worker entry cannot start");\n');
     await withEntry(pathToFileURL(entry), async () => {
       const before = workerPoolStats().started;
-      const error = await within(
-        rejection(
-          authenticate({ service: "ok", user: "u", password: SECRET, confdir: stack.confdir }),
-        ),
-        30_000,
-        "a one-shot while every thread dies at import",
-      );
+      const error = await failingCheck(stack.confdir, "a one-shot while threads die at import");
       assert.ok(error instanceof Error, String(error));
       assert.match(error.message, /PAM worker threads die before they start/);
       assert.ok(error.cause instanceof Error, "the last death is the cause");
@@ -130,14 +106,7 @@ test("threads that die before they run: three in a row fail the callers, then no
       assert.equal(workerPoolStats().started - before, 4);
     });
     // The real entry: the pool serves again.
-    assert.deepEqual(
-      await within(
-        authenticate({ service: "ok", user: "u", password: "p", confdir: stack.confdir }),
-        10_000,
-        "a one-shot once the entry is back",
-      ),
-      { user: "u" },
-    );
+    await servedAgain(stack.confdir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -147,13 +116,7 @@ test("a thread that cannot be created fails the call waiting for it and strands 
   await using stack = createTestStack({ services: { ok: permitAll } });
   // Both runtimes' Worker constructors throw for a string that is not a path.
   await withEntry("not-a-path", async () => {
-    const error = await within(
-      rejection(
-        authenticate({ service: "ok", user: "u", password: SECRET, confdir: stack.confdir }),
-      ),
-      10_000,
-      "a one-shot whose thread cannot be created",
-    );
+    const error = await failingCheck(stack.confdir, "a one-shot whose thread cannot be created");
     assert.ok(error instanceof Error, String(error));
     assert.match(error.message, /absolute path/);
     assert.ok(!errorText(error).includes(SECRET), "no secret in the error");
@@ -162,14 +125,7 @@ test("a thread that cannot be created fails the call waiting for it and strands 
     assert.equal(stats.busy, 0, "no run slot is left taken");
     assert.equal(stats.held, 0);
   });
-  assert.deepEqual(
-    await within(
-      authenticate({ service: "ok", user: "u", password: "p", confdir: stack.confdir }),
-      10_000,
-      "a one-shot once the entry is back",
-    ),
-    { user: "u" },
-  );
+  await servedAgain(stack.confdir);
   const stats = workerPoolStats();
   assert.equal(stats.busy, 0);
   assert.equal(stats.held, 0, "no thread was lent to a caller that had given up");
