@@ -326,7 +326,9 @@ export class LoginSession {
   close(): Promise<void> {
     if (this.#detached) {
       return Promise.reject(
-        new Error("this session was detached: close it with closeSession(session.record)"),
+        new Error(
+          "this session was detached: close it with closeSession(session.record, { service })",
+        ),
       );
     }
     this.#closing ??= this.#backend.close();
