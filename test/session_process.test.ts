@@ -5,7 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -143,6 +144,45 @@ function niceOfThreads(pid: number): number[] {
     return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
   }).filter((n) => !Number.isNaN(n));
 }
+
+test("a session process exits with every thread at nice 19, with only its own permissions", () => {
+  const dir = mkdtempSync(join(tmpdir(), "seed-pam-exit-"));
+  try {
+    const script = join(dir, "exit.ts");
+    const threads = new URL("../src/session/_threads.ts", import.meta.url).href;
+    // Read from outside while it exits: its 'exit' listeners run after exitQuietly's setpriority.
+    writeFileSync(
+      script,
+      `import process from "node:process";\nimport { spawnSync } from "node:child_process";\n` +
+        `import { writeSync } from "node:fs";\n` +
+        `import { exitQuietly } from ${JSON.stringify(threads)};\n` +
+        `process.on("exit", () => {\n` +
+        `  const r = spawnSync("sh", ["-c", "cat /proc/" + process.pid + "/task/*/stat"]);\n` +
+        `  writeSync(1, r.stdout);\n});\nexitQuietly();\n`,
+    );
+    // The session process's own permissions (src/session/_client.ts): /proc is not among them.
+    const args = isDeno
+      ? [
+        "run",
+        "--allow-ffi",
+        "--allow-read",
+        "--allow-write",
+        "--allow-run",
+        "--allow-env",
+        script,
+      ]
+      : [script];
+    const r = spawnSync(process.execPath, args, { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const nice = r.stdout.trim().split("\n").map((stat) =>
+      Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16])
+    );
+    assert.ok(nice.length > 1, `the runtime has several threads: ${r.stdout}`);
+    assert.deepEqual(new Set(nice), new Set([19]), r.stdout);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 // A session process loads at nice 19 when the caller may give it its priority back
 // (src/session/_client.ts): it has it back before PAM runs, so the programs get the caller's

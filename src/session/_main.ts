@@ -19,7 +19,6 @@
  */
 
 import type { ChildProcess, StdioOptions } from "node:child_process";
-import { readdirSync } from "node:fs";
 import process from "node:process";
 import { clearTimeout, setImmediate, setTimeout } from "node:timers";
 import { MessageStyle } from "../constants.ts";
@@ -41,6 +40,7 @@ import { CallerConversationFailure, decodeAnswers, encodeMessages, toWire } from
 import { dropCleanFilePages } from "./_idle_pages.ts";
 import { openPty, type Pty, type PtyProcess } from "./_pty.ts";
 import { launchAsUser, lookupUser, processLibc, spawnAsUser, type SpawnPlan } from "./_spawn.ts";
+import { exitQuietly } from "./_threads.ts";
 import { idOfLine, lineOfTty } from "./_utmp.ts";
 
 const EINTR = 4;
@@ -66,24 +66,6 @@ if (controlOut < 0 || lib.dup2(2, 1) < 0) {
 const nap = new Int32Array(new SharedArrayBuffer(4));
 /** Milliseconds of idleness before each drop of the runtime's file pages. */
 const idleDrops = [1000, 2000, 10000, 60000];
-
-/**
- * Exits at nice 19: a session has ended (its programs were stopped, or
- * detached and no longer this process's concern), and what is left is
- * tearing the runtime down, which twenty sessions closing together would
- * otherwise do at the caller's priority, on the caller's CPUs.
- */
-function exitQuietly(): never {
-  const PRIO_PROCESS = 0;
-  let threads = ["0"];
-  try {
-    threads = readdirSync("/proc/self/task");
-  } catch {
-    // The main thread alone: Deno reads /proc only with --allow-all.
-  }
-  for (const tid of threads) lib.setpriority(PRIO_PROCESS, Number(tid), 19);
-  process.exit(0);
-}
 
 /** Blocking; a non-blocking descriptor (the runtime's choice, not ours) is waited on. */
 function retry(n: number): boolean {
