@@ -405,6 +405,47 @@ test("100 concurrent open sessions hold no pool thread: a one-shot check still r
   assert.equal(ranLog(s).filter((l) => l.startsWith("close_session")).length, 100);
 });
 
+test("inProcess close() hangs up a program's group as the session process does: SIGHUP ignored, SIGKILL", async () => {
+  await using s = stack();
+  const session = await login(base(s, { inProcess: true }));
+  // Ignored signals stay ignored across exec: the shell and its background sleep both shrug
+  // SIGHUP off.
+  const program = await session.spawn(
+    ["sh", "-c", "trap '' HUP; sleep 60 & echo $!; wait"],
+    { stdin: "null" },
+  );
+  let background = 0;
+  try {
+    const reader = program.stdout!.getReader();
+    let out = "";
+    while (!out.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    reader.releaseLock();
+    background = Number(out.trim());
+    assert.ok(background > 1 && running(background), out);
+    await session.close();
+    assert.ok(!running(program.pid), "the program is gone once close() has resolved");
+    assert.deepEqual(await program.status, { code: null, signal: "SIGKILL" });
+    // Killed with its group; reaping it is its new parent's business.
+    for (let i = 0; i < 100 && running(background); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(!running(background), "what it started in the background is gone too");
+    assert.ok(ranLog(s).some((l) => l.startsWith("close_session")));
+  } finally {
+    for (const pid of [program.pid, background]) {
+      try {
+        if (pid > 1) process.kill(pid, "SIGKILL");
+      } catch {
+        // Gone, as it should be.
+      }
+    }
+  }
+});
+
 test("inProcess: true still runs the modules in the caller (its umask changes)", async () => {
   await using s = stack(["session  required pam_umask.so umask=0077"]);
   // In a process of its own, so that this test runner's umask stays as it is.

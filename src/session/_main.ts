@@ -41,6 +41,7 @@ import { dropCleanFilePages } from "./_idle_pages.ts";
 import { openPty, type Pty, type PtyProcess } from "./_pty.ts";
 import { launchAsUser, lookupUser, processLibc, spawnAsUser, type SpawnPlan } from "./_spawn.ts";
 import { exitQuietly } from "./_threads.ts";
+import { hangUp } from "./_hang_up.ts";
 import { idOfLine, lineOfTty } from "./_utmp.ts";
 
 const EINTR = 4;
@@ -569,46 +570,21 @@ async function lastOutput(screen: Promise<void>, pty: Pty, flow: Gate): Promise<
 async function stopTerminal(program: PtyProcess | undefined, pty: Pty | undefined): Promise<void> {
   pty?.close();
   if (!program) return;
-  const late = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 2000));
-  const exited = program.status.then(() => "done" as const, () => "done" as const);
-  if (await Promise.race([exited, late]) === "late") {
-    try {
-      process.kill(-program.pid, "SIGKILL");
-    } catch {
-      program.kill("SIGKILL");
-    }
-    await exited;
-  }
+  const kill = (signal: NodeJS.Signals) => program.kill(signal);
+  await hangUp([{ pid: program.pid, ended: program.status.catch(() => {}), kill }], {
+    signalled: true,
+  });
 }
 
 /** Hangs up the programs still running (their process groups), then kills what is left. */
 async function stopPrograms(programs: Map<number, ChildProcess>): Promise<void> {
-  if (programs.size === 0) return;
-  const live = [...programs.values()];
-  const signalAll = (signal: NodeJS.Signals) => {
-    for (const child of live) {
-      try {
-        process.kill(-child.pid!, signal);
-      } catch {
-        try {
-          child.kill(signal);
-        } catch {
-          // Already gone.
-        }
-      }
-    }
-  };
   // "close", as their exit frames are sent: each program's last output reaches the caller
   // before this process exits (the map holds only programs not closed yet).
-  const exited = Promise.all(
-    live.map((child) => new Promise<void>((resolve) => child.once("close", () => resolve()))),
-  );
-  signalAll("SIGHUP");
-  const timer = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 2000));
-  if (await Promise.race([exited.then(() => "done" as const), timer]) === "late") {
-    signalAll("SIGKILL");
-    await exited;
-  }
+  await hangUp([...programs.values()].map((child) => ({
+    pid: child.pid!,
+    ended: new Promise<void>((resolve) => child.once("close", () => resolve())),
+    kill: (signal: NodeJS.Signals) => child.kill(signal),
+  })));
 }
 
 // A Ctrl-C at the caller's terminal reaches this process too: the caller decides what ends
