@@ -288,7 +288,11 @@ test("spawn: bad arguments are TypeErrors; piped stdin reaches the program", asy
   await assert.rejects(session.spawn(["a\0b"]), TypeError);
   await assert.rejects(session.spawn(["true"], { bogus: 1 } as never), /no option "bogus"/);
   await assert.rejects(session.spawn(["true"], { stdin: "file" as never }), TypeError);
-  await assert.rejects(session.spawn(["true"], { env: { "A=B": "c" } }), TypeError);
+  await assert.rejects(
+    session.spawn(["true"], { env: { "A=B": "c" } }),
+    /"A=B" is not an environment variable's name/,
+  );
+  await assert.rejects(session.spawn([""]), /argv\[0\] must not be empty/);
   // Too large for the channel to the session process: this call's error, and the session goes on.
   await assert.rejects(
     session.spawn(["true"], { env: { BIG: "x".repeat(2 << 20) } }),

@@ -18,7 +18,7 @@ import {
   pointerSize,
   sessionProcessSymbols,
 } from "../../ffi/mod.ts";
-import { cString } from "../_validate.ts";
+import { checkCString, cString, describe, optionsObject } from "../_validate.ts";
 import type { StdioMode } from "./program.ts";
 import { splitRootEnv } from "./_root_env.ts";
 
@@ -99,6 +99,40 @@ export interface SpawnPlan {
   readonly endsSession: boolean;
   /** On the session's pseudo-terminal (its three streams "null" here). */
   readonly terminal: boolean;
+}
+
+/**
+ * A program's argv, checked into a plain copy: a non-empty array of C
+ * strings, the first (the program) not empty. `what` names the call.
+ */
+export function checkArgv(argv: unknown, what: string): string[] {
+  if (!Array.isArray(argv) || argv.length === 0) {
+    throw new TypeError(`${what} takes a non-empty array of strings, got ${describe(argv)}`);
+  }
+  const args = [...argv];
+  args.forEach((arg, i) => checkCString(arg, `argv[${i}]`));
+  if (args[0] === "") throw new TypeError("argv[0] must not be empty: it names the program");
+  return args as string[];
+}
+
+/**
+ * Environment variables, checked into a plain copy: names non-empty,
+ * without "=", and they and their values C strings. `what` names the option.
+ */
+export function checkEnv(env: unknown, what: string): Record<string, string> {
+  const copy: Record<string, string> = {};
+  for (const [name, value] of Object.entries(optionsObject<Record<string, unknown>>(env, what))) {
+    checkCString(name, "an environment variable's name");
+    if (name === "" || name.includes("=")) {
+      throw new TypeError(
+        `${JSON.stringify(name)} is not an environment variable's name: names are non-empty ` +
+          'and without "="',
+      );
+    }
+    checkCString(value, `${what}.${name}`);
+    copy[name] = value as string;
+  }
+  return copy;
 }
 
 const tools = new Map<string, string>();
