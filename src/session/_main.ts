@@ -39,7 +39,14 @@ import {
 import { CallerConversationFailure, decodeAnswers, encodeMessages, toWire } from "./_protocol.ts";
 import { dropCleanFilePages } from "./_idle_pages.ts";
 import { openPty, type Pty, type PtyProcess } from "./_pty.ts";
-import { launchAsUser, lookupUser, processLibc, spawnAsUser, type SpawnPlan } from "./_spawn.ts";
+import {
+  launchAsUser,
+  lookupUser,
+  type PasswdEntry,
+  processLibc,
+  spawnAsUser,
+  type SpawnPlan,
+} from "./_spawn.ts";
 import { exitQuietly } from "./_threads.ts";
 import { hangUp } from "./_hang_up.ts";
 import { idOfLine, lineOfTty } from "./_utmp.ts";
@@ -184,13 +191,25 @@ function withPty(plan: LoginPlan, pty: Pty, t: NonNullable<LoginStart["terminal"
   return { ...plan, items, utmp: { ...plan.utmp, line, id } };
 }
 
-/** Gives the slave to the session's user, as login(1) does once the session is open. */
-function giveTerminal(pty: Pty, user: string): void {
+/** The session's terminal, and the passwd entry of the user it was given to. */
+interface SessionTerminal {
+  readonly pty: Pty;
+  readonly owner: PasswdEntry;
+}
+
+/**
+ * Gives the slave to the session's user, as login(1) does once the session
+ * is open; returns the passwd entry it was given by, which the programs on
+ * it then run as: looked up once, so the terminal's owner and its programs'
+ * uid cannot differ.
+ */
+function giveTerminal(pty: Pty, user: string): PasswdEntry {
   const pw = lookupUser(user);
   if (!pw) throw new Error(`cannot give the terminal to "${user}": the user has no passwd entry`);
   // Without root the slave is already this process's, and so the user's own (the only one it
   // can run programs as).
   if (processLibc().getuid() === 0) pty.chown(pw.uid, pw.gid);
+  return pw;
 }
 
 interface CloseStart {
@@ -271,9 +290,10 @@ async function runLogin(start: LoginStart): Promise<void> {
     const opened = await openSession(tx, plan, process.pid);
     wipeLastAnswers();
     phase = "session";
+    let terminal: SessionTerminal | undefined;
     if (pty) {
       try {
-        giveTerminal(pty, opened.user);
+        terminal = { pty, owner: giveTerminal(pty, opened.user) };
       } catch (error) {
         const open = tx;
         tx = undefined;
@@ -282,7 +302,7 @@ async function runLogin(start: LoginStart): Promise<void> {
       }
     }
     send({ t: "opened", user: opened.user, env: opened.env, record: opened.record });
-    serve(tx, opened.user, opened.env, opened.record, plan.silent, pty);
+    serve(tx, opened.user, opened.env, opened.record, plan.silent, terminal);
   } catch (error) {
     pty?.close();
     wipeLastAnswers();
@@ -303,8 +323,9 @@ function serve(
   env: Record<string, string>,
   record: RecordData,
   silent: boolean,
-  pty: Pty | undefined,
+  terminal: SessionTerminal | undefined,
 ): void {
+  const pty = terminal?.pty;
   const programs = new Map<number, ChildProcess>();
   /** Program streams the caller paused ("id:fd"): their reader has enough for now. */
   const callerPaused = new Set<string>();
@@ -351,7 +372,7 @@ function serve(
           `the session's terminal already runs a program (pid ${onTerminal.process.pid})`,
         );
       }
-      const { pw, env: userEnv, cwd } = launchAsUser(user, env, plan);
+      const { pw, env: userEnv, cwd } = launchAsUser(user, env, plan, terminal!.owner);
       program = await pty.spawn(plan.argv, { env: userEnv, cwd, uid: pw.uid, gid: pw.gid });
     } catch (error) {
       trySend({ t: "spawn-failed", id, error: toWire(error) });
