@@ -195,6 +195,22 @@ export const libcSymbols = {
     ],
     result: "usize", /* size_t */
   },
+  // Bounds every C string a module hands over before it is read (a missing NUL must not run on).
+  strnlen: {
+    parameters: [
+      "pointer", /* const char *s */
+      "usize", /* size_t maxlen */
+    ],
+    result: "usize", /* size_t */
+  },
+  // A conversation answer's malloc and copy in one call (answers hold no NUL but the last).
+  strndup: {
+    parameters: [
+      "buffer", /* const char *s */
+      "usize", /* size_t n */
+    ],
+    result: "pointer", /* char * (malloc'd) */
+  },
   // Writes JavaScript bytes into C memory. Cheaper per write than a view of the C memory,
   // which costs both runtimes an ArrayBuffer with an external backing store each time.
   memcpy: {

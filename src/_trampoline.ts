@@ -29,6 +29,7 @@ import type { PamAnswer, PamMessage } from "./conversation.ts";
 import { refuseThenable, snapshotAnswers, wipeSnapshot } from "./_answers.ts";
 import { CMemory } from "./_c_memory.ts";
 import { openLibc } from "./_library.ts";
+import { MAX_MESSAGE_BYTES, readBoundedCString } from "./_c_string.ts";
 
 const isPrompt = (style: number): boolean =>
   style === MessageStyle.PROMPT_ECHO_OFF || style === MessageStyle.PROMPT_ECHO_ON ||
@@ -41,16 +42,22 @@ const encoder = new TextEncoder();
 let scratch = new Uint8Array(256);
 const SCRATCH_MAX = 3 * MAX_ANSWER_BYTES + 1;
 
-// A pointer-sized cell for storePointer; the trampoline runs on one thread at a time.
-const cell = new Uint8Array(pointerSize);
+// One image of the largest response array and, in its first bytes, a pointer-sized cell for
+// storePointer: answers' pointers are gathered here and copied into C at once. Reused by every
+// call (zeroed after each): filling it runs no JavaScript of the application's, so no nested
+// conversation can reach it meanwhile, and a fresh buffer per call was a cold call's
+// allocation. One buffer, so that the adapter's cached DataView is always the right one.
+const CELL = pointerSize;
+const image = new Uint8Array(CELL + MAX_NUM_MSG * pamResponseLayout.size);
+const responsesImage = image.subarray(CELL);
 
 /**
  * Stores `value` in the pointer at `target` (C memory) with one `memcpy`
  * call: a view of `target` would cost an ArrayBuffer per write.
  */
 function storePointer(target: Pointer, value: Pointer | null): void {
-  native.writePointerInto(cell, 0, value);
-  openLibc().memcpy(target, cell, pointerSize);
+  native.writePointerInto(image, 0, value);
+  openLibc().memcpy(target, image, pointerSize);
 }
 
 /**
@@ -58,14 +65,12 @@ function storePointer(target: Pointer, value: Pointer | null): void {
  * {@linkcode CMemory} owns the array and the answers' strings until
  * {@linkcode ResponseBuffer.transferTo} hands them to libpam (which frees
  * them); disposing of it before then wipes and frees them. The answers'
- * pointers are gathered in JavaScript memory and copied into the C array
- * once, at transfer.
+ * pointers are gathered in JavaScript memory (the shared image) and copied
+ * into the C array once, at transfer.
  */
 class ResponseBuffer {
   readonly #memory: CMemory;
   readonly #count: number;
-  // Created on the first answer: info and error messages need none.
-  #struct: Uint8Array | undefined;
 
   private constructor(memory: CMemory, count: number) {
     this.#memory = memory;
@@ -80,33 +85,43 @@ class ResponseBuffer {
     );
   }
 
-  /** Copies `answer` (checked by `snapshotAnswers`) into a `malloc`'d C string for response `index`. */
-  set(index: number, answer: string | Uint8Array): void {
+  /**
+   * Copies `answer` (checked by `snapshotAnswers`) into a `malloc`'d C
+   * string for response `index`. `binary`: the answer to a binary prompt,
+   * which may hold NUL bytes.
+   */
+  set(index: number, answer: string | Uint8Array, binary: boolean): void {
     const libc = openLibc();
-    // Built in a JavaScript scratch buffer, copied into C memory with one memcpy and wiped
-    // at once: a view of the C memory would cost an ArrayBuffer over memory libpam frees.
+    // Built in a JavaScript scratch buffer, copied into C memory with one call and wiped at
+    // once: a view of the C memory would cost an ArrayBuffer over memory libpam frees.
     const bytes = typeof answer === "string" ? answer.length * 3 + 1 : answer.byteLength + 1;
     if (bytes > SCRATCH_MAX) throw new RangeError(`an answer exceeds ${MAX_ANSWER_BYTES} bytes`);
     if (scratch.length < bytes) {
       scratch = new Uint8Array(Math.min(Math.max(bytes, scratch.length * 2), SCRATCH_MAX));
     }
-    let length: number;
-    if (typeof answer === "string") {
-      length = encoder.encodeInto(answer, scratch.subarray(0, bytes - 1)).written;
-    } else {
-      scratch.set(answer);
-      length = answer.byteLength;
-    }
-    scratch[length] = 0;
+    let length = 0;
     try {
-      const cString = libc.malloc(length + 1);
+      if (typeof answer === "string") {
+        // The scratch holds at least 3 bytes per code unit plus one: room for the NUL.
+        length = encoder.encodeInto(answer, scratch).written;
+      } else {
+        scratch.set(answer);
+        length = answer.byteLength;
+      }
+      scratch[length] = 0;
+      let cString: Pointer | null;
+      if (binary) {
+        cString = libc.malloc(length + 1);
+        if (cString) libc.memcpy(cString, scratch, length + 1);
+      } else {
+        // No NUL inside (snapshotAnswers checked): strndup copies all of it.
+        cString = libc.strndup(scratch, length);
+      }
       if (!cString) throw new Error("malloc failed for a conversation answer");
       // Owned by the array from here: freed with it, or handed to libpam with it.
       this.#memory.attach(index, cString, length + 1);
-      this.#struct ??= new Uint8Array(this.#count * pamResponseLayout.size);
-      const at = index * pamResponseLayout.size + pamResponseLayout.resp.offset;
-      native.writePointerInto(this.#struct, at, cString);
-      libc.memcpy(cString, scratch, length + 1);
+      const at = CELL + index * pamResponseLayout.size + pamResponseLayout.resp.offset;
+      native.writePointerInto(image, at, cString);
     } finally {
       scratch.fill(0, 0, length + 1);
     }
@@ -115,13 +130,22 @@ class ResponseBuffer {
   /** Stores the array in `*resp`; from here on libpam owns (and frees) all of it. */
   transferTo(resp: Pointer): void {
     const array = this.#memory.pointer;
-    if (this.#struct) openLibc().memcpy(array, this.#struct, this.#struct.byteLength);
+    try {
+      openLibc().memcpy(array, responsesImage, this.#count * pamResponseLayout.size);
+    } finally {
+      // At once: a later call that leaves a response empty must not copy this one's pointer.
+      responsesImage.fill(0, 0, this.#count * pamResponseLayout.size);
+    }
     storePointer(resp, array);
     this.#memory.release();
   }
 
-  /** Zeroes every answer copied so far and frees them and the array, unless transferred. Idempotent. */
+  /**
+   * Zeroes every answer copied so far and frees them and the array, unless
+   * transferred, and zeroes the image. Idempotent.
+   */
   [Symbol.dispose](): void {
+    responsesImage.fill(0, 0, this.#count * pamResponseLayout.size);
     this.#memory[Symbol.dispose]();
   }
 }
@@ -146,6 +170,34 @@ export interface ConversationSlot {
   unfinished: number;
 }
 
+/** A prompt's frozen message, shared by every call that shows the same text. */
+interface CachedPrompt {
+  readonly message: PamMessage;
+  /** The frozen one-element array of a call with this prompt alone (the usual call). */
+  readonly alone: readonly PamMessage[];
+}
+
+// Frozen prompts by style and text: a module asks the same "Password: " on every login, and a
+// fresh frozen object and array per call were most of a cold call's decoding. Prompts only,
+// short ones, a bounded number: info and error texts (a last-login line) vary and are not kept.
+const promptCache = new Map<number, Map<string, CachedPrompt>>();
+const PROMPT_CACHE_ENTRIES = 64;
+const PROMPT_CACHE_TEXT = 256;
+
+function cachedPrompt(style: MessageStyleValue, text: string): CachedPrompt | undefined {
+  if (text.length > PROMPT_CACHE_TEXT) return undefined;
+  let byText = promptCache.get(style);
+  if (!byText) promptCache.set(style, byText = new Map());
+  let entry = byText.get(text);
+  if (!entry) {
+    if (byText.size >= PROMPT_CACHE_ENTRIES) byText.clear();
+    const message: PamMessage = Object.freeze({ style, text });
+    entry = { message, alone: Object.freeze([message]) };
+    byText.set(text, entry);
+  }
+  return entry;
+}
+
 /**
  * Reads `count` messages from C: their styles into `styles` (what the
  * trampoline checks against), and a frozen copy for the handler, which can
@@ -153,20 +205,30 @@ export interface ConversationSlot {
  */
 function readMessages(count: number, messages: Pointer, styles: number[]): readonly PamMessage[] {
   const out = new Array<PamMessage>(count);
+  let single: CachedPrompt | undefined;
   for (let i = 0; i < count; i++) {
     // Linux-PAM's layout: an array of pointers to struct pam_message (not an array of structs).
     const message = native.readPointer(messages, i * pointerSize);
     if (!message) throw new TypeError(`message ${i} is a NULL pointer`);
     const style = native.readI32(message, pamMessageLayout.style.offset) as MessageStyleValue;
     styles[i] = style;
-    const text = native.readPointer(message, pamMessageLayout.msg.offset);
+    const textPointer = native.readPointer(message, pamMessageLayout.msg.offset);
     if (style === MessageStyle.BINARY_PROMPT) {
-      out[i] = Object.freeze({ style, text: "", data: text ? readPacket(text) : new Uint8Array() });
-    } else {
-      out[i] = Object.freeze({ style, text: text ? native.readCString(text) : "" });
+      out[i] = Object.freeze({
+        style,
+        text: "",
+        data: textPointer ? readPacket(textPointer) : new Uint8Array(),
+      });
+      continue;
     }
+    const text = textPointer
+      ? readBoundedCString(textPointer, MAX_MESSAGE_BYTES, `message ${i}`)
+      : "";
+    const cached = isPrompt(style) ? cachedPrompt(style, text) : undefined;
+    if (count === 1) single = cached;
+    out[i] = cached ? cached.message : Object.freeze({ style, text });
   }
-  return Object.freeze(out);
+  return single ? single.alone : Object.freeze(out);
 }
 
 /**
@@ -259,7 +321,9 @@ function converseGuarded(
     buffer = ResponseBuffer.allocate(count);
     for (let i = 0; i < count; i++) {
       const answer = snapshot[i];
-      if (answer !== null && answer !== undefined) buffer.set(i, answer);
+      if (answer !== null && answer !== undefined) {
+        buffer.set(i, answer, styles[i] === MessageStyle.BINARY_PROMPT);
+      }
     }
     buffer.transferTo(resp);
     return ReturnCode.SUCCESS;

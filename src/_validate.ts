@@ -148,8 +148,26 @@ export function optionsObject<T extends object>(value: unknown, what: string): T
     throw new TypeError(`${what} must be an object, got ${describe(value)}`);
   }
   // A plain snapshot of its own properties, each read exactly once, here: a getter or a Proxy
-  // cannot pass a check with one value and be used with another.
-  return Object.fromEntries(Object.entries(value)) as T;
+  // cannot pass a check with one value and be used with another. A loop, not
+  // Object.fromEntries(Object.entries()): this runs on every transaction's start, and that
+  // pair costs an array per property.
+  const source = value as Record<string, unknown>;
+  const copy: Record<string, unknown> = {};
+  const keys = Object.keys(source);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    const read = source[key];
+    // A data property even for "__proto__", which an assignment would take as the prototype.
+    if (key === "__proto__") {
+      Object.defineProperty(copy, key, {
+        value: read,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else copy[key] = read;
+  }
+  return copy as T;
 }
 
 /**

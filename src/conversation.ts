@@ -120,6 +120,14 @@ export function passwordConversation(
 // "Old Password: ", "(current) UNIX password: ") do not match.
 const newPasswordPrompt = /\bnew\b/i;
 
+// The last prompt tested and its verdict: a stack asks the same prompt on every login.
+let lastPrompt: string | undefined;
+let lastAsksForNew = false;
+
 function asksForNewPassword(text: string): boolean {
-  return newPasswordPrompt.test(text);
+  if (text !== lastPrompt) {
+    lastAsksForNew = newPasswordPrompt.test(text);
+    lastPrompt = text;
+  }
+  return lastAsksForNew;
 }

@@ -29,7 +29,8 @@ import {
   silentFlags,
   startOptionKeys,
 } from "./_flags.ts";
-import { openPam, type PamLibrary, strerrorText } from "./_library.ts";
+import { openLibc, openPam, type PamLibrary, strerrorText } from "./_library.ts";
+import { MAX_ITEM_BYTES, readBoundedCString } from "./_c_string.ts";
 import { rawAccess } from "./_raw_access.ts";
 import {
   checkConversation,
@@ -454,7 +455,7 @@ export class PamTransaction {
     const type = itemType(name);
     this.#refuseSecret(type, "pam_get_item");
     const value = this.#getItemPointer(type);
-    return value ? native.readCString(value) : undefined;
+    return value ? readBoundedCString(value, MAX_ITEM_BYTES, `the ${name} item`) : undefined;
   }
 
   /**
@@ -498,6 +499,7 @@ export class PamTransaction {
    * console.log(tx.getXAuthData()?.name);
    * ```
    *
+   * @throws {RangeError} when a module set lengths outside 0 to 1 MiB.
    * @throws {PamError} when `pam_get_item` fails.
    * @throws {Error} once the transaction has ended.
    */
@@ -510,9 +512,20 @@ export class PamTransaction {
     // Linux-PAM returns its embedded, zeroed struct when nothing was set: never NULL.
     if (!name) return undefined;
     const dataLength = native.readI32(struct, L.datalen.offset);
+    // A module may have set it: lengths are bounded before anything is read.
+    for (const [what, length] of [["name", nameLength], ["data", dataLength]] as const) {
+      if (length < 0 || length > MAX_ITEM_BYTES) {
+        throw new RangeError(
+          `PAM_XAUTHDATA's ${what} length is ${length}; expected 0 to ${MAX_ITEM_BYTES} bytes`,
+        );
+      }
+    }
     const data = native.readPointer(struct, L.data.offset);
+    // libpam strdup()s the name but keeps the module's namelen, which may say more: read up
+    // to the NUL, never past it.
+    const nameBytes = nameLength > 0 ? Number(openLibc().strnlen(name, nameLength)) : 0;
     return {
-      name: nameLength > 0 ? textDecoder.decode(native.view(name, nameLength)) : "",
+      name: nameBytes > 0 ? textDecoder.decode(native.view(name, nameBytes)) : "",
       data: data && dataLength > 0 ? native.view(data, dataLength).slice() : new Uint8Array(),
     };
   }
@@ -573,7 +586,7 @@ export class PamTransaction {
   getEnv(name: string): string | undefined {
     const encoded = cString(name, "the environment variable name");
     const value = this.#pam.pam_getenv(this.#live(), encoded);
-    return value ? native.readCString(value) : undefined;
+    return value ? readBoundedCString(value, MAX_ITEM_BYTES, `the variable ${name}`) : undefined;
   }
 
   /**
@@ -628,7 +641,7 @@ export class PamTransaction {
     for (let i = 0;; i++) {
       const entry = native.readPointer(owned.pointer, i * pointerSize);
       if (!entry) break;
-      const text = native.readCString(entry);
+      const text = readBoundedCString(entry, MAX_ITEM_BYTES, `environment entry ${i}`);
       const eq = text.indexOf("=");
       if (eq > 0) env[text.slice(0, eq)] = text.slice(eq + 1);
     }

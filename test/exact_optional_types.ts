@@ -78,6 +78,7 @@ export const login: LoginOptions = {
   inProcess: u,
 };
 export const close: CloseSessionOptions = {
+  service: "login",
   conversation: u,
   silent: u,
   confdir: u,

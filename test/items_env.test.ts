@@ -16,6 +16,7 @@ import { native, type Pointer } from "../ffi/mod.ts";
 import { openLibc } from "../src/_library.ts";
 import { createTestStack } from "../src/testing.ts";
 import { setCEnv, spyPam, thrown, wrapperModule } from "./_helpers.ts";
+import { compileModule } from "./_modules.ts";
 
 const noWrapper = wrapperModule("pam_get_items") && wrapperModule("pam_matrix")
   ? false
@@ -355,4 +356,48 @@ test("env: every name survives getEnvList(), __proto__ and constructor included"
   ]]);
   assert.equal(Object.hasOwn(env, "__proto__"), true);
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
+});
+
+// Sets PAM_XAUTHDATA with lengths that lie: mode=long says the 3-byte name is 4000 bytes long,
+// mode=huge says the data is 2 MiB (and provides them).
+const xauthSource = String.raw`
+#include <security/pam_modules.h>
+#include <stdlib.h>
+#include <string.h>
+int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+  int huge = argc > 0 && strcmp(argv[0], "mode=huge") == 0;
+  struct pam_xauth_data x;
+  x.name = "MIT";
+  x.namelen = huge ? 3 : 4000;
+  x.datalen = huge ? 2 * 1024 * 1024 : 4;
+  x.data = calloc(1, x.datalen);
+  if (!x.data) return PAM_BUF_ERR;
+  int r = pam_set_item(pamh, PAM_XAUTHDATA, &x);
+  free(x.data);
+  return r;
+}
+int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv) { return PAM_SUCCESS; }
+`;
+
+test("items: XAuthData a module set is read within its NUL and bounded lengths", (t) => {
+  const mod = compileModule("xauth", xauthSource);
+  if (!mod.path) return t.skip(mod.why);
+  const stack = createTestStack({
+    services: {
+      long: `auth required ${mod.path} mode=long\n`,
+      huge: `auth required ${mod.path} mode=huge\n`,
+    },
+  });
+  try {
+    {
+      using tx = PamTransaction.start({ service: "long", user: "alice", confdir: stack.confdir });
+      tx.authenticate();
+      assert.deepEqual(tx.getXAuthData(), { name: "MIT", data: new Uint8Array(4) });
+    }
+    using tx = PamTransaction.start({ service: "huge", user: "alice", confdir: stack.confdir });
+    tx.authenticate();
+    assert.throws(() => tx.getXAuthData(), RangeError);
+  } finally {
+    stack.remove();
+  }
 });

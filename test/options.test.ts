@@ -51,6 +51,16 @@ test("unknown keys: PamTransaction.start names the key and lists the known ones"
   tx.authenticate({ silent: undefined });
 });
 
+test("unknown keys: an own __proto__ key (from JSON) is an unknown key, not a prototype", () => {
+  using stack = createTestStack({ services: { ok: permit } });
+  const options = JSON.parse(
+    `{"service":"ok","confdir":${JSON.stringify(stack.confdir)},` +
+      `"__proto__":{"user":"root"}}`,
+  );
+  const error = thrown(() => PamTransaction.start(options), TypeError);
+  assert.match(error.message, /__proto__/);
+});
+
 test("unknown keys: the async start, authenticate(), keepModulesLoaded and the flags objects", async () => {
   using stack = createTestStack({ services: { ok: permit } });
   const confdir = stack.confdir;

@@ -227,9 +227,14 @@ test("bad sizes, argv and options are errors before anything runs", async () => 
   assert.throws(() => pty.chown(0, 0, "0600" as never), TypeError);
   await assert.rejects(pty.spawn([]), TypeError);
   await assert.rejects(pty.spawn(["a\0b"]), /NUL/);
+  // The same checks as LoginSession.spawn's (one function for both): an empty program name too.
+  await assert.rejects(pty.spawn([""]), /argv\[0\] must not be empty/);
   await assert.rejects(pty.spawn(["true"], { shell: true } as never), /no option "shell"/);
   await assert.rejects(pty.spawn(["true"], { uid: 0 }), /go together/);
-  await assert.rejects(pty.spawn(["true"], { env: { "A=B": "c" } }), TypeError);
+  await assert.rejects(
+    pty.spawn(["true"], { env: { "A=B": "c" } }),
+    /"A=B" is not an environment variable's name/,
+  );
   await assert.rejects(pty.spawn(["true"], { env: { A: 1 } as never }), TypeError);
   await assert.rejects(pty.spawn(["true"], { cwd: "/nonexistent-seed-pam" }), /ENOENT/);
   const screen = new Screen(pty);

@@ -5,7 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -144,6 +145,45 @@ function niceOfThreads(pid: number): number[] {
   }).filter((n) => !Number.isNaN(n));
 }
 
+test("a session process exits with every thread at nice 19, with only its own permissions", () => {
+  const dir = mkdtempSync(join(tmpdir(), "seed-pam-exit-"));
+  try {
+    const script = join(dir, "exit.ts");
+    const threads = new URL("../src/session/_threads.ts", import.meta.url).href;
+    // Read from outside while it exits: its 'exit' listeners run after exitQuietly's setpriority.
+    writeFileSync(
+      script,
+      `import process from "node:process";\nimport { spawnSync } from "node:child_process";\n` +
+        `import { writeSync } from "node:fs";\n` +
+        `import { exitQuietly } from ${JSON.stringify(threads)};\n` +
+        `process.on("exit", () => {\n` +
+        `  const r = spawnSync("sh", ["-c", "cat /proc/" + process.pid + "/task/*/stat"]);\n` +
+        `  writeSync(1, r.stdout);\n});\nexitQuietly();\n`,
+    );
+    // The session process's own permissions (src/session/_client.ts): /proc is not among them.
+    const args = isDeno
+      ? [
+        "run",
+        "--allow-ffi",
+        "--allow-read",
+        "--allow-write",
+        "--allow-run",
+        "--allow-env",
+        script,
+      ]
+      : [script];
+    const r = spawnSync(process.execPath, args, { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const nice = r.stdout.trim().split("\n").map((stat) =>
+      Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16])
+    );
+    assert.ok(nice.length > 1, `the runtime has several threads: ${r.stdout}`);
+    assert.deepEqual(new Set(nice), new Set([19]), r.stdout);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 // A session process loads at nice 19 when the caller may give it its priority back
 // (src/session/_client.ts): it has it back before PAM runs, so the programs get the caller's
 // priority, or the one a session module set.
@@ -248,7 +288,11 @@ test("spawn: bad arguments are TypeErrors; piped stdin reaches the program", asy
   await assert.rejects(session.spawn(["a\0b"]), TypeError);
   await assert.rejects(session.spawn(["true"], { bogus: 1 } as never), /no option "bogus"/);
   await assert.rejects(session.spawn(["true"], { stdin: "file" as never }), TypeError);
-  await assert.rejects(session.spawn(["true"], { env: { "A=B": "c" } }), TypeError);
+  await assert.rejects(
+    session.spawn(["true"], { env: { "A=B": "c" } }),
+    /"A=B" is not an environment variable's name/,
+  );
+  await assert.rejects(session.spawn([""]), /argv\[0\] must not be empty/);
   // Too large for the channel to the session process: this call's error, and the session goes on.
   await assert.rejects(
     session.spawn(["true"], { env: { BIG: "x".repeat(2 << 20) } }),
@@ -363,6 +407,47 @@ test("100 concurrent open sessions hold no pool thread: a one-shot check still r
   await Promise.all(sessions.map((x) => x.close()));
   caller.check("by 100 closes");
   assert.equal(ranLog(s).filter((l) => l.startsWith("close_session")).length, 100);
+});
+
+test("inProcess close() hangs up a program's group as the session process does: SIGHUP ignored, SIGKILL", async () => {
+  await using s = stack();
+  const session = await login(base(s, { inProcess: true }));
+  // Ignored signals stay ignored across exec: the shell and its background sleep both shrug
+  // SIGHUP off.
+  const program = await session.spawn(
+    ["sh", "-c", "trap '' HUP; sleep 60 & echo $!; wait"],
+    { stdin: "null" },
+  );
+  let background = 0;
+  try {
+    const reader = program.stdout!.getReader();
+    let out = "";
+    while (!out.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    reader.releaseLock();
+    background = Number(out.trim());
+    assert.ok(background > 1 && running(background), out);
+    await session.close();
+    assert.ok(!running(program.pid), "the program is gone once close() has resolved");
+    assert.deepEqual(await program.status, { code: null, signal: "SIGKILL" });
+    // Killed with its group; reaping it is its new parent's business.
+    for (let i = 0; i < 100 && running(background); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(!running(background), "what it started in the background is gone too");
+    assert.ok(ranLog(s).some((l) => l.startsWith("close_session")));
+  } finally {
+    for (const pid of [program.pid, background]) {
+      try {
+        if (pid > 1) process.kill(pid, "SIGKILL");
+      } catch {
+        // Gone, as it should be.
+      }
+    }
+  }
 });
 
 test("inProcess: true still runs the modules in the caller (its umask changes)", async () => {

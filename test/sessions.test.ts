@@ -258,7 +258,8 @@ test(
       };\n` +
         `const record = JSON.parse(process.env.SESSION_RECORD);\n` +
         // The closer names what it trusts; the record only has to agree.
-        `await closeSession(record, { silent: true, confdir: ${JSON.stringify(stack.confdir)}, ` +
+        `await closeSession(record, { service: "app", silent: true, ` +
+        `confdir: ${JSON.stringify(stack.confdir)}, ` +
         `utmp: { utmpFile: ${JSON.stringify(stack.utmp)}, wtmpFile: ${
           JSON.stringify(stack.wtmp)
         } } });\n` +
@@ -541,9 +542,11 @@ test("bad options throw before any PAM call; unwritable files fail before PAM ru
     }),
     /cannot write the utmp file .* utmp: false/,
   );
-  await assert.rejects(closeSession({} as SessionRecord), TypeError);
+  await assert.rejects(closeSession({} as SessionRecord, { service: "app" }), TypeError);
   await assert.rejects(
-    closeSession({ service: "app", user: "a", items: {}, pid: 1, loginTime: "", line: "x" }),
+    closeSession({ service: "app", user: "a", items: {}, pid: 1, loginTime: "", line: "x" }, {
+      service: "app",
+    }),
     /go together/,
   );
   assert.deepEqual(readSteps(stack.steps), []);
@@ -617,9 +620,13 @@ test("an abort once the session is open still undoes all of it", { skip }, async
   assert.equal(who(stack.utmp), "");
 });
 
-/** What closeSession needs to trust a record of `stack`: its own confdir and files. */
+/** What closeSession needs to trust a record of `stack`: its own service, confdir and files. */
 function closer(stack: ReturnType<typeof sessionStack>) {
-  return { confdir: stack.confdir, utmp: { utmpFile: stack.utmp, wtmpFile: stack.wtmp } };
+  return {
+    service: "app",
+    confdir: stack.confdir,
+    utmp: { utmpFile: stack.utmp, wtmpFile: stack.wtmp },
+  };
 }
 
 for (const inProcess of [false, true]) {
@@ -646,7 +653,10 @@ for (const inProcess of [false, true]) {
       await assert.rejects(closeSession(r, { ...closer(stack), inProcess }), TypeError);
     }
     // Without options the closer's defaults (/etc/pam.d, the system files) decide: refused too.
-    await assert.rejects(closeSession(record, { inProcess }), /is not the one this closer/);
+    await assert.rejects(
+      closeSession(record, { service: "app", inProcess }),
+      /is not the one this closer/,
+    );
     assert.equal(size(pwned), 0);
     assert.throws(() => statSync(pwned));
     assert.equal(readFileSync(victim, "utf8"), "x".repeat(960));
@@ -657,6 +667,49 @@ for (const inProcess of [false, true]) {
     await closeSession(record, { ...closer(stack), inProcess });
     assert.equal(who(stack.utmp), "");
     assert.equal(size(stack.wtmp), 768);
+    await session.close().catch(() => {});
+  });
+
+  test(`a record cannot choose the service: closeSession takes the closer's, required${how}`, {
+    skip,
+  }, async () => {
+    await using stack = sessionStack();
+    // Another stack under the very confdir the closer trusts: a forged record's service would
+    // otherwise pick it.
+    const pwned = join(stack.dir, "pwned");
+    writeFileSync(join(stack.dir, "pwned.sh"), `#!/bin/sh\ntouch ${pwned}\n`);
+    chmodSync(join(stack.dir, "pwned.sh"), 0o755);
+    writeFileSync(
+      join(stack.confdir, "evil"),
+      `session optional pam_exec.so ${stack.dir}/pwned.sh\nsession required pam_permit.so\n`,
+    );
+    const session = await login(options(stack, { inProcess }));
+    const record: SessionRecord = JSON.parse(JSON.stringify(session.record));
+    await assert.rejects(
+      closeSession({ ...record, service: "evil" }, { ...closer(stack), inProcess }),
+      (e: unknown) =>
+        e instanceof TypeError &&
+        /the record's service \("evil"\) is not the one this closer runs \("app"\): pass closeSession\(record, \{ service \}\)/
+          .test(e.message),
+    );
+    const { service: _, ...withoutService } = closer(stack);
+    await assert.rejects(
+      closeSession(record, { ...withoutService, inProcess } as never),
+      (e: unknown) => e instanceof TypeError && /options\.service is required/.test(e.message),
+    );
+    await assert.rejects(
+      closeSession(record, { ...closer(stack), service: "", inProcess }),
+      TypeError,
+    );
+    assert.throws(() => statSync(pwned), "the forged record's stack never ran");
+    assert.match(who(stack.utmp), /alice/);
+    assert.ok(!stepNames(readSteps(stack.steps)).includes("close_session"));
+    await closeSession(record, { ...closer(stack), inProcess });
+    assert.equal(who(stack.utmp), "");
+    assert.deepEqual(stepNames(readSteps(stack.steps)).slice(-2), [
+      "close_session",
+      "setcred(delete)",
+    ]);
     await session.close().catch(() => {});
   });
 

@@ -509,3 +509,77 @@ test("trampoline: a binary prompt's length header is bounded; a lying one fails 
     direct.close();
   }
 });
+
+test("trampoline: a message text past 64 KiB fails the call with a RangeError; at the limit it passes", () => {
+  const seen: number[] = [];
+  const direct = new DirectConversation((messages) => {
+    seen.push(messages[0].text.length);
+    return [null];
+  });
+  try {
+    const limit = 64 * 1024;
+    assert.equal(
+      direct.call([{ style: MessageStyle.TEXT_INFO, text: "x".repeat(limit) }]).status,
+      OK,
+    );
+    assert.deepEqual(seen, [limit]);
+    direct.slot.cause = undefined;
+    const r = direct.call([{ style: MessageStyle.TEXT_INFO, text: "x".repeat(limit + 1) }]);
+    assert.equal(r.status, CONV_ERR);
+    assert.equal(r.respNull, true);
+    assert.ok(direct.slot.cause instanceof RangeError, String(direct.slot.cause));
+    assert.deepEqual(seen, [limit], "the handler never saw the oversized message");
+  } finally {
+    direct.close();
+  }
+});
+
+test("trampoline: an answer left empty is NULL, never an earlier call's string", () => {
+  let answers: (string | null)[] = ["first", "second"];
+  const direct = new DirectConversation(() => answers);
+  try {
+    const two = [prompt, { ...prompt, text: "Again: " }];
+    assert.deepEqual(direct.call(two).answers?.map((a) => a && text(a)), ["first", "second"]);
+    answers = ["third", null];
+    // A stale pointer here would be freed twice by libpam.
+    assert.deepEqual(direct.call(two).answers?.map((a) => a && text(a)), ["third", null]);
+    answers = [null, null];
+    assert.deepEqual(direct.call(two).answers, [null, null]);
+  } finally {
+    direct.close();
+  }
+});
+
+test("trampoline: a repeated prompt is the same frozen message; other texts and info messages are their own", () => {
+  const seen: (readonly PamMessage[])[] = [];
+  const direct = new DirectConversation((messages) => {
+    seen.push(messages);
+    return messages.map(() => SECRET);
+  });
+  try {
+    direct.call([prompt]);
+    direct.call([prompt]);
+    direct.call([{ ...prompt, text: "Token: " }]);
+    direct.call([prompt, { ...prompt, text: "Token: " }]);
+    assert.equal(seen[0], seen[1], "one frozen array for the same lone prompt");
+    assert.ok(Object.isFrozen(seen[0]) && Object.isFrozen(seen[0][0]));
+    assert.notEqual(seen[2][0], seen[0][0]);
+    assert.equal(seen[2][0].text, "Token: ");
+    assert.equal(seen[3].length, 2);
+    assert.ok(Object.isFrozen(seen[3]));
+    assert.equal(seen[3][0], seen[0][0]);
+    assert.deepEqual(seen[3].map((m) => m.text), ["Password: ", "Token: "]);
+    // Info texts vary per call (a last-login line): never shared.
+    const infos: PamMessage[] = [];
+    direct.handler = (messages) => {
+      infos.push(...messages);
+      return [null];
+    };
+    direct.call([info]);
+    direct.call([info]);
+    assert.notEqual(infos[0], infos[1]);
+    assert.deepEqual(infos[0], infos[1]);
+  } finally {
+    direct.close();
+  }
+});

@@ -12,19 +12,13 @@ import { availableParallelism } from "node:os";
 import { clearTimeout as clearTimer, setTimeout as unrefTimer } from "node:timers";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import {
-  defaultLibraries,
-  dirent64Layout,
-  native,
-  prioritySymbols,
-  threadListSymbols,
-} from "../../ffi/mod.ts";
+import { native } from "../../ffi/mod.ts";
 import type { PamAnswer, PamMessage } from "../conversation.ts";
 import { wipeSnapshot } from "../_answers.ts";
 import { callHandler } from "../_handler_call.ts";
 import { encodeFrame, type Frame, FrameDecoder } from "./_frames.ts";
 import { decodeMessages, encodeAnswers } from "./_protocol.ts";
-import { cString } from "../_validate.ts";
+import { setNiceOfThreads, type ThreadLibc, threadLibc } from "./_threads.ts";
 
 /** A conversation handler as `login()` takes it: may be async. */
 export type Handler = (messages: readonly PamMessage[]) => unknown;
@@ -145,10 +139,7 @@ const PRIO_PROCESS = 0;
 const lowestNice = 19;
 /** Cleared once the caller turned out unable to give a process its priority back. */
 let mayLowerPriority = true;
-let priorityLibc: ReturnType<typeof openPriorityLibc> | undefined;
-function openPriorityLibc() {
-  return native.open(defaultLibraries.libc, { ...prioritySymbols, ...threadListSymbols });
-}
+let priorityLibc: ThreadLibc | undefined;
 
 /**
  * Binds libc's priority calls before the first start: in the turn of the
@@ -157,35 +148,10 @@ function openPriorityLibc() {
 function preparePriorityLibc(): void {
   if (!mayLowerPriority || priorityLibc) return;
   try {
-    priorityLibc = openPriorityLibc();
+    priorityLibc = threadLibc();
   } catch {
     mayLowerPriority = false;
   }
-}
-
-const O_CLOEXEC = 0o2000000;
-
-/** The thread ids of `pid`, from the `linux_dirent64` records of its task directory. */
-function threadsOf(pid: number, lib: NonNullable<typeof priorityLibc>): number[] {
-  const fd = lib.getdents64 ? lib.open_dir(cString(`/proc/${pid}/task`, "a path"), O_CLOEXEC) : -1;
-  if (fd < 0) return [pid];
-  const ids: number[] = [];
-  try {
-    const buffer = new Uint8Array(4096);
-    const view = new DataView(buffer.buffer);
-    for (let n; (n = lib.getdents64!(fd, buffer, buffer.length)) > 0;) {
-      const { reclen, name: nameField } = dirent64Layout;
-      for (let at = 0; at < n; at += view.getUint16(at + reclen.offset, true)) {
-        const start = at + nameField.offset;
-        const name = buffer.subarray(start, buffer.indexOf(0, start));
-        const id = Number(String.fromCharCode(...name));
-        if (Number.isInteger(id) && id > 0) ids.push(id);
-      }
-    }
-  } finally {
-    lib.close_fd(fd);
-  }
-  return ids.length > 0 ? ids : [pid];
 }
 
 /**
@@ -220,17 +186,6 @@ function lowerWhileLoading(pid: number): number | undefined {
     mayLowerPriority = false;
     return undefined;
   }
-}
-
-/**
- * Gives every thread of `pid` the nice value `nice` (threads started while
- * it loaded inherited nice 19); true when its main thread, the one that
- * runs PAM and starts the user's programs, has it.
- */
-function restorePriority(pid: number, nice: number): boolean {
-  const lib = priorityLibc!;
-  for (const tid of threadsOf(pid, lib)) lib.setpriority(PRIO_PROCESS, tid, nice);
-  return lib.getpriority(PRIO_PROCESS, pid) === nice;
 }
 
 /** One running session process, from the caller's side. */
@@ -332,7 +287,9 @@ export class SessionProcess {
   }
 
   #onReady(child: ChildProcess): void {
-    if (this.#nice !== undefined && !restorePriority(child.pid!, this.#nice)) {
+    // Every thread: those started while it loaded inherited nice 19. The main thread, the one
+    // that runs PAM and starts the user's programs, must have it back.
+    if (this.#nice !== undefined && !setNiceOfThreads(child.pid!, this.#nice)) {
       // Only a process already gone can refuse: never let it run PAM at the wrong priority.
       this.kill();
     }

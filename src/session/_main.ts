@@ -19,7 +19,6 @@
  */
 
 import type { ChildProcess, StdioOptions } from "node:child_process";
-import { readdirSync } from "node:fs";
 import process from "node:process";
 import { clearTimeout, setImmediate, setTimeout } from "node:timers";
 import { MessageStyle } from "../constants.ts";
@@ -40,7 +39,16 @@ import {
 import { CallerConversationFailure, decodeAnswers, encodeMessages, toWire } from "./_protocol.ts";
 import { dropCleanFilePages } from "./_idle_pages.ts";
 import { openPty, type Pty, type PtyProcess } from "./_pty.ts";
-import { launchAsUser, lookupUser, processLibc, spawnAsUser, type SpawnPlan } from "./_spawn.ts";
+import {
+  launchAsUser,
+  lookupUser,
+  type PasswdEntry,
+  processLibc,
+  spawnAsUser,
+  type SpawnPlan,
+} from "./_spawn.ts";
+import { exitQuietly } from "./_threads.ts";
+import { hangUp } from "./_hang_up.ts";
 import { idOfLine, lineOfTty } from "./_utmp.ts";
 
 const EINTR = 4;
@@ -66,24 +74,6 @@ if (controlOut < 0 || lib.dup2(2, 1) < 0) {
 const nap = new Int32Array(new SharedArrayBuffer(4));
 /** Milliseconds of idleness before each drop of the runtime's file pages. */
 const idleDrops = [1000, 2000, 10000, 60000];
-
-/**
- * Exits at nice 19: a session has ended (its programs were stopped, or
- * detached and no longer this process's concern), and what is left is
- * tearing the runtime down, which twenty sessions closing together would
- * otherwise do at the caller's priority, on the caller's CPUs.
- */
-function exitQuietly(): never {
-  const PRIO_PROCESS = 0;
-  let threads = ["0"];
-  try {
-    threads = readdirSync("/proc/self/task");
-  } catch {
-    // The main thread alone: Deno reads /proc only with --allow-all.
-  }
-  for (const tid of threads) lib.setpriority(PRIO_PROCESS, Number(tid), 19);
-  process.exit(0);
-}
 
 /** Blocking; a non-blocking descriptor (the runtime's choice, not ours) is waited on. */
 function retry(n: number): boolean {
@@ -201,13 +191,25 @@ function withPty(plan: LoginPlan, pty: Pty, t: NonNullable<LoginStart["terminal"
   return { ...plan, items, utmp: { ...plan.utmp, line, id } };
 }
 
-/** Gives the slave to the session's user, as login(1) does once the session is open. */
-function giveTerminal(pty: Pty, user: string): void {
+/** The session's terminal, and the passwd entry of the user it was given to. */
+interface SessionTerminal {
+  readonly pty: Pty;
+  readonly owner: PasswdEntry;
+}
+
+/**
+ * Gives the slave to the session's user, as login(1) does once the session
+ * is open; returns the passwd entry it was given by, which the programs on
+ * it then run as: looked up once, so the terminal's owner and its programs'
+ * uid cannot differ.
+ */
+function giveTerminal(pty: Pty, user: string): PasswdEntry {
   const pw = lookupUser(user);
   if (!pw) throw new Error(`cannot give the terminal to "${user}": the user has no passwd entry`);
   // Without root the slave is already this process's, and so the user's own (the only one it
   // can run programs as).
   if (processLibc().getuid() === 0) pty.chown(pw.uid, pw.gid);
+  return pw;
 }
 
 interface CloseStart {
@@ -288,9 +290,10 @@ async function runLogin(start: LoginStart): Promise<void> {
     const opened = await openSession(tx, plan, process.pid);
     wipeLastAnswers();
     phase = "session";
+    let terminal: SessionTerminal | undefined;
     if (pty) {
       try {
-        giveTerminal(pty, opened.user);
+        terminal = { pty, owner: giveTerminal(pty, opened.user) };
       } catch (error) {
         const open = tx;
         tx = undefined;
@@ -299,7 +302,7 @@ async function runLogin(start: LoginStart): Promise<void> {
       }
     }
     send({ t: "opened", user: opened.user, env: opened.env, record: opened.record });
-    serve(tx, opened.user, opened.env, opened.record, plan.silent, pty);
+    serve(tx, opened.user, opened.env, opened.record, plan.silent, terminal);
   } catch (error) {
     pty?.close();
     wipeLastAnswers();
@@ -320,8 +323,9 @@ function serve(
   env: Record<string, string>,
   record: RecordData,
   silent: boolean,
-  pty: Pty | undefined,
+  terminal: SessionTerminal | undefined,
 ): void {
+  const pty = terminal?.pty;
   const programs = new Map<number, ChildProcess>();
   /** Program streams the caller paused ("id:fd"): their reader has enough for now. */
   const callerPaused = new Set<string>();
@@ -368,7 +372,7 @@ function serve(
           `the session's terminal already runs a program (pid ${onTerminal.process.pid})`,
         );
       }
-      const { pw, env: userEnv, cwd } = launchAsUser(user, env, plan);
+      const { pw, env: userEnv, cwd } = launchAsUser(user, env, plan, terminal!.owner);
       program = await pty.spawn(plan.argv, { env: userEnv, cwd, uid: pw.uid, gid: pw.gid });
     } catch (error) {
       trySend({ t: "spawn-failed", id, error: toWire(error) });
@@ -587,46 +591,21 @@ async function lastOutput(screen: Promise<void>, pty: Pty, flow: Gate): Promise<
 async function stopTerminal(program: PtyProcess | undefined, pty: Pty | undefined): Promise<void> {
   pty?.close();
   if (!program) return;
-  const late = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 2000));
-  const exited = program.status.then(() => "done" as const, () => "done" as const);
-  if (await Promise.race([exited, late]) === "late") {
-    try {
-      process.kill(-program.pid, "SIGKILL");
-    } catch {
-      program.kill("SIGKILL");
-    }
-    await exited;
-  }
+  const kill = (signal: NodeJS.Signals) => program.kill(signal);
+  await hangUp([{ pid: program.pid, ended: program.status.catch(() => {}), kill }], {
+    signalled: true,
+  });
 }
 
 /** Hangs up the programs still running (their process groups), then kills what is left. */
 async function stopPrograms(programs: Map<number, ChildProcess>): Promise<void> {
-  if (programs.size === 0) return;
-  const live = [...programs.values()];
-  const signalAll = (signal: NodeJS.Signals) => {
-    for (const child of live) {
-      try {
-        process.kill(-child.pid!, signal);
-      } catch {
-        try {
-          child.kill(signal);
-        } catch {
-          // Already gone.
-        }
-      }
-    }
-  };
   // "close", as their exit frames are sent: each program's last output reaches the caller
   // before this process exits (the map holds only programs not closed yet).
-  const exited = Promise.all(
-    live.map((child) => new Promise<void>((resolve) => child.once("close", () => resolve()))),
-  );
-  signalAll("SIGHUP");
-  const timer = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 2000));
-  if (await Promise.race([exited.then(() => "done" as const), timer]) === "late") {
-    signalAll("SIGKILL");
-    await exited;
-  }
+  await hangUp([...programs.values()].map((child) => ({
+    pid: child.pid!,
+    ended: new Promise<void>((resolve) => child.once("close", () => resolve())),
+    kill: (signal: NodeJS.Signals) => child.kill(signal),
+  })));
 }
 
 // A Ctrl-C at the caller's terminal reaches this process too: the caller decides what ends

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { SpawnPlan } from "./_spawn.ts";
+import { checkArgv, checkEnv, type SpawnPlan } from "./_spawn.ts";
 import { checkCString, describe, optionalBoolean, optionsObject } from "../_validate.ts";
 import { checkKeys } from "./_lifecycle.ts";
 import type { ProgramStatus, SessionProgram, StdioMode } from "./program.ts";
@@ -72,26 +72,10 @@ function mode(value: unknown, what: string): StdioMode {
 
 /** Checks `spawn()`'s arguments before anything is sent, into plain data. Internal. */
 export function planSpawn(argv: unknown, options: unknown): SpawnPlan {
-  if (!Array.isArray(argv) || argv.length === 0) {
-    throw new TypeError(`spawn() takes a non-empty array of strings, got ${describe(argv)}`);
-  }
-  const args = [...argv];
-  args.forEach((a, i) => checkCString(a, `argv[${i}]`));
-  if (args[0] === "") throw new TypeError("argv[0] must not be empty");
+  const args = checkArgv(argv, "spawn()");
   const o = optionsObject<Record<string, unknown>>(options, "spawn() options");
   checkKeys(o, spawnKeys, "spawn() options");
-  const env: Record<string, string> = {};
-  if (o.env !== undefined) {
-    const given = optionsObject<Record<string, unknown>>(o.env, "spawn() env");
-    for (const [name, value] of Object.entries(given)) {
-      checkCString(name, "an environment variable's name");
-      if (name === "" || name.includes("=")) {
-        throw new TypeError(`environment variable names must be non-empty and without "="`);
-      }
-      checkCString(value, `env.${name}`);
-      env[name] = value as string;
-    }
-  }
+  const env = o.env === undefined ? {} : checkEnv(o.env, "env");
   let cwd: string | undefined;
   if (o.cwd !== undefined) {
     checkCString(o.cwd, "cwd");
@@ -110,7 +94,7 @@ export function planSpawn(argv: unknown, options: unknown): SpawnPlan {
     env.TERM ??= "xterm-256color";
   }
   return {
-    argv: args as string[],
+    argv: args,
     env,
     ...(cwd !== undefined ? { cwd } : {}),
     stdin: terminal ? "null" : mode(o.stdin, "stdin"),

@@ -22,7 +22,7 @@ import {
 import { errnoText, lastErrno } from "../_library.ts";
 import { checkCString, checkKnownKeys, cString, describe, optionsObject } from "../_validate.ts";
 import { splitRootEnv } from "./_root_env.ts";
-import { nssLookup, privilegeDrop, processLibc, utilLinux } from "./_spawn.ts";
+import { checkArgv, checkEnv, nssLookup, privilegeDrop, processLibc, utilLinux } from "./_spawn.ts";
 
 /**
  * A terminal's size in character cells.
@@ -306,7 +306,7 @@ class Terminal implements Pty {
   }
 
   async spawn(argv: readonly string[], options?: PtySpawnOptions): Promise<PtyProcess> {
-    const args = checkArgv(argv);
+    const args = checkArgv(argv, "spawn()");
     const { env, cwd, uid, gid } = checkSpawnOptions(options);
     this.#held();
     const drop = uid === undefined ? [] : privilegeDrop(uid, gid!);
@@ -470,15 +470,6 @@ function checkId(value: unknown, what: string): asserts value is number {
   }
 }
 
-function checkArgv(argv: unknown): string[] {
-  if (!Array.isArray(argv) || argv.length === 0) {
-    throw new TypeError(`argv must be a non-empty array of strings, got ${describe(argv)}`);
-  }
-  const args = [...argv];
-  args.forEach((arg, i) => checkCString(arg, `argv[${i}]`));
-  return args;
-}
-
 function checkSpawnOptions(options: unknown): PtySpawnOptions {
   const o = optionsObject<PtySpawnOptions>(options, "spawn options");
   checkKnownKeys(o, ["env", "cwd", "uid", "gid"], "spawn options");
@@ -492,14 +483,5 @@ function checkSpawnOptions(options: unknown): PtySpawnOptions {
     checkId(gid, "gid");
   }
   if (env === undefined) return { cwd, uid, gid };
-  const copy: Record<string, string> = {};
-  for (const [name, value] of Object.entries(optionsObject<Record<string, unknown>>(env, "env"))) {
-    checkCString(name, "an environment variable's name");
-    if (name === "" || name.includes("=")) {
-      throw new TypeError(`"${name}" is not an environment variable's name`);
-    }
-    checkCString(value, `the environment variable ${name}`);
-    copy[name] = value;
-  }
-  return { env: copy, cwd, uid, gid };
+  return { env: checkEnv(env, "env"), cwd, uid, gid };
 }

@@ -18,7 +18,7 @@ import {
   pointerSize,
   sessionProcessSymbols,
 } from "../../ffi/mod.ts";
-import { cString } from "../_validate.ts";
+import { checkCString, cString, describe, optionsObject } from "../_validate.ts";
 import type { StdioMode } from "./program.ts";
 import { splitRootEnv } from "./_root_env.ts";
 
@@ -101,6 +101,40 @@ export interface SpawnPlan {
   readonly terminal: boolean;
 }
 
+/**
+ * A program's argv, checked into a plain copy: a non-empty array of C
+ * strings, the first (the program) not empty. `what` names the call.
+ */
+export function checkArgv(argv: unknown, what: string): string[] {
+  if (!Array.isArray(argv) || argv.length === 0) {
+    throw new TypeError(`${what} takes a non-empty array of strings, got ${describe(argv)}`);
+  }
+  const args = [...argv];
+  args.forEach((arg, i) => checkCString(arg, `argv[${i}]`));
+  if (args[0] === "") throw new TypeError("argv[0] must not be empty: it names the program");
+  return args as string[];
+}
+
+/**
+ * Environment variables, checked into a plain copy: names non-empty,
+ * without "=", and they and their values C strings. `what` names the option.
+ */
+export function checkEnv(env: unknown, what: string): Record<string, string> {
+  const copy: Record<string, string> = {};
+  for (const [name, value] of Object.entries(optionsObject<Record<string, unknown>>(env, what))) {
+    checkCString(name, "an environment variable's name");
+    if (name === "" || name.includes("=")) {
+      throw new TypeError(
+        `${JSON.stringify(name)} is not an environment variable's name: names are non-empty ` +
+          'and without "="',
+      );
+    }
+    checkCString(value, `${what}.${name}`);
+    copy[name] = value as string;
+  }
+  return copy;
+}
+
 const tools = new Map<string, string>();
 
 /**
@@ -129,13 +163,17 @@ export function utilLinux(name: string): string {
 /**
  * setpriv's arguments that make the rest of a command line run as `uid`
  * and `gid` with the groups `initgroups(3)` gives; none when this process
- * already runs as them without root.
+ * already runs as them without root. `self` is this process's uid, for a
+ * caller that has read it already.
  *
  * @throws {Error} When this process is neither root nor that user.
  */
-export function privilegeDrop(uid: number, gid: number): string[] {
+export function privilegeDrop(
+  uid: number,
+  gid: number,
+  self: number = processLibc().getuid(),
+): string[] {
   const libc = processLibc();
-  const self = libc.getuid();
   if (self === 0) {
     return [utilLinux("setpriv"), `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--"];
   }
@@ -171,7 +209,7 @@ export function spawnAsUser(
   stdio: StdioOptions,
 ): ChildProcess {
   const { pw, env, cwd, self } = launchAsUser(user, pamEnv, plan);
-  const drop = self === 0 ? privilegeDrop(pw.uid, pw.gid) : [];
+  const drop = self === 0 ? privilegeDrop(pw.uid, pw.gid, self) : [];
   // setsid and setpriv run as root with this environment: what the user put into the PAM
   // environment (LD_PRELOAD, ...) must only reach the program, past setpriv.
   const { rootEnv, restore } = self === 0 ? splitRootEnv(env) : { rootEnv: env, restore: [] };
@@ -183,15 +221,17 @@ export function spawnAsUser(
 
 /**
  * What a program of `user`'s needs, whichever way it starts: the passwd
- * entry, its environment and working directory, and this process's uid.
- * Throws an `Error` that says why the program cannot run as `user`.
+ * entry (`known`, when the caller has already looked it up), its environment
+ * and working directory, and this process's uid. Throws an `Error` that says
+ * why the program cannot run as `user`.
  */
 export function launchAsUser(
   user: string,
   pamEnv: Readonly<Record<string, string>>,
   plan: Pick<SpawnPlan, "env" | "cwd">,
+  known?: PasswdEntry,
 ): { pw: PasswdEntry; env: Record<string, string>; cwd: string; self: number } {
-  const pw = lookupUser(user);
+  const pw = known ?? lookupUser(user);
   if (!pw) throw new Error(`cannot run a program as "${user}": the user has no passwd entry`);
   const self = processLibc().getuid();
   if (self !== 0 && self !== pw.uid) {

@@ -358,12 +358,14 @@ export function clearUtmpx(file: string, login: UtmpxEntry, options: LogoutOptio
     host: "",
     timeMs: options.timeMs ?? Date.now(),
   };
-  // As the file holds it: fields cut to their sizes, the time to microseconds.
-  const want = decodeUtmpx(encodeUtmpx({ ...login, type: UtmpType.USER_PROCESS }));
+  // The key getutxid searches by (glibc only reads it), and the entry as the file would hold it:
+  // fields cut to their sizes, the time to microseconds.
+  const key = encodeUtmpx({ ...login, type: UtmpType.USER_PROCESS });
+  const want = decodeUtmpx(key);
   const clear = (logWtmp: (entry: UtmpxEntry) => void) =>
     withUtmpFile(file, () => {
       const libc = openLibc();
-      const found = libc.getutxid(encodeUtmpx({ ...login, type: UtmpType.USER_PROCESS }));
+      const found = libc.getutxid(key);
       if (!found) return false;
       const current = decodeUtmpx(native.view(found, L.size).slice());
       if (

@@ -12,6 +12,7 @@
  * @module
  */
 
+import type { ChildProcess } from "node:child_process";
 import process from "node:process";
 import { AsyncPamTransaction, type AsyncPamTransactionOptions } from "../async/transaction.ts";
 import { detachSignal } from "../async/_link.ts";
@@ -34,6 +35,7 @@ import {
 import { decodeMessages, fromWire, type WireError } from "./_protocol.ts";
 import { checkSize } from "./_pty.ts";
 import { spawnAsUser, type SpawnPlan } from "./_spawn.ts";
+import { hangUp, hangUpGraceMs, signalGroup } from "./_hang_up.ts";
 import { newProgram, planSpawn, type ProgramPort, type ProgramSink } from "./_program.ts";
 // Evaluated for its side effect too: SessionProgram's static block is what newProgram() calls.
 import "./program.ts";
@@ -326,7 +328,9 @@ export class LoginSession {
   close(): Promise<void> {
     if (this.#detached) {
       return Promise.reject(
-        new Error("this session was detached: close it with closeSession(session.record)"),
+        new Error(
+          "this session was detached: close it with closeSession(session.record, { service })",
+        ),
       );
     }
     this.#closing ??= this.#backend.close();
@@ -351,21 +355,15 @@ export class LoginSession {
 
 /**
  * A session process that died cannot hang up the programs it started (each leads a session of
- * its own): the caller does, as far as it may (SIGHUP, then SIGKILL after 2 s).
+ * its own): the caller does, as far as it may (SIGHUP, then SIGKILL after the grace period).
  */
 function hangUpOrphans(pids: number[]): void {
-  const signal = (sig: NodeJS.Signals) => {
-    for (const pid of pids) {
-      try {
-        process.kill(-pid, sig);
-      } catch {
-        // Gone already, or not ours to signal.
-      }
-    }
-  };
   if (pids.length === 0) return;
-  signal("SIGHUP");
-  const timer = setTimeout(() => signal("SIGKILL"), 2000);
+  // Not the caller's children: their end cannot be awaited, only their grace period.
+  for (const pid of pids) signalGroup(pid, "SIGHUP");
+  const timer = setTimeout(() => {
+    for (const pid of pids) signalGroup(pid, "SIGKILL");
+  }, hangUpGraceMs);
   (timer as unknown as { unref?: () => void }).unref?.();
 }
 
@@ -578,7 +576,8 @@ class InProcessBackend implements Backend {
   readonly #opened: OpenedSession;
   readonly #silent: boolean;
   #settle!: { resolve(): void; reject(e: unknown): void };
-  readonly #live = new Set<{ kill(signal: NodeJS.Signals): void }>();
+  /** The programs still running, and when each has exited. */
+  readonly #live = new Map<ChildProcess, Promise<void>>();
 
   constructor(tx: AsyncPamTransaction, opened: OpenedSession, silent: boolean) {
     this.#tx = tx;
@@ -605,14 +604,14 @@ class InProcessBackend implements Backend {
     return this.#finish(() => this.#close());
   }
 
-  #close(): Promise<void> {
-    for (const child of this.#live) {
-      try {
-        child.kill("SIGHUP");
-      } catch {
-        // Already gone.
-      }
-    }
+  async #close(): Promise<void> {
+    // As the session process does: the programs' groups hung up, what is left killed, before
+    // the exit entries and PAM's close.
+    await hangUp([...this.#live].map(([child, exited]) => ({
+      pid: child.pid!,
+      ended: exited,
+      kill: (signal: NodeJS.Signals) => child.kill(signal),
+    })));
     return allSteps(closeSteps(this.#tx, this.#opened.record, this.#silent, threadUtmp));
   }
 
@@ -639,7 +638,10 @@ class InProcessBackend implements Backend {
       return new Promise((resolve, reject) => {
         child.once("error", reject);
         child.once("spawn", () => {
-          this.#live.add(child);
+          // "exit", not "close": a program's end must not wait for a reader that paused.
+          const exited = new Promise<void>((res) => child.once("exit", () => res()));
+          this.#live.set(child, exited);
+          void exited.then(() => this.#live.delete(child));
           const { program, sink } = newProgram(child.pid!, plan, {
             write: (bytes) =>
               new Promise((res, rej) => child.stdin!.write(bytes, (e) => (e ? rej(e) : res()))),
@@ -652,7 +654,6 @@ class InProcessBackend implements Backend {
           child.stdout?.on("data", (b: Uint8Array) => sink.output(1, b));
           child.stderr?.on("data", (b: Uint8Array) => sink.output(2, b));
           child.once("close", (code, signal) => {
-            this.#live.delete(child);
             sink.end(1);
             sink.end(2);
             sink.exit({ code, signal });

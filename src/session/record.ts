@@ -6,7 +6,13 @@
  */
 
 import { type AsyncConversation, AsyncPamTransaction } from "../async/transaction.ts";
-import { checkConversation, describe, optionalBoolean, optionsObject } from "../_validate.ts";
+import {
+  checkConversation,
+  checkService,
+  describe,
+  optionalBoolean,
+  optionsObject,
+} from "../_validate.ts";
 import { diedError, quiet, SessionProcess } from "./_client.ts";
 import { threadUtmp } from "./_utmp_thread.ts";
 import { systemUtmpFile, systemWtmpFile } from "./_utmp.ts";
@@ -27,11 +33,15 @@ import { fromWire, type WireError } from "./_protocol.ts";
  * ```ts
  * import { closeSession, type SessionRecord } from "@seed/pam";
  * const record: SessionRecord = JSON.parse(Deno.readTextFileSync("/run/my-app/session.json"));
- * await closeSession(record);
+ * await closeSession(record, { service: "my-app", confdir: "/etc/my-app/pam.d" });
  * ```
  */
 export interface SessionRecord {
-  /** The PAM service the session was opened with. */
+  /**
+   * The PAM service the session was opened with. Not obeyed: `closeSession`
+   * runs the stack of its own `service` option and refuses a record that
+   * names another.
+   */
   service: string;
   /** `PAM_USER` as the modules left it. */
   user: string;
@@ -63,10 +73,16 @@ export interface SessionRecord {
  * @example
  * ```ts
  * import type { CloseSessionOptions } from "@seed/pam";
- * const options: CloseSessionOptions = { silent: true };
+ * const options: CloseSessionOptions = { service: "login", silent: true };
  * ```
  */
 export interface CloseSessionOptions {
+  /**
+   * The PAM service whose stack closes the session (required). The closer
+   * decides, not the record: a record naming another service is refused
+   * with a `TypeError`.
+   */
+  service: string;
   /** Answers the modules' prompts while closing. */
   conversation?: AsyncConversation | undefined;
   /** `PAM_SILENT` on every call. */
@@ -89,7 +105,7 @@ export interface CloseSessionOptions {
   inProcess?: boolean | undefined;
 }
 
-const closeKeys = ["conversation", "silent", "confdir", "library", "inProcess", "utmp"];
+const closeKeys = ["service", "conversation", "silent", "confdir", "library", "inProcess", "utmp"];
 
 /**
  * The record, with what it may not choose checked against what the closer
@@ -98,9 +114,17 @@ const closeKeys = ["conversation", "silent", "confdir", "library", "inProcess", 
  */
 function trustedRecord(
   r: RecordData,
+  service: string,
   confdir: string | undefined,
   utmp: Record<string, unknown>,
 ): RecordData {
+  if (r.service !== service) {
+    throw new TypeError(
+      `the record's service (${JSON.stringify(r.service)}) is not the one this closer runs ` +
+        `(${JSON.stringify(service)}): pass closeSession(record, { service }) with the service ` +
+        "the session was opened with",
+    );
+  }
   if (absolute(r.confdir) !== confdir) {
     throw new TypeError(
       `the record's confdir (${r.confdir ?? "the default, /etc/pam.d"}) is not the one this ` +
@@ -108,7 +132,8 @@ function trustedRecord(
         "{ confdir }) with the directory the session was opened with",
     );
   }
-  if (r.line === undefined) return r;
+  // From here on the closer's own values, not the record's, even where they are equal.
+  if (r.line === undefined) return { ...r, service };
   const files = {
     utmpFile: absolute(optionalString(utmp.utmpFile, "utmp.utmpFile")) ?? systemUtmpFile,
     wtmpFile: absolute(optionalString(utmp.wtmpFile, "utmp.wtmpFile")) ?? systemWtmpFile,
@@ -122,21 +147,22 @@ function trustedRecord(
       );
     }
   }
-  return { ...r, ...files };
+  return { ...r, service, ...files };
 }
 
 /**
  * Closes a session `login()` opened, from any process, given its
  * {@linkcode SessionRecord}: in a session process of its own (as `login()`
  * runs), writes the exit entries (wtmp logout record, utmp entry cleared)
- * first, then starts a new transaction with the record's service, user and
- * items and calls `pam_close_session`, `pam_setcred(PAM_DELETE_CRED)` and
+ * first, then starts a new transaction with `options.service` and the
+ * record's user and items and calls `pam_close_session`, `pam_setcred(PAM_DELETE_CRED)` and
  * `pam_end`. Every step runs even if one fails (the exit entries even when
  * `pam_start` fails); the promise rejects with the first failure.
  *
  * The record is data, not authority: the modules that run come from
- * `options.confdir` and the files written from `options.utmp` (the system
- * defaults when absent), and a record naming others is refused. The utmp
+ * `options.service` under `options.confdir` and the files written from
+ * `options.utmp` (the system defaults when absent), and a record naming
+ * others is refused. The utmp
  * entry is cleared, and a wtmp logout written, only while it is still the
  * record's login (user, line, pid and login time), never a newer one's.
  *
@@ -149,25 +175,35 @@ function trustedRecord(
  * import { closeSession, type SessionRecord } from "@seed/pam";
  * const record: SessionRecord = JSON.parse(Deno.readTextFileSync("/run/my-app/session.json"));
  * await closeSession(record, {
+ *   service: "my-app",
  *   confdir: "/etc/my-app/pam.d",
  *   utmp: { utmpFile: "/var/run/utmp", wtmpFile: "/var/log/wtmp" },
  *   silent: true,
  * });
  * ```
  *
- * @throws {TypeError} For a malformed record, bad options, or a record whose
- *   `confdir`, `utmpFile` or `wtmpFile` is not the closer's, before anything runs.
+ * @throws {TypeError} For a malformed record, bad options (`service` missing
+ *   included), or a record whose `service`, `confdir`, `utmpFile` or
+ *   `wtmpFile` is not the closer's, before anything runs.
  * @throws {PamError} When a PAM step fails.
  * @throws {Error} When a utmp or wtmp file is not a regular utmp file (nothing is written to it).
  * @tags allow-ffi, allow-run, allow-env
  */
 export async function closeSession(
   record: SessionRecord,
-  options?: CloseSessionOptions,
+  options: CloseSessionOptions,
 ): Promise<void> {
   const checked = checkRecord(record);
   const o = optionsObject<Record<string, unknown>>(options, "closeSession() options");
   checkKeys(o, closeKeys, "closeSession() options");
+  if (o.service === undefined) {
+    throw new TypeError(
+      "closeSession() options.service is required: the service whose stack closes the " +
+        "session (the record's is checked against it, never obeyed)",
+    );
+  }
+  checkService(o.service);
+  const service = o.service;
   checkConversation(o.conversation);
   const silent = optionalBoolean(o.silent, "silent") ?? false;
   const confdir = absolute(optionalString(o.confdir, "confdir"));
@@ -177,12 +213,12 @@ export async function closeSession(
   if (o.inProcess !== undefined && typeof o.inProcess !== "boolean") {
     throw new TypeError(`inProcess must be a boolean, got ${describe(o.inProcess)}`);
   }
-  const r = trustedRecord(checked, confdir, utmp);
+  const r = trustedRecord(checked, service, confdir, utmp);
   const conversation = o.conversation as AsyncConversation | undefined;
   if (o.inProcess) {
     await closeFromRecord(r, silent, () =>
       AsyncPamTransaction.start({
-        service: r.service,
+        service,
         user: r.user,
         ...(conversation !== undefined ? { conversation } : {}),
         ...(confdir !== undefined ? { confdir } : {}),
