@@ -24,6 +24,8 @@ interface Window {
   users: number;
   modules: PamTransaction | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the last user let go (performance.now()). */
+  idleSince: number;
 }
 
 const windows = new Map<string, Window>();
@@ -61,13 +63,10 @@ export function holdModules(options: ModuleStack): { release(): void } {
       // The transaction's own pam_start reports what is wrong (a missing service file,
       // a library that does not load); nothing is held.
     }
-    window = { users: 0, modules, timer: undefined };
+    window = { users: 0, modules, timer: undefined, idleSince: 0 };
     windows.set(key, window);
   }
-  if (window.timer !== undefined) {
-    clearTimeout(window.timer);
-    window.timer = undefined;
-  }
+  // A timer still armed stays: it finds the window in use and lets it be (see watchIdle).
   window.users++;
   const held = window;
   let released = false;
@@ -77,11 +76,28 @@ export function holdModules(options: ModuleStack): { release(): void } {
       released = true;
       if (--held.users > 0 || windows.get(key) !== held) return;
       if (idleWindowMs === 0) return close(key, held);
-      held.timer = setTimeout(() => close(key, held), idleWindowMs);
-      // An idle window never keeps the process alive.
-      held.timer.unref();
+      held.idleSince = performance.now();
+      if (held.timer === undefined) watchIdle(key, held, idleWindowMs);
     },
   };
+}
+
+/**
+ * Closes `window` once it has been idle for the whole window, checking in
+ * `ms`: one timer per window, re-armed for what is left, rather than one set
+ * and cleared per call (a one-shot at a time would pay for both each time).
+ */
+function watchIdle(key: string, window: Window, ms: number): void {
+  window.timer = setTimeout(() => {
+    window.timer = undefined;
+    // In use again: its next release re-arms the watch.
+    if (window.users > 0 || windows.get(key) !== window) return;
+    const idle = performance.now() - window.idleSince;
+    if (idle >= idleWindowMs) close(key, window);
+    else watchIdle(key, window, idleWindowMs - idle);
+  }, Math.max(1, ms));
+  // An idle window never keeps the process alive.
+  window.timer.unref();
 }
 
 /** Sets the idle window (checked by `setModuleIdleWindow()`); 0 lets every hold go now. */
