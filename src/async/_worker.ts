@@ -236,13 +236,19 @@ async function serve(): Promise<never> {
     served = id;
     sinceTurn++;
     let reply: WorkerReply;
+    // Only a method call's result can hold bytes or an array with holes; errors may carry
+    // binary prompts' messages.
+    let plain = false;
     try {
-      reply = { type: "result", id, value: handle(readMessage(channel) as WorkerRequest) };
+      const request = readMessage(channel) as WorkerRequest;
+      plain = request.op !== "call";
+      reply = { type: "result", id, value: handle(request) };
     } catch (error) {
       reply = { type: "error", id, error: serialize(error) };
+      plain = false;
     }
     try {
-      writeMessage(channel, reply);
+      writeMessage(channel, reply, plain);
     } catch (error) {
       writeMessage(channel, { type: "error", id, error: serialize(error) } satisfies WorkerReply);
     } finally {

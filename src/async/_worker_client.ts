@@ -167,7 +167,8 @@ export class PamWorker {
     }
     try {
       if (answers) writeAnswers(this.#channel, answers);
-      writeMessage(this.#channel, request);
+      // Only a method call's arguments can hold bytes (setXAuthData) or undefined in an array.
+      writeMessage(this.#channel, request, request.op !== "call");
     } catch (error) {
       if (answers) wipeAnswers(this.#channel);
       this.#releaseSlot();
