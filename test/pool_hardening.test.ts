@@ -145,7 +145,10 @@ test("an answered conversation waits for a run slot: busy never exceeds size", {
   const go = join(stack.dir, "go");
   writeFileSync(
     join(stack.dir, "wait.sh"),
-    `#!/bin/sh\nwhile [ ! -e '${go}' ]; do sleep 0.02; done\n`,
+    // Also gives up once the stack is gone or after 30 s: a test process that dies must not
+    // leave it looping.
+    `#!/bin/sh\ni=0\nwhile [ ! -e '${go}' ] && [ -d '${stack.dir}' ] && [ $i -lt 1500 ]; do ` +
+      `sleep 0.02; i=$((i + 1)); done\n`,
   );
   chmodSync(join(stack.dir, "wait.sh"), 0o755);
   setWorkerPoolSize(1, { maxThreads: 4 });
