@@ -195,6 +195,37 @@ test("an answered conversation waits for a run slot: busy never exceeds size", {
   assert.ok(most <= 1, `busy reached ${most} with size 1`);
 });
 
+test("a pool whose maxThreads is its size reserves half: transactions still run side by side", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = createTestStack({ services: { web: matrix }, users: { alice: "secret" } });
+  // As setWorkerPoolSize(64) leaves it: maxThreads defaults to the size.
+  setWorkerPoolSize(4, { maxThreads: 4 });
+  const held: AsyncPamTransaction[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      held.push(
+        await within(
+          AsyncPamTransaction.start({ service: "web", user: "alice", confdir: stack.confdir }),
+          10_000,
+          `transaction ${i + 1} of 2 open together`,
+        ),
+      );
+    }
+    assert.deepEqual(
+      await within(
+        authenticate({ service: "web", user: "alice", password: "secret", confdir: stack.confdir }),
+        10_000,
+        "a one-shot beside them",
+      ),
+      { user: "alice" },
+    );
+  } finally {
+    await Promise.all(held.map((tx) => tx.end()));
+    setWorkerPoolSize(4);
+  }
+});
+
 test("transactions leave size threads to one-shots; a start past their share waits", {
   skip: noMatrix,
 }, async () => {
@@ -212,7 +243,8 @@ test("transactions leave size threads to one-shots; a start past their share wai
   const prompts: Promise<unknown>[] = [];
   const later: Promise<AsyncPamTransaction>[] = [];
   try {
-    // The share: maxThreads - size = 4 transactions, each waiting at a prompt.
+    // The share: maxThreads - size = 4 transactions, each waiting at a prompt (the reserve,
+    // size 2, is at most half of maxThreads).
     for (let i = 0; i < 4; i++) {
       const tx = await within(start(), 10_000, `transaction ${i + 1} of the share`);
       held.push(tx);

@@ -164,7 +164,8 @@ function threadsCannotStart(error: unknown): void {
   cannotStart = true;
   for (let i = 0; i < waiters.length;) {
     const waiter = waiters[i];
-    if (!waiter.thread) {
+    // A transaction waiting for its share waits for a transaction's end, not for a new thread.
+    if (!waiter.thread || (waiter.transaction && transactions.size >= transactionShare())) {
       i++;
       continue;
     }
@@ -175,13 +176,14 @@ function threadsCannotStart(error: unknown): void {
 }
 
 /**
- * How many threads transactions may hold: all but `size`, which stay for
+ * How many threads transactions may hold: all but a reserve of `size` for
  * one-shots, so that transactions whose conversations never answer cannot
- * lock `authenticate()` out; at least one, so that transactions still run
- * when `maxThreads` is `size`.
+ * lock `authenticate()` out. The reserve is at most half of `maxThreads`: a
+ * pool whose `maxThreads` is (or defaults to) its `size` must not leave
+ * transactions one thread.
  */
 function transactionShare(): number {
-  return Math.max(1, maxThreads - size);
+  return maxThreads - Math.min(size, Math.floor(maxThreads / 2));
 }
 
 /** An idle thread that runs; new threads are started by {@linkcode pump}. */

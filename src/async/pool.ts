@@ -9,8 +9,8 @@
 import { MAX_THREADS, poolStats, resizePool, startPool } from "./_pool.ts";
 
 /**
- * How busy the pool is. Transactions hold at most `maxThreads - size`
- * threads (at least one); the other `size` stay for `authenticate()`
+ * How busy the pool is. Transactions hold at most `maxThreads` minus a
+ * reserve of `size` threads (at most half of `maxThreads`); the reserve stays for `authenticate()`
  * one-shots, so a one-shot always finds a thread however many transactions
  * wait for their conversation handlers.
  *
@@ -26,7 +26,7 @@ export interface WorkerPoolStats {
   readonly size: number;
   /**
    * The most threads alive at once (each transaction holds one from start to
-   * end; transactions together at most `maxThreads - size`, at least one).
+   * end; transactions together at most `maxThreads` minus a reserve of `size`, at most half).
    */
   readonly maxThreads: number;
   /** Threads alive now. */
