@@ -887,3 +887,23 @@ for (const inProcess of [false, true]) {
     },
   );
 }
+
+test(
+  "conversationTimeoutMs: Infinity waits for ever in both backends, as for AsyncPamTransaction",
+  {
+    skip,
+  },
+  async () => {
+    await using stack = sessionStack();
+    for (const inProcess of [false, true]) {
+      await using session = await login(
+        options(stack, { utmp: false, inProcess, conversationTimeoutMs: Infinity }),
+      );
+      assert.equal(session.record.user, "alice");
+    }
+    await assert.rejects(
+      login(options(stack, { utmp: false, conversationTimeoutMs: 0 })),
+      RangeError,
+    );
+  },
+);

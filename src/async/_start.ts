@@ -30,6 +30,17 @@ export interface CheckedStart {
   readonly conversationTimeoutMs?: number | undefined;
 }
 
+/**
+ * A `conversationTimeoutMs` option, checked: the default when absent,
+ * `undefined` (no timeout) for `Infinity`. Shared with `login()`.
+ */
+export function conversationTimeout(value: unknown, what: string): number | undefined {
+  // Infinity is the one way to wait for ever: checkTimeoutMs refuses it, as setTimeout would
+  // fire at once for it.
+  if (value === Infinity) return undefined;
+  return checkTimeoutMs(value, what) ?? DEFAULT_CONVERSATION_TIMEOUT_MS;
+}
+
 /** Checks the options every async start shares; also used by `login()` (src/session/login.ts). */
 export function checkStartOptions(
   o: AsyncPamTransactionOptions,
@@ -43,12 +54,7 @@ export function checkStartOptions(
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
     throw new TypeError(`${what}.signal must be an AbortSignal, got ${describe(o.signal)}`);
   }
-  // Infinity is the one way to wait for ever: checkTimeoutMs refuses it, as setTimeout would
-  // fire at once for it.
-  const ms = o.conversationTimeoutMs === Infinity
-    ? undefined
-    : checkTimeoutMs(o.conversationTimeoutMs, `${what}.conversationTimeoutMs`) ??
-      DEFAULT_CONVERSATION_TIMEOUT_MS;
+  const ms = conversationTimeout(o.conversationTimeoutMs, `${what}.conversationTimeoutMs`);
   const options: CheckedStart["options"] = { service: o.service };
   if (o.user !== undefined && o.user !== null) options.user = o.user;
   if (o.confdir !== undefined && o.confdir !== null) options.confdir = o.confdir;

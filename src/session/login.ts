@@ -16,8 +16,9 @@ import type { ChildProcess } from "node:child_process";
 import process from "node:process";
 import { AsyncPamTransaction, type AsyncPamTransactionOptions } from "../async/transaction.ts";
 import { detachSignal } from "../async/_link.ts";
+import { conversationTimeout } from "../async/_start.ts";
 import { threadUtmp } from "./_utmp_thread.ts";
-import { checkConversation, checkTimeoutMs, describe, optionsObject } from "../_validate.ts";
+import { checkConversation, describe, optionsObject } from "../_validate.ts";
 import { diedError, quiet, SessionProcess } from "./_client.ts";
 import type { Frame } from "./_frames.ts";
 import {
@@ -721,7 +722,8 @@ export async function login(options: LoginOptions): Promise<LoginSession> {
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(`login() options.signal must be an AbortSignal, got ${describe(signal)}`);
   }
-  const ms = checkTimeoutMs(o.conversationTimeoutMs, "login() options.conversationTimeoutMs");
+  // The async API's default and its Infinity, for the session process's relay as for inProcess.
+  const ms = conversationTimeout(o.conversationTimeoutMs, "login() options.conversationTimeoutMs");
   if (o.inProcess !== undefined && typeof o.inProcess !== "boolean") {
     throw new TypeError(`inProcess must be a boolean, got ${describe(o.inProcess)}`);
   }
@@ -818,7 +820,8 @@ async function loginInProcess(
     ...(plan.failDelay !== undefined ? { failDelay: plan.failDelay } : {}),
     ...(options.conversation !== undefined ? { conversation: options.conversation } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
-    ...(options.ms !== undefined ? { conversationTimeoutMs: options.ms } : {}),
+    // undefined is Infinity here (conversationTimeout): start() would apply its default.
+    conversationTimeoutMs: options.ms ?? Infinity,
   });
   let opened: OpenedSession;
   try {
