@@ -158,8 +158,12 @@ function handle(request: WorkerRequest): unknown {
       }
     }
     case "end":
-      transaction?.end({ silent: request.silent });
-      transaction = undefined;
+      try {
+        transaction?.end({ silent: request.silent === true });
+      } finally {
+        // Whatever end() threw, this thread must not keep a transaction for its next holder.
+        transaction = undefined;
+      }
       return undefined;
   }
 }

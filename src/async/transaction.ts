@@ -491,9 +491,11 @@ export class AsyncPamTransaction {
    */
   end(options?: SilentFlag): Promise<void> {
     if (this.#endPromise) return this.#endPromise;
+    let silent: boolean;
     try {
       this.#refuseInsideConversation("end");
-      flagsOf(options, "end() options", endFlags);
+      // From the checked snapshot: a getter read again could send the worker something else.
+      silent = flagsOf(options, "end() options", endFlags) !== 0;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -505,7 +507,7 @@ export class AsyncPamTransaction {
     const run = async () => {
       try {
         if (!worker.death) {
-          await this.#link.request({ op: "end", silent: options?.silent }, undefined, true);
+          await this.#link.request({ op: "end", silent }, undefined, true);
         }
       } catch (error) {
         // A thread that died has taken the handle with it: nothing is left to end.
