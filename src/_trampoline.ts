@@ -79,6 +79,9 @@ class ResponseBuffer {
 
   /** A zeroed array of `count` responses, from libc's `calloc` as libpam expects. */
   static allocate(count: number): ResponseBuffer {
+    // Zeroed here too: an earlier call cut short where even its cleanup threw (the stack limit)
+    // must not leave its pointers for this one to hand to libpam.
+    responsesImage.fill(0, 0, count * pamResponseLayout.size);
     return new ResponseBuffer(
       CMemory.calloc(count, pamResponseLayout.size, "the conversation's responses"),
       count,
