@@ -103,5 +103,13 @@ function watchIdle(key: string, window: Window, ms: number): void {
 /** Sets the idle window (checked by `setModuleIdleWindow()`); 0 lets every hold go now. */
 export function setIdleWindow(ms: number): void {
   idleWindowMs = ms;
-  if (ms === 0) { for (const [key, window] of [...windows]) close(key, window); }
+  for (const [key, window] of [...windows]) {
+    if (ms === 0) {
+      close(key, window);
+    } else if (window.timer !== undefined) {
+      // A shorter window takes effect now, not when the longer one's timer would have fired.
+      clearTimeout(window.timer);
+      watchIdle(key, window, ms - (performance.now() - window.idleSince));
+    }
+  }
 }

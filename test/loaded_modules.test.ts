@@ -178,6 +178,29 @@ test("the async API keeps a busy service's modules loaded, and lets go after its
   }
 });
 
+test(
+  "the idle window: kept across calls, and a shorter window set meanwhile takes effect at once",
+  {
+    skip: skip || noGcc,
+  },
+  async () => {
+    using stack = versionedStack();
+    try {
+      setModuleIdleWindow(60_000);
+      assert.equal(await verdict(stack.confdir), "in");
+      stack.install(2);
+      // Calls inside the window keep version 1 loaded, one after another.
+      for (let i = 0; i < 3; i++) assert.equal(await verdict(stack.confdir), "in");
+      // Idle since the last call; the window shrinks to 100 ms: not a minute later.
+      setModuleIdleWindow(100);
+      await sleep(400);
+      assert.equal(await verdict(stack.confdir), "refused", "version 2 once the new window passed");
+    } finally {
+      setModuleIdleWindow(1000);
+    }
+  },
+);
+
 test("setModuleIdleWindow: a window out of range is a RangeError, a non-number a TypeError", () => {
   assert.throws(() => setModuleIdleWindow(-1), RangeError);
   assert.throws(() => setModuleIdleWindow(NaN), RangeError);
