@@ -22,6 +22,7 @@ import { defaultLibraries, native, prioritySymbols } from "../ffi/mod.ts";
 import { createTestStack, type TestStack } from "../src/testing.ts";
 import { cleanFileMappings } from "../src/session/_idle_pages.ts";
 import { compileModule } from "./_modules.ts";
+import { within } from "./_helpers.ts";
 
 const isDeno = "Deno" in globalThis;
 const isRoot = spawnSync("id", ["-u"], { encoding: "utf8" }).stdout.trim() === "0";
@@ -407,6 +408,47 @@ test("100 concurrent open sessions hold no pool thread: a one-shot check still r
   await Promise.all(sessions.map((x) => x.close()));
   caller.check("by 100 closes");
   assert.equal(ranLog(s).filter((l) => l.startsWith("close_session")).length, 100);
+});
+
+test("close() leaves nothing of a program's group: a background job that ignores SIGHUP is killed when its shell dies of it", async () => {
+  await using s = stack();
+  for (const inProcess of [true, false]) {
+    const session = await login(base(s, { inProcess }));
+    // The shell dies of SIGHUP at once; its background sleep ignores it (ignored across exec).
+    const program = await session.spawn(
+      ["sh", "-c", "(trap '' HUP; exec sleep 60) & echo $!; wait"],
+      { stdin: "null" },
+    );
+    let background = 0;
+    try {
+      const reader = program.stdout!.getReader();
+      let out = "";
+      while (!out.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += new TextDecoder().decode(value);
+      }
+      reader.releaseLock();
+      background = Number(out.trim());
+      assert.ok(background > 1 && running(background), out);
+      await session.close();
+      for (let i = 0; i < 100 && running(background); i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.ok(!running(background), `inProcess ${inProcess}: the background job is gone too`);
+      // Its stdout closes with the background job: a survivor would hold it for a minute.
+      assert.deepEqual(await within(program.status, 5000, "the program's status"), {
+        code: null,
+        signal: "SIGHUP",
+      });
+    } finally {
+      try {
+        if (background > 1) process.kill(background, "SIGKILL");
+      } catch {
+        // Gone, as it should be.
+      }
+    }
+  }
 });
 
 test("inProcess close() hangs up a program's group as the session process does: SIGHUP ignored, SIGKILL", async () => {

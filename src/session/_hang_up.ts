@@ -3,7 +3,7 @@
  * `SIGHUP` to each program's process group (each was started by `setsid`,
  * so it leads a session and a group of its own, and what it started in the
  * background is in that group too), then, after a grace period, `SIGKILL`
- * to what is left. One implementation for the session process, the caller
+ * to what is left, and whatever is left in their groups once they have ended. One implementation for the session process, the caller
  * of an `inProcess` session, and a caller whose session process died.
  * Internal.
  *
@@ -67,10 +67,20 @@ export async function hangUp(
     timer = setTimeout(() => resolve("late"), hangUpGraceMs);
   });
   try {
-    if (await Promise.race([ended.then(() => "done" as const), late]) === "done") return;
+    if (await Promise.race([ended.then(() => "done" as const), late]) !== "done") {
+      for (const t of live) signalGroup(t.pid, "SIGKILL", t.kill);
+      await ended;
+    }
   } finally {
     clearTimeout(timer);
   }
-  for (const t of live) signalGroup(t.pid, "SIGKILL", t.kill);
-  await ended;
+  // A program that died of the hangup may leave a background job in its group that ignores
+  // SIGHUP: the groups go now, while their ids cannot have been taken by anything else yet.
+  for (const t of targets) {
+    try {
+      process.kill(-t.pid, "SIGKILL");
+    } catch {
+      // The group is empty: nothing was left behind.
+    }
+  }
 }
