@@ -395,3 +395,32 @@ test("a lease is released once: a second release, or a stale one, is a no-op", a
   }
   assert.equal(workerPoolStats().held, 0);
 });
+
+test("end() sends the flags it checked: a getter that changes its answer cannot break the thread", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = createTestStack({ services: { web: matrix }, users: { alice: "secret" } });
+  setWorkerPoolSize(1, { maxThreads: 2 });
+  try {
+    const open = () =>
+      within(
+        AsyncPamTransaction.start({ service: "web", user: "alice", confdir: stack.confdir }),
+        10_000,
+        "a start on the pool's thread",
+      );
+    const tx = await open();
+    let reads = 0;
+    await tx.end({
+      get silent() {
+        reads++;
+        return (reads === 1 ? true : "not a boolean") as boolean;
+      },
+    });
+    assert.equal(reads, 1, "the option is read once");
+    assert.equal(workerPoolStats().held, 0);
+    // Every thread the pool has can start a transaction again.
+    for (let i = 0; i < 3; i++) await (await open()).end();
+  } finally {
+    setWorkerPoolSize(4);
+  }
+});
