@@ -17,6 +17,7 @@ import {
   type LoginSession,
   PamError,
   passwordConversation,
+  type SessionProgram,
 } from "../mod.ts";
 import { defaultLibraries, native, prioritySymbols } from "../ffi/mod.ts";
 import { createTestStack, type TestStack } from "../src/testing.ts";
@@ -107,6 +108,38 @@ function watchCaller(): { check(when: string): void } {
 function running(pid: number): boolean {
   const stat = spawnSync("cat", [`/proc/${pid}/stat`], { encoding: "utf8" });
   return stat.status === 0 && !/^\d+ \(.*\) Z/.test(stat.stdout);
+}
+
+/** The pid a program prints on its first line of output (`echo $!` of a background job). */
+async function firstLinePid(program: SessionProgram): Promise<number> {
+  const reader = program.stdout!.getReader();
+  let out = "";
+  while (!out.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  const pid = Number(out.trim());
+  assert.ok(pid > 1 && running(pid), out);
+  return pid;
+}
+
+/** Waits up to a second for `pid` to stop running (reaping it is its new parent's business). */
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 100 && running(pid); i++) await new Promise((r) => setTimeout(r, 10));
+  return !running(pid);
+}
+
+/** Kills what a test left behind, if anything. */
+function killAll(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      if (pid > 1) process.kill(pid, "SIGKILL");
+    } catch {
+      // Gone, as it should be.
+    }
+  }
 }
 
 async function run(
@@ -421,32 +454,16 @@ test("close() leaves nothing of a program's group: a background job that ignores
     );
     let background = 0;
     try {
-      const reader = program.stdout!.getReader();
-      let out = "";
-      while (!out.includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        out += new TextDecoder().decode(value);
-      }
-      reader.releaseLock();
-      background = Number(out.trim());
-      assert.ok(background > 1 && running(background), out);
+      background = await firstLinePid(program);
       await session.close();
-      for (let i = 0; i < 100 && running(background); i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      assert.ok(!running(background), `inProcess ${inProcess}: the background job is gone too`);
+      assert.ok(await gone(background), `inProcess ${inProcess}: the background job is gone too`);
       // Its stdout closes with the background job: a survivor would hold it for a minute.
       assert.deepEqual(await within(program.status, 5000, "the program's status"), {
         code: null,
         signal: "SIGHUP",
       });
     } finally {
-      try {
-        if (background > 1) process.kill(background, "SIGKILL");
-      } catch {
-        // Gone, as it should be.
-      }
+      killAll([background]);
     }
   }
 });
@@ -462,33 +479,15 @@ test("inProcess close() hangs up a program's group as the session process does: 
   );
   let background = 0;
   try {
-    const reader = program.stdout!.getReader();
-    let out = "";
-    while (!out.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += new TextDecoder().decode(value);
-    }
-    reader.releaseLock();
-    background = Number(out.trim());
-    assert.ok(background > 1 && running(background), out);
+    background = await firstLinePid(program);
     await session.close();
     assert.ok(!running(program.pid), "the program is gone once close() has resolved");
     assert.deepEqual(await program.status, { code: null, signal: "SIGKILL" });
-    // Killed with its group; reaping it is its new parent's business.
-    for (let i = 0; i < 100 && running(background); i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    assert.ok(!running(background), "what it started in the background is gone too");
+    // Killed with its group.
+    assert.ok(await gone(background), "what it started in the background is gone too");
     assert.ok(ranLog(s).some((l) => l.startsWith("close_session")));
   } finally {
-    for (const pid of [program.pid, background]) {
-      try {
-        if (pid > 1) process.kill(pid, "SIGKILL");
-      } catch {
-        // Gone, as it should be.
-      }
-    }
+    killAll([program.pid, background]);
   }
 });
 
