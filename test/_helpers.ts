@@ -22,6 +22,7 @@ import {
   type Pointer,
   pointerSize,
 } from "../ffi/mod.ts";
+import { authenticate } from "../mod.ts";
 import { ItemType, ReturnCode } from "../src/constants.ts";
 import {
   type ConversationHandler,
@@ -333,3 +334,18 @@ export const matrix: string = [
   "account required {{pam_matrix}} passdb={{passdb}}",
   "",
 ].join("\n");
+
+/**
+ * Asserts that alice's one-shot on a `web` service of {@linkcode matrix} at
+ * `confdir` gets through within 10 s (beside whatever a test holds).
+ */
+export async function assertOneShotGetsThrough(confdir: string, what: string): Promise<void> {
+  assert.deepEqual(
+    await within(
+      authenticate({ service: "web", user: "alice", password: "secret", confdir }),
+      10_000,
+      what,
+    ),
+    { user: "alice" },
+  );
+}
