@@ -83,6 +83,14 @@ export const median = (xs: number[]): number => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
+/** The median of a series' defined values. */
+export const medianOfDefined = (xs: (number | undefined)[]): number =>
+  median(xs.filter((v): v is number => v !== undefined));
+
+/** For {@linkcode paired}: the ratio and the difference of a pair. */
+export const ratio = (x: number, y: number): number => x / y;
+export const difference = (x: number, y: number): number => x - y;
+
 /** Per-repetition pairs of two series, for ratios measured in the same repetition. */
 export function paired(
   a: (number | undefined)[],

@@ -5,7 +5,7 @@
  */
 
 import { type ImplId, type Row, sync } from "./_rows.ts";
-import { median, paired } from "./_process.ts";
+import { difference, median, medianOfDefined, paired, ratio } from "./_process.ts";
 import type { Result } from "./_setup.ts";
 import type { Cell } from "./_run.ts";
 
@@ -62,14 +62,12 @@ export function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>
         reps: ok.length,
         usPerTx: median(ok.map((r) => r.usPerTx)),
         cpuUsPerTx: median(ok.map((r) => r.cpuUsPerTx)),
-        ratioToC: id === "c" ? 1 : paired(us(row.id, id), us(row.id, "c"), (a, b) => a / b),
-        cpuRatioToC: id === "c" ? 1 : paired(cpu(row.id, id), cpu(row.id, "c"), (a, b) => a / b),
+        ratioToC: id === "c" ? 1 : paired(us(row.id, id), us(row.id, "c"), ratio),
+        cpuRatioToC: id === "c" ? 1 : paired(cpu(row.id, id), cpu(row.id, "c"), ratio),
         quietUsPerTx: median(ok.flatMap((r) => r.quietUsPerTx ?? [])),
-        quietRatioToC: id === "c"
-          ? 1
-          : paired(quiet(row.id, id), quiet(row.id, "c"), (a, b) => a / b),
-        overCUs: paired(us(row.id, id), us(row.id, "c"), (a, b) => a - b),
-        cpuOverCUs: paired(cpu(row.id, id), cpu(row.id, "c"), (a, b) => a - b),
+        quietRatioToC: id === "c" ? 1 : paired(quiet(row.id, id), quiet(row.id, "c"), ratio),
+        overCUs: paired(us(row.id, id), us(row.id, "c"), difference),
+        cpuOverCUs: paired(cpu(row.id, id), cpu(row.id, "c"), difference),
         peakRssKiB: median(ok.map((r) => r.peakRssKiB)),
         messagesPerTx: median(ok.map((r) => r.messagesPerTx)),
         usPerTxByRep: us(row.id, id).map((v) => v ?? null),
@@ -87,9 +85,14 @@ export function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>
     };
   });
 
+  // The paired ratio of row A's implementation a to row B's b, in one series.
+  const rowsOf = (s: typeof us) => (rowA: string, a: ImplId, rowB: string, b: ImplId) =>
+    paired(s(rowA, a), s(rowB, b), ratio);
+
   // Derived values, from wall-clock (`us`) and from CPU time (`cpu`) alike.
   const derive = (m: typeof us, silent: typeof us) => {
     const d: Record<string, Record<string, number>> = {};
+    const rows = rowsOf(m);
     // Per message, each repetition: row 3a against its PAM_SILENT twin timed in the same
     // process (alternating slices); 3a against row 3b, another process, is kept to compare.
     const perMessage = (row: string, id: ImplId) => {
@@ -100,59 +103,41 @@ export function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>
     };
     for (const id of sync) {
       d[id] = {
-        perMessageUs: median(perMessage("echo10", id).filter((v) => v !== undefined)),
+        perMessageUs: medianOfDefined(perMessage("echo10", id)),
         perMessageAcrossProcessesUs: paired(
           m("echo10", id),
           m("echo0", id),
           (ten, zero) => (ten - zero) / 10,
         ),
-        stubPerMessageUs: median(perMessage("stub-echo10", id).filter((v) => v !== undefined)),
+        stubPerMessageUs: medianOfDefined(perMessage("stub-echo10", id)),
       };
       if (id === "c") continue;
       d[id].perMessageOverCUs = paired(
         perMessage("echo10", id),
         perMessage("echo10", "c"),
-        (a, b) => a - b,
+        difference,
       );
     }
     for (
       const [asyncId, syncId] of [["deno-async", "deno-sync"], ["bun-async", "bun-sync"]] as const
     ) {
       d[asyncId] = {
-        sequentialVsSync: paired(
-          m("oneshot-async-1", asyncId),
-          m("oneshot-sync", syncId),
-          (a, b) => a / b,
-        ),
-        throughput4VsSequential: paired(
-          m("oneshot-async-1", asyncId),
-          m("oneshot-async-4", asyncId),
-          (a, b) => a / b,
-        ),
-        throughput4VsAuthenticatePam: paired(
-          m("etc-4", "node"),
-          m("etc-4", asyncId),
-          (a, b) => a / b,
-        ),
+        sequentialVsSync: rows("oneshot-async-1", asyncId, "oneshot-sync", syncId),
+        throughput4VsSequential: rows("oneshot-async-1", asyncId, "oneshot-async-4", asyncId),
+        throughput4VsAuthenticatePam: rows("etc-4", "node", "etc-4", asyncId),
       };
     }
-    d.c.throughput4VsSequential = paired(
-      m("oneshot-async-1", "c"),
-      m("oneshot-async-4", "c"),
-      (a, b) => a / b,
-    );
+    d.c.throughput4VsSequential = rows("oneshot-async-1", "c", "oneshot-async-4", "c");
     d.node = {
-      throughput4VsSequential: paired(m("etc-1", "node"), m("etc-4", "node"), (a, b) => a / b),
+      throughput4VsSequential: rows("etc-1", "node", "etc-4", "node"),
     };
     // With the modules kept loaded, C too: the same ratios without libpam's dlopen per
     // transaction (not what the targets judge; keepModulesLoaded() is an opt-in).
-    const ratio = (rowA: string, a: ImplId, rowB: string, b: ImplId) =>
-      paired(m(rowA, a), m(rowB, b), (x, y) => x / y);
     for (const id of ["deno-sync-kept", "bun-sync-kept"] as const) {
       d[id] = {
-        fullVsCKept: ratio("permit", id, "permit", "c-kept"),
-        conversationVsCKept: ratio("conversation", id, "conversation", "c-kept"),
-        oneshotVsCKept: ratio("oneshot-sync", id, "oneshot-sync", "c-kept"),
+        fullVsCKept: rows("permit", id, "permit", "c-kept"),
+        conversationVsCKept: rows("conversation", id, "conversation", "c-kept"),
+        oneshotVsCKept: rows("oneshot-sync", id, "oneshot-sync", "c-kept"),
       };
     }
     for (
@@ -162,13 +147,13 @@ export function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>
       ] as const
     ) {
       d[id] = {
-        sequentialVsSync: ratio("oneshot-async-1", id, "oneshot-sync", syncId),
-        throughput4VsSequential: ratio("oneshot-async-1", id, "oneshot-async-4", id),
-        throughput4VsAuthenticatePam: ratio("etc-4", "node", "etc-4", id),
+        sequentialVsSync: rows("oneshot-async-1", id, "oneshot-sync", syncId),
+        throughput4VsSequential: rows("oneshot-async-1", id, "oneshot-async-4", id),
+        throughput4VsAuthenticatePam: rows("etc-4", "node", "etc-4", id),
       };
     }
     d["c-kept"] = {
-      throughput4VsSequential: ratio("oneshot-async-1", "c-kept", "oneshot-async-4", "c-kept"),
+      throughput4VsSequential: rows("oneshot-async-1", "c-kept", "oneshot-async-4", "c-kept"),
     };
     return d;
   };
@@ -186,22 +171,19 @@ export function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>
   const none = series("noneUsPerTx");
   const growLag = series("growLagMs");
   const firstCheck = series("firstCheckMs");
-  const medianOf = (xs: (number | undefined)[]) =>
-    median(xs.filter((v): v is number => v !== undefined));
   const asyncDefaults: Record<string, Record<string, number>> = {};
-  const handoffUs = median(us("handoff", "c").filter((v): v is number => v !== undefined));
+  const handoffUs = medianOfDefined(us("handoff", "c"));
+  const rows = rowsOf(us);
   for (
     const [asyncId, syncId, rawId] of [
       ["deno-async", "deno-sync", "deno-raw"],
       ["bun-async", "bun-sync", "bun-raw"],
     ] as const
   ) {
-    const ratio = (rowA: string, a: ImplId, rowB: string, b: ImplId) =>
-      paired(us(rowA, a), us(rowB, b), (x, y) => x / y);
     const rawPermit = result("permit", rawId)?.ratioToC;
     asyncDefaults[asyncId] = {
-      etc4VsAuthenticatePam: ratio("etc-4", "node", "etc-4", asyncId),
-      etc64RateVsEtc4: ratio("etc-4", asyncId, "etc-64", asyncId),
+      etc4VsAuthenticatePam: rows("etc-4", "node", "etc-4", asyncId),
+      etc64RateVsEtc4: rows("etc-4", asyncId, "etc-64", asyncId),
       // (one at a time − the synchronous one-shot) ÷ the futex round trip of the same run
       sequentialOverSyncPerHandoff: paired(
         us("oneshot-async-1", asyncId),
@@ -211,7 +193,7 @@ export function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>
       stubBindingOverRawUs: paired(
         us("stub-permit", syncId),
         us("stub-permit", rawId),
-        (a, b) => a - b,
+        difference,
       ),
       stubPerMessageUs: derived.wall[syncId]?.stubPerMessageUs,
       promptVsFloor: (result("conversation", syncId)?.ratioToC ?? NaN) / (rawPermit ?? NaN),
@@ -219,28 +201,22 @@ export function summarise(selected: Row[], cells: Map<string, Map<ImplId, Cell>>
       // costs with no binding, against the same floor.
       rawPromptVsFloor: (result("conversation", rawId)?.ratioToC ?? NaN) / (rawPermit ?? NaN),
       // The binding's prompt row over the raw one of the same run: what the binding adds.
-      promptVsRawPrompt: paired(
-        us("conversation", syncId),
-        us("conversation", rawId),
-        (a, b) => a / b,
-      ),
+      promptVsRawPrompt: rows("conversation", syncId, "conversation", rawId),
       rightUnderFailuresVsAlone: paired(
         us("faildelay", asyncId),
         alone("faildelay", asyncId),
-        (a, b) => a / b,
+        ratio,
       ),
-      wrongMinMs: median(
-        wrongMin("faildelay", asyncId).filter((v): v is number => v !== undefined),
-      ),
-      coldStartLagMs: medianOf(us("startlag", asyncId)),
-      growLagMs: medianOf(growLag("startlag", asyncId)),
+      wrongMinMs: medianOfDefined(wrongMin("faildelay", asyncId)),
+      coldStartLagMs: medianOfDefined(us("startlag", asyncId)),
+      growLagMs: medianOfDefined(growLag("startlag", asyncId)),
       // No target: what the cold start's first check waits for its thread (more on Deno
       // when the spawner starts it: docs/bench.md, "The two missed targets").
-      coldFirstCheckMs: medianOf(firstCheck("startlag", asyncId)),
+      coldFirstCheckMs: medianOfDefined(firstCheck("startlag", asyncId)),
       waitingRateVsNone: paired(
         none("waiting40", asyncId),
         us("waiting40", asyncId),
-        (a, b) => a / b,
+        ratio,
       ),
     };
   }
