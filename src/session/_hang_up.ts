@@ -58,9 +58,19 @@ export async function hangUp(
 ): Promise<void> {
   if (targets.length === 0) return;
   const live = new Set(targets);
-  const ended = Promise.all(
-    targets.map((t) => t.ended.then(() => live.delete(t), () => live.delete(t))),
-  );
+  // A program that died of the hangup may leave a background job in its group that ignores
+  // SIGHUP: its group goes the moment it has ended. While the group has members its id cannot
+  // be reused; once it is empty the kill finds nothing, and the sooner it comes the less time
+  // a new process has had to take that id for a group of its own.
+  const sweep = (t: HangUpTarget) => {
+    live.delete(t);
+    try {
+      process.kill(-t.pid, "SIGKILL");
+    } catch {
+      // The group is empty: nothing was left behind.
+    }
+  };
+  const ended = Promise.all(targets.map((t) => t.ended.then(() => sweep(t), () => sweep(t))));
   if (!options.signalled) { for (const t of targets) signalGroup(t.pid, "SIGHUP", t.kill); }
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<"late">((resolve) => {
@@ -73,14 +83,5 @@ export async function hangUp(
     }
   } finally {
     clearTimeout(timer);
-  }
-  // A program that died of the hangup may leave a background job in its group that ignores
-  // SIGHUP: the groups go now, while their ids cannot have been taken by anything else yet.
-  for (const t of targets) {
-    try {
-      process.kill(-t.pid, "SIGKILL");
-    } catch {
-      // The group is empty: nothing was left behind.
-    }
   }
 }
