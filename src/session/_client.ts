@@ -9,7 +9,8 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
-import { clearTimeout as clearTimer, setTimeout as unrefTimer } from "node:timers";
+// node:timers for a timer with unref() on both runtimes.
+import { clearTimeout as clearNodeTimer, setTimeout as nodeTimer } from "node:timers";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { native } from "../../ffi/mod.ts";
@@ -18,7 +19,13 @@ import { wipeSnapshot } from "../_answers.ts";
 import { callHandler } from "../_handler_call.ts";
 import { encodeFrame, type Frame, FrameDecoder } from "./_frames.ts";
 import { decodeMessages, encodeAnswers } from "./_protocol.ts";
-import { setNiceOfThreads, type ThreadLibc, threadLibc } from "./_threads.ts";
+import {
+  lowestNice,
+  PRIO_PROCESS,
+  setNiceOfThreads,
+  type ThreadLibc,
+  threadLibc,
+} from "./_threads.ts";
 
 /** A conversation handler as `login()` takes it: may be async. */
 export type Handler = (messages: readonly PamMessage[]) => unknown;
@@ -120,13 +127,13 @@ function acquireBootSlot(): Promise<() => void> {
       const release = () => {
         if (released) return;
         released = true;
-        clearTimer(stuck);
+        clearNodeTimer(stuck);
         booting--;
         waitingToBoot.shift()?.();
       };
       // A process that never says "ready" (stopped, stuck loading) gives its slot up after a
       // while: the slot only paces starts, and must not stop every later login.
-      const stuck = unrefTimer(release, bootSlotMaxMs).unref();
+      const stuck = nodeTimer(release, bootSlotMaxMs).unref();
       // The next start waits for a new turn of the event loop, whatever freed the slot.
       setTimeout(() => resolve(release), 0);
     };
@@ -135,8 +142,6 @@ function acquireBootSlot(): Promise<() => void> {
   });
 }
 
-const PRIO_PROCESS = 0;
-const lowestNice = 19;
 /** Cleared once the caller turned out unable to give a process its priority back. */
 let mayLowerPriority = true;
 let priorityLibc: ThreadLibc | undefined;

@@ -19,7 +19,10 @@ import {
 } from "../../ffi/mod.ts";
 import { cString } from "../_validate.ts";
 
-const PRIO_PROCESS = 0;
+/** `setpriority(2)`'s `which` for one thread or process. */
+export const PRIO_PROCESS = 0;
+/** The lowest priority a thread can have. */
+export const lowestNice = 19;
 const O_CLOEXEC = 0o2000000;
 
 function openThreadLibc() {
@@ -45,7 +48,7 @@ export function threadLibc(): ThreadLibc {
  * The thread ids of `pid`, from the `linux_dirent64` records of its task
  * directory; `[pid]` (its main thread) when that cannot be read.
  */
-export function threadsOf(pid: number): number[] {
+function threadsOf(pid: number): number[] {
   const lib = threadLibc();
   const fd = lib.getdents64 ? lib.open_dir(cString(`/proc/${pid}/task`, "a path"), O_CLOEXEC) : -1;
   if (fd < 0) return [pid];
@@ -86,7 +89,7 @@ export function setNiceOfThreads(pid: number, nice: number): boolean {
  */
 export function exitQuietly(): never {
   try {
-    setNiceOfThreads(process.pid, 19);
+    setNiceOfThreads(process.pid, lowestNice);
   } catch {
     // Without libc's calls it exits as it is.
   }
