@@ -9,7 +9,7 @@ import { readSync, writeSync } from "node:fs";
 
 const encoder = new TextEncoder();
 
-/** Writes all of `text`, retrying partial writes and `EAGAIN` (a descriptor shared non-blocking). */
+/** Writes all of `text`, retrying partial writes, `EAGAIN` (a descriptor shared non-blocking) and `EINTR`. */
 export function write(fd: number, text: string): void {
   const bytes = encoder.encode(text);
   let done = 0;
@@ -17,7 +17,7 @@ export function write(fd: number, text: string): void {
     try {
       done += writeSync(fd, bytes, done, bytes.length - done);
     } catch (error) {
-      if ((error as { code?: string }).code === "EAGAIN") {
+      if (retryable(error)) {
         pause();
         continue;
       }
@@ -25,6 +25,12 @@ export function write(fd: number, text: string): void {
     }
   }
 }
+
+/** A non-blocking descriptor (shared with another process) that had nothing, or a signal. */
+const retryable = (error: unknown): boolean => {
+  const code = (error as { code?: string }).code;
+  return code === "EAGAIN" || code === "EINTR";
+};
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 /** Sleeps 10 ms: the wait before retrying a descriptor that had nothing (`EAGAIN`). */
@@ -38,10 +44,8 @@ export function readInto(fd: number, into: Uint8Array): number {
     try {
       return readSync(fd, into, 0, into.length, null);
     } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === "EOF") return 0;
-      // A non-blocking descriptor (shared with another process) or a signal: try again.
-      if (code === "EAGAIN" || code === "EINTR") {
+      if ((error as { code?: string }).code === "EOF") return 0;
+      if (retryable(error)) {
         pause();
         continue;
       }
