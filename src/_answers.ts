@@ -62,9 +62,7 @@ export function checkAnswerSize(answer: string | Uint8Array, what: string): void
  * that it never surfaces as an unhandled one.
  */
 export function refuseThenable(answers: unknown): void {
-  if (answers === null || (typeof answers !== "object" && typeof answers !== "function")) return;
-  const then = (answers as { then?: unknown }).then;
-  if (typeof then !== "function") return;
+  if (typeof readThen(answers) !== "function") return;
   try {
     promiseThen.call(answers, undefined, ignore);
   } catch {
@@ -75,6 +73,21 @@ export function refuseThenable(answers: unknown): void {
   throw new TypeError(
     "the conversation returned a Promise: PamTransaction needs a synchronous conversation (use AsyncPamTransaction for async handlers)",
   );
+}
+
+/**
+ * A handler's result's `then`, read exactly once (`undefined` for a
+ * primitive). A getter that throws zeroes the byte answers of the result
+ * before its error goes on: the secrets are not left behind on that path.
+ */
+export function readThen(result: unknown): unknown {
+  if (!isObjectLike(result)) return undefined;
+  try {
+    return (result as { then?: unknown }).then;
+  } catch (error) {
+    wipeByteAnswers(result);
+    throw error;
+  }
 }
 
 const promiseThen = Promise.prototype.then;
@@ -163,7 +176,7 @@ function tooLong(i: number): RangeError {
 }
 
 /** Whether `value` can have properties (and so a `then`): an object or a function. */
-export const isObjectLike = (value: unknown): value is object =>
+const isObjectLike = (value: unknown): value is object =>
   value !== null && (typeof value === "object" || typeof value === "function");
 
 /** Zeroes the byte answers of a snapshot (they are private copies). */

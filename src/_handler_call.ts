@@ -13,7 +13,7 @@
  */
 
 import type { PamAnswer } from "./conversation.ts";
-import { isObjectLike, snapshotAnswers, wipeByteAnswers } from "./_answers.ts";
+import { readThen, snapshotAnswers, wipeByteAnswers } from "./_answers.ts";
 
 /** What the caller of {@linkcode callHandler} may hook into. */
 export interface HandlerCallHooks {
@@ -85,7 +85,7 @@ export function callHandler(
     try {
       result = invoke();
       // Read once: a getter may answer differently the second time, or throw.
-      then = isObjectLike(result) ? (result as { then?: unknown }).then : undefined;
+      then = readThen(result);
     } catch (error) {
       return fail(error);
     }

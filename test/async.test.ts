@@ -1342,3 +1342,32 @@ test("the worker calls only the methods of the table; the table is PamTransactio
     releaseWorker(worker, worker.lease);
   }
 });
+
+test(
+  "a handler whose result has a throwing `then` getter fails the call; its byte answers are zeroed",
+  {
+    skip: noMatrix,
+  },
+  async () => {
+    await using stack = matrixStack();
+    const secret = new TextEncoder().encode("secret");
+    await using tx = await AsyncPamTransaction.start({
+      service: "web",
+      user: "alice",
+      confdir: stack.confdir,
+      conversation: () => {
+        const answers: PamAnswer[] = [secret];
+        Object.defineProperty(answers, "then", {
+          get() {
+            throw new Error("then getter");
+          },
+        });
+        return answers;
+      },
+    });
+    const error = await rejection(tx.authenticate());
+    assert.ok(error instanceof PamError);
+    assert.equal((error.cause as Error).message, "then getter");
+    assert.deepEqual([...secret], new Array(secret.length).fill(0));
+  },
+);

@@ -583,3 +583,24 @@ test("trampoline: a repeated prompt is the same frozen message; other texts and 
     direct.close();
   }
 });
+
+test("trampoline: a `then` getter that throws fails the call and still zeroes the byte answers", () => {
+  const secret = new TextEncoder().encode(SECRET);
+  const direct = new DirectConversation(() => {
+    const answers: unknown[] = [secret];
+    Object.defineProperty(answers, "then", {
+      get() {
+        throw new Error("then getter");
+      },
+    });
+    return answers;
+  });
+  try {
+    const r = direct.call([prompt]);
+    assert.equal(r.status, CONV_ERR);
+    assert.equal(r.respNull, true);
+    assert.deepEqual([...secret], new Array(secret.length).fill(0));
+  } finally {
+    direct.close();
+  }
+});
