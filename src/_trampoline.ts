@@ -377,6 +377,11 @@ export function registerSlot(slot: ConversationSlot): number {
   return id;
 }
 
+/** How many slots are registered (for tests: each live transaction holds one). */
+export function liveSlots(): number {
+  return slots.size;
+}
+
 /** Forgets a slot once its handle has been ended. */
 export function releaseSlot(id: number): void {
   slots.delete(id);

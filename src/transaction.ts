@@ -280,11 +280,19 @@ export class PamTransaction {
     };
     const slotId = registerSlot(slot);
     const out = handleOut;
-    const conv = conversationStruct(slotId);
-    const status = confdir
-      ? pam.pam_start_confdir!(service, user, conv, confdir, out)
-      : pam.pam_start(service, user, conv, out);
-    const handle = native.readPointerFrom(out, 0);
+    let status: number;
+    let handle: Pointer | null;
+    try {
+      const conv = conversationStruct(slotId);
+      status = confdir
+        ? pam.pam_start_confdir!(service, user, conv, confdir, out)
+        : pam.pam_start(service, user, conv, out);
+      handle = native.readPointerFrom(out, 0);
+    } catch (error) {
+      // Thrown by the runtime around the call (the stack limit): the slot must not stay behind.
+      releaseSlot(slotId);
+      throw error;
+    }
     if (status !== ReturnCode.SUCCESS || !handle) {
       releaseSlot(slotId);
       // pam_start frees the handle itself when it fails, so there is nothing to end.

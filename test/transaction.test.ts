@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { Flag, PamError, PamTransaction, ReturnCode, returnCodeName } from "../mod.ts";
 import { createTestStack } from "../src/testing.ts";
 import { spyPam, spyPamEnd, strerror, thrown, wrapperModule } from "./_helpers.ts";
+import { openPam } from "../src/_library.ts";
+import { liveSlots } from "../src/_trampoline.ts";
 
 const noMatrix = wrapperModule("pam_matrix") ? false : "libpam-wrapper is not installed";
 
@@ -592,3 +594,22 @@ test(
     assert.deepEqual(read, ["alice", undefined, [], undefined]);
   },
 );
+
+test("start: a throw around pam_start (as at the stack limit) leaves no conversation slot behind", () => {
+  using stack = createTestStack({ services: { ok: "auth required pam_permit.so\n" } });
+  const pam = openPam() as unknown as Record<string, unknown>;
+  const original = pam.pam_start_confdir;
+  const before = liveSlots();
+  pam.pam_start_confdir = () => {
+    throw new RangeError("Maximum call stack size exceeded");
+  };
+  try {
+    assert.throws(
+      () => PamTransaction.start({ service: "ok", confdir: stack.confdir }),
+      RangeError,
+    );
+  } finally {
+    pam.pam_start_confdir = original;
+  }
+  assert.equal(liveSlots(), before);
+});
