@@ -43,14 +43,19 @@ function utf8Length(text: string): number {
 }
 
 /**
+ * A string answer's UTF-8 length, or `Infinity` for one of more code units
+ * than bytes allowed (which cannot fit: a huge one is not walked).
+ */
+function answerBytes(text: string): number {
+  return text.length > MAX_ANSWER_BYTES ? Infinity : utf8Length(text);
+}
+
+/**
  * Throws a `RangeError` when an answer given up front (a one-shot password,
  * {@linkcode passwordConversation}) exceeds {@linkcode MAX_ANSWER_BYTES}.
  */
 export function checkAnswerSize(answer: string | Uint8Array, what: string): void {
-  // No string of more code units than bytes allowed can fit: skip encoding a huge one.
-  const bytes = typeof answer === "string"
-    ? (answer.length > MAX_ANSWER_BYTES ? Infinity : utf8Length(answer))
-    : byteLengthOf.call(answer);
+  const bytes = typeof answer === "string" ? answerBytes(answer) : byteLengthOf.call(answer);
   if (bytes > MAX_ANSWER_BYTES) {
     throw new RangeError(`${what} exceeds ${MAX_ANSWER_BYTES} bytes (MAX_ANSWER_BYTES)`);
   }
@@ -155,7 +160,7 @@ export function snapshotAnswers(answers: unknown, styles: readonly number[]): Pa
       const answer = snapshot[i];
       if (typeof answer === "string") {
         if (answer.includes("\0")) throw new TypeError(`answer ${i} contains a NUL byte`);
-        if (answer.length > MAX_ANSWER_BYTES || utf8Length(answer) > MAX_ANSWER_BYTES) {
+        if (answerBytes(answer) > MAX_ANSWER_BYTES) {
           throw tooLong(i);
         }
       } else if (answer) {
