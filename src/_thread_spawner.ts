@@ -75,7 +75,7 @@ const spawnerUrl = new URL(
  * one-line `data:` module then imports the real entry (Deno's module cache
  * and `--allow-import` rules apply to it as to any import).
  */
-export function workerEntry(url: URL | string): URL | string {
+function workerEntry(url: URL | string): URL | string {
   if (typeof url === "string" || url.protocol === "file:") return url;
   return new URL(`data:text/javascript,import ${encodeURIComponent(JSON.stringify(url.href))};`);
 }

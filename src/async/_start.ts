@@ -20,7 +20,7 @@ import type { AsyncFailDelay, AsyncPamTransactionOptions } from "./transaction.t
  * (`conversationTimeoutMs`): a handler that never answers holds a thread,
  * which only the transaction's end or this gives back.
  */
-export const DEFAULT_CONVERSATION_TIMEOUT_MS = 300_000;
+const DEFAULT_CONVERSATION_TIMEOUT_MS = 300_000;
 
 /** What {@linkcode checkStartOptions} returns: the start request, `failDelay` as the caller gave it. */
 export interface CheckedStart {
