@@ -317,6 +317,8 @@ test("spawn as another user is a clear error when the session process is not roo
 
 test("spawn: bad arguments are TypeErrors; piped stdin reaches the program", async () => {
   await using s = stack();
+  // A login too large for the channel is this call's RangeError, and its process is ended.
+  await assert.rejects(login(base(s, { rhost: "h".repeat(2 << 20) })), RangeError);
   await using session = await login(base(s));
   await assert.rejects(session.spawn([] as string[]), TypeError);
   await assert.rejects(session.spawn(["a\0b"]), TypeError);

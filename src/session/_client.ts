@@ -207,6 +207,8 @@ export class SessionProcess {
   #exit: ProcessExit | undefined;
   /** Settles once the process was started (or could not be). */
   readonly #started: Promise<void>;
+  /** kill() came, perhaps before the process started (then it never does). */
+  #killed = false;
   /** Why the process could not be started, when it could not. */
   startError: Error | undefined;
   /** The runtime's executable. */
@@ -244,6 +246,12 @@ export class SessionProcess {
     });
     this.#started = acquireBootSlot().then((release) => {
       this.#releaseBoot = release;
+      if (this.#killed) {
+        // Killed while it waited for its slot: it never starts, and it ends as if killed.
+        release();
+        this.#resolveExit({ code: null, signal: "SIGKILL" });
+        return;
+      }
       this.#start();
       if (!this.#child) release();
       else void this.exited.then(release);
@@ -318,6 +326,22 @@ export class SessionProcess {
     this.#signal = undefined;
   }
 
+  /**
+   * Sends the frame that starts this process's one job (a login, a close):
+   * one too large for the channel (a `RangeError`, nothing sent) ends the
+   * process and is the caller's error; any other failure is its death's,
+   * which the caller hears through {@linkcode SessionProcess.exited}.
+   */
+  async sendJob(header: object): Promise<void> {
+    try {
+      await this.send(header);
+    } catch (error) {
+      if (!(error instanceof RangeError)) return;
+      this.kill();
+      throw error;
+    }
+  }
+
   /** Sends one frame; resolves once it was handed to the pipe. `secret` payloads are wiped then. */
   async send(header: object, payload?: Uint8Array, secret = false): Promise<void> {
     let bytes: Uint8Array;
@@ -352,6 +376,7 @@ export class SessionProcess {
 
   /** Kills the process outright (a corrupt channel). */
   kill(): void {
+    this.#killed = true;
     try {
       this.#child?.kill("SIGKILL");
     } catch {

@@ -770,17 +770,11 @@ async function openInSessionProcess(
       proc.exited.then((exit) => reject(diedError(proc, exit, "before the login finished")));
     }),
   );
-  await proc.send({
+  await proc.sendJob({
     t: "login",
     plan,
     conversation: conversation !== undefined,
     ...(terminal ? { terminal } : {}),
-  }).catch((error) => {
-    // Too large for the channel: nothing was sent, and the process is told to go by its end.
-    if (!(error instanceof RangeError)) return;
-    result.catch(() => {});
-    proc.kill();
-    throw error;
   });
   const { header } = await result;
   if (header.t === "failed") {

@@ -251,19 +251,13 @@ async function closeInSessionProcess(
       proc.exited.then((exit) => reject(diedError(proc, exit, "before it closed")));
     }),
   );
-  await proc.send({
+  await proc.sendJob({
     t: "close",
     record: r,
     silent,
     ...(confdir !== undefined ? { confdir } : {}),
     ...(library !== undefined ? { library } : {}),
     conversation: conversation !== undefined,
-  }).catch((error) => {
-    // Too large for the channel: nothing was sent, and the process is told to go by its end.
-    if (!(error instanceof RangeError)) return;
-    result.catch(() => {});
-    proc.kill();
-    throw error;
   });
   const header = await result;
   await proc.exited;
