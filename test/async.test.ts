@@ -1371,3 +1371,33 @@ test(
     assert.deepEqual([...secret], new Array(secret.length).fill(0));
   },
 );
+
+test("method arguments are read once on the main thread: the worker gets what was checked", {
+  skip: noMatrix,
+}, async () => {
+  await using stack = matrixStack();
+  await using tx = await AsyncPamTransaction.start({
+    service: "web",
+    user: "alice",
+    confdir: stack.confdir,
+    conversation: () => ["secret"],
+  });
+  let reads = 0;
+  await tx.authenticate({
+    get silent() {
+      reads++;
+      return (reads === 1 ? true : "not a boolean") as boolean;
+    },
+  });
+  assert.equal(reads, 1);
+  const xauth = {
+    get name() {
+      reads++;
+      return reads === 2 ? "MIT-MAGIC-COOKIE-1" : "changed";
+    },
+    data: new Uint8Array([1, 2, 3]),
+  };
+  await tx.setXAuthData(xauth);
+  assert.equal(reads, 2);
+  assert.equal((await tx.getXAuthData())?.name, "MIT-MAGIC-COOKIE-1");
+});

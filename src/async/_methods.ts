@@ -15,7 +15,7 @@
 import { authFlags, chauthtokFlags, credFlag, flagsOf, itemType, silentFlags } from "../_flags.ts";
 import type { PamTransaction } from "../transaction.ts";
 import type { AsyncPamTransaction } from "./transaction.ts";
-import { checkCString, checkEnvEntry, checkXAuthData } from "../_validate.ts";
+import { checkCString, checkEnvEntry, checkXAuthData, optionsObject } from "../_validate.ts";
 
 /** A method of `PamTransaction` the worker calls for `AsyncPamTransaction`. */
 export type TransactionMethod = Exclude<
@@ -26,29 +26,54 @@ export type TransactionMethod = Exclude<
 /** What a call of method `K` takes: `PamTransaction`'s parameters. */
 export type MethodArguments<K extends TransactionMethod> = Parameters<PamTransaction[K]>;
 
-/** Each method's argument checks: they throw what `PamTransaction`'s own would. */
+/**
+ * A flags argument, checked, as the plain snapshot the worker gets: what the
+ * caller's object says is read once, here.
+ */
+function checkedFlags(flags: unknown, what: string, table: Parameters<typeof flagsOf>[2]): unknown {
+  if (flags === undefined) return undefined;
+  const snapshot = optionsObject<Record<string, unknown>>(flags, what);
+  flagsOf(snapshot, what, table);
+  return snapshot;
+}
+
+/**
+ * Each method's argument checks: they throw what `PamTransaction`'s own
+ * would, and return the arguments to send, as plain values read once (a
+ * getter must not be read again when the request is serialised).
+ */
 export const transactionMethods: {
-  readonly [K in TransactionMethod]: (...args: MethodArguments<K>) => void;
+  readonly [K in TransactionMethod]: (...args: MethodArguments<K>) => unknown[];
 } = {
-  authenticate: (flags) => void flagsOf(flags, "authenticate() flags", authFlags),
-  acctMgmt: (flags) => void flagsOf(flags, "acctMgmt() flags", authFlags),
+  authenticate: (flags) => [checkedFlags(flags, "authenticate() flags", authFlags)],
+  acctMgmt: (flags) => [checkedFlags(flags, "acctMgmt() flags", authFlags)],
   setCred: (action, flags) => {
     credFlag(action);
-    flagsOf(flags, "setCred() flags", silentFlags);
+    return [action, checkedFlags(flags, "setCred() flags", silentFlags)];
   },
-  chauthtok: (flags) => void flagsOf(flags, "chauthtok() flags", chauthtokFlags),
-  openSession: (flags) => void flagsOf(flags, "openSession() flags", silentFlags),
-  closeSession: (flags) => void flagsOf(flags, "closeSession() flags", silentFlags),
-  getItem: (name) => void itemType(name),
+  chauthtok: (flags) => [checkedFlags(flags, "chauthtok() flags", chauthtokFlags)],
+  openSession: (flags) => [checkedFlags(flags, "openSession() flags", silentFlags)],
+  closeSession: (flags) => [checkedFlags(flags, "closeSession() flags", silentFlags)],
+  getItem: (name) => {
+    itemType(name);
+    return [name];
+  },
   setItem: (name, value) => {
     itemType(name);
     checkCString(value, `the value of item "${name}"`);
+    return [name, value];
   },
-  getXAuthData: () => {},
-  setXAuthData: (xauth) => void checkXAuthData(xauth),
-  getEnv: (name) => checkCString(name, "the environment variable name"),
-  putEnv: (entry) => checkEnvEntry(entry),
-  getEnvList: () => {},
+  getXAuthData: () => [],
+  setXAuthData: (xauth) => [checkXAuthData(xauth)],
+  getEnv: (name) => {
+    checkCString(name, "the environment variable name");
+    return [name];
+  },
+  putEnv: (entry) => {
+    checkEnvEntry(entry);
+    return [entry];
+  },
+  getEnvList: () => [],
 };
 
 /** Whether `name` is one of {@linkcode transactionMethods}' (own, not inherited, keys). */

@@ -553,12 +553,15 @@ export class AsyncPamTransaction {
     method: K,
     args: MethodArguments<K>,
   ): Promise<ReturnType<PamTransaction[K]>> {
+    let checked: unknown[];
     try {
       if (this.ended) {
         throw new Error("this AsyncPamTransaction has ended (pam_end ran); start a new one");
       }
       this.#refuseInsideConversation(method);
-      (transactionMethods[method] as (...args: MethodArguments<K>) => void)(...args);
+      checked = (transactionMethods[method] as (...args: MethodArguments<K>) => unknown[])(
+        ...args,
+      );
     } catch (error) {
       return Promise.reject(error);
     }
@@ -566,7 +569,7 @@ export class AsyncPamTransaction {
     const run = () => {
       const signal = this.#link.signal;
       if (signal?.aborted) throw signal.reason;
-      return this.#link.request({ op: "call", method, args }) as Promise<
+      return this.#link.request({ op: "call", method, args: checked }) as Promise<
         ReturnType<PamTransaction[K]>
       >;
     };
