@@ -112,6 +112,27 @@ export function describeChoice(value: unknown): string {
     : describe(value);
 }
 
+/**
+ * Throws unless `value` is an integer from `min` to `max`: a `TypeError` for
+ * a non-number (`${what} must be ${kind}`), a `RangeError` otherwise
+ * (`${what} must be ${range}`).
+ */
+export function checkIntegerIn(
+  value: unknown,
+  min: number,
+  max: number,
+  what: string,
+  range: string,
+  kind = "a number",
+): asserts value is number {
+  if (typeof value !== "number") {
+    throw new TypeError(`${what} must be ${kind}, got ${describe(value)}`);
+  }
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`${what} must be ${range}, got ${value}`);
+  }
+}
+
 /** A short, secret-free description of a value's type for error messages. */
 export function describe(value: unknown): string {
   if (value === null) return "null";

@@ -32,6 +32,7 @@ import {
 import {
   checkCString,
   checkFailDelay,
+  checkIntegerIn,
   checkKnownKeys,
   checkService,
   describe,
@@ -100,12 +101,14 @@ export function optionalString(value: unknown, what: string): string | undefined
 
 /** A process id as utmp stores it. */
 export function checkPid(value: unknown, what: string): number {
-  if (typeof value !== "number") {
-    throw new TypeError(`${what} must be a process id (a number), got ${describe(value)}`);
-  }
-  if (!Number.isInteger(value) || value <= 0 || value > 0x7fffffff) {
-    throw new RangeError(`${what} must be a positive integer process id, got ${value}`);
-  }
+  checkIntegerIn(
+    value,
+    1,
+    0x7fffffff,
+    what,
+    "a positive integer process id",
+    "a process id (a number)",
+  );
   return value;
 }
 

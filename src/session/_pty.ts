@@ -20,7 +20,14 @@ import {
   winsizeLayout,
 } from "../../ffi/mod.ts";
 import { errnoText, lastErrno } from "../_library.ts";
-import { checkCString, checkKnownKeys, cString, describe, optionsObject } from "../_validate.ts";
+import {
+  checkCString,
+  checkIntegerIn,
+  checkKnownKeys,
+  cString,
+  describe,
+  optionsObject,
+} from "../_validate.ts";
 import { splitRootEnv } from "./_root_env.ts";
 import { checkArgv, checkEnv, nssLookup, privilegeDrop, processLibc, utilLinux } from "./_spawn.ts";
 
@@ -288,11 +295,8 @@ class Terminal implements Pty {
   chown(uid: number, gid: number, mode?: number): void {
     checkId(uid, "uid");
     checkId(gid, "gid");
-    if (mode !== undefined && typeof mode !== "number") {
-      throw new TypeError(`mode must be a number, got ${describe(mode)}`);
-    }
-    if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o777)) {
-      throw new RangeError(`mode must be permission bits from 0 to 0o777, got ${describe(mode)}`);
+    if (mode !== undefined) {
+      checkIntegerIn(mode, 0, 0o777, "mode", "permission bits from 0 to 0o777");
     }
     const slave = this.#held();
     const tty = ttyGroupId();
@@ -452,22 +456,12 @@ export function checkSize(size: unknown): PtySize {
 
 /** A terminal dimension: an integer from 1 to 65535. Internal. */
 export function checkDimension(value: unknown, what: string): asserts value is number {
-  if (typeof value !== "number") {
-    throw new TypeError(`${what} must be a number, got ${describe(value)}`);
-  }
-  if (!Number.isInteger(value) || value < 1 || value > 0xffff) {
-    throw new RangeError(`${what} must be an integer from 1 to 65535, got ${value}`);
-  }
+  checkIntegerIn(value, 1, 0xffff, what, "an integer from 1 to 65535");
 }
 
 function checkId(value: unknown, what: string): asserts value is number {
   // 2^32 - 1 is (uid_t)-1, which chown and setresuid take as "leave unchanged".
-  if (typeof value !== "number") {
-    throw new TypeError(`${what} must be a number, got ${describe(value)}`);
-  }
-  if (!Number.isInteger(value) || value < 0 || value >= 0xffffffff) {
-    throw new RangeError(`${what} must be an integer from 0 to 4294967294, got ${value}`);
-  }
+  checkIntegerIn(value, 0, 0xfffffffe, what, "an integer from 0 to 4294967294");
 }
 
 function checkSpawnOptions(options: unknown): PtySpawnOptions {
