@@ -76,12 +76,9 @@ export async function versionOf(cmd: string[]): Promise<string | undefined> {
   return code === 0 ? stdout.trim().split("\n")[0] : undefined;
 }
 
-export const median = (xs: number[]): number => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
+// One median for the driver and the runners alike (it lives with the runners' helpers).
+export { median } from "./js/common.ts";
+import { median } from "./js/common.ts";
 
 /** The median of a series' defined values. */
 export const medianOfDefined = (xs: (number | undefined)[]): number =>

@@ -12,7 +12,15 @@
 import process from "node:process";
 import { AsyncPamTransaction, authenticate, startWorkerPool, workerPoolStats } from "../../mod.ts";
 import { startSpawner } from "../../src/_thread_spawner.ts";
-import { collectGarbage, parseArgs, report, rssKiB, tick, timeAndReport } from "./common.ts";
+import {
+  collectGarbage,
+  median,
+  parseArgs,
+  report,
+  rssKiB,
+  tick,
+  timeAndReport,
+} from "./common.ts";
 import { keepModulesIfAsked } from "./keep.ts";
 
 const args = parseArgs();
@@ -61,8 +69,6 @@ async function rate(count: number, parallel: number): Promise<number> {
   await run(count, parallel);
   return ((performance.now() - start) * 1000) / count;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 /**
  * ITERATIONS rounds: the right password alone, then the right one while

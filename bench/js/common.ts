@@ -8,6 +8,14 @@
 
 import process from "node:process";
 
+/** The median (the mean of the middle two for an even count); NaN for none. */
+export const median = (xs: number[]): number => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
 /** The arguments every runner takes, in bench/c/baseline.c's order. */
 export interface RunArgs {
   kind: string;

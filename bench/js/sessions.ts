@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import process from "node:process";
 import { login, type LoginSession } from "../../mod.ts";
 import { createTestStack } from "../../src/testing.ts";
+import { median } from "./common.ts";
 
 const [mode, countArg] = process.argv.slice(2);
 const count = Number(countArg);
@@ -22,8 +23,6 @@ const me = readFileSync("/proc/self/status", "utf8").match(/^Uid:\s*(\d+)/m)![1]
   ? "root"
   : process.env.USER ?? "root";
 const options = { service: "app", user: me, confdir: stack.confdir, utmp: false as const };
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function latency(rounds: number) {
   const out: Record<string, number> = {};
