@@ -24,6 +24,7 @@ export const known = [
   "only",
   "rows",
   "soak-iterations",
+  "warmup",
 ];
 for (const a of argv) {
   const name = a.replace(/^--/, "").split("=")[0];
@@ -45,6 +46,9 @@ export const soak = flag("soak");
 export const reps = Number(value("reps") ?? (quick ? 3 : 5));
 export const baseIterations = Number(value("iterations") ?? (quick ? 500 : 2000));
 export const soakIterations = Number(value("soak-iterations") ?? 100_000);
+// Every row's warm-up, for finding how long a JIT takes to settle (see docs/bench.md).
+const warmupValue = value("warmup");
+export const warmupOverride = warmupValue === undefined ? undefined : Number(warmupValue);
 export const only = value("only")?.split(",");
 export const onlyRows = value("rows")?.split(",");
 export const log = (line: string) => console.error(line);

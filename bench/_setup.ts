@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestStack } from "../src/testing.ts";
-import { benchDir, log, only, onlyRows, soak } from "./_options.ts";
+import { benchDir, log, only, onlyRows, quick, soak, warmupOverride } from "./_options.ts";
 import { type Impl, type ImplId, PASSWORD, type Row, services, USER } from "./_rows.ts";
 import { cleanups, run, versionOf, which } from "./_process.ts";
 
@@ -223,6 +223,16 @@ export async function setUp(): Promise<Map<ImplId, Impl>> {
   return impls;
 }
 
+/** Warm-up transactions of a runner on a JIT (Deno, Bun, Node.js) before the timed ones. */
+export const JIT_WARMUP = 20_000;
+
+/** The warm-up rule, for the report's header. */
+export function warmupNote(): string {
+  if (warmupOverride !== undefined) return `warm-up ${warmupOverride} tx/process (--warmup)`;
+  return `warm-up ${quick ? 2000 : JIT_WARMUP} tx/process on a JIT (Deno, Bun, Node.js), ` +
+    "300 or a tenth of the timed count for C";
+}
+
 export async function runOne(
   impl: Impl,
   row: Row,
@@ -234,14 +244,20 @@ export async function runOne(
   const confdir = row.etc ? "-" : stack.confdir;
   const service = row.etc ? etcService : row.service;
   if (!service) return "no /etc/pam.d service (not root)";
-  // Enough warm-up for the JIT's top tier: a server's steady state, not its first calls
-  // (with 50 warm-up transactions the first 500 still run partly in baseline code).
-  // Kind faildelay counts rounds of seconds each: a short warm-up of single checks.
+  // The JIT's top tier before the clock starts: a server's steady state, not its first
+  // seconds. A count per runner, since a JIT tiers up on calls: Bun's FTL compiles the binding's
+  // hot functions in bursts up to ~15,000 transactions, and four pool threads each see a
+  // quarter of the checks (Deno's async one-shot keeps getting faster to ~24,000). After 300,
+  // the timed 2000 ran 10-15% slower (sync) and up to 2x slower (async) than after 20,000
+  // (docs/bench.md, "Run J"). C has no JIT to settle. Kind faildelay counts rounds of seconds
+  // each, startlag a cold start: a short warm-up of single checks.
+  const jit = !impl.id.startsWith("c");
   const warmup = checkpoints
     ? 0
     : row.kind === "faildelay" || row.kind === "startlag"
     ? 50
-    : Math.max(300, Math.round(iterations / 10));
+    : warmupOverride ??
+      (jit ? (quick ? 2000 : JIT_WARMUP) : Math.max(300, Math.round(iterations / 10)));
   const args = [
     row.kind,
     String(iterations),

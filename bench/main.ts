@@ -16,7 +16,7 @@
 import { cpus, release } from "node:os";
 import { json, reps, soak } from "./_options.ts";
 import { cleanup, versionOf } from "./_process.ts";
-import { notes, setUp } from "./_setup.ts";
+import { notes, setUp, warmupNote } from "./_setup.ts";
 import { bench } from "./_run.ts";
 import { fmt, printText, summarise } from "./_report.ts";
 import { runSoak } from "./_soak.ts";
@@ -66,7 +66,7 @@ try {
         `\nMachine: ${info.cpu} × ${info.cores}, Linux ${info.kernel}, libpam ${
           info.libpam ?? "?"
         }; ` +
-          `${reps} repetitions, medians; ×C = median of per-repetition ratios to the C run of the same repetition`,
+          `${reps} repetitions, medians; ${warmupNote()}; ×C = median of per-repetition ratios to the C run of the same repetition`,
       );
       printText(report);
       for (const n of notes) console.log(`note: ${n}`);
