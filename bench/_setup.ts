@@ -135,11 +135,6 @@ export async function setUpNode(): Promise<Impl> {
       };
     }
   }
-  // Removed on exit, Ctrl-C or an error.
-  const file = join("/etc/pam.d", etcName);
-  cleanups.push(() => rmSync(file, { force: true }));
-  writeFileSync(file, readFileSync(join(stack.confdir, etcName)), { flag: "wx" });
-  etcService = etcName;
   const version = await versionOf([node, "--version"]);
   return {
     ...impl,
@@ -150,6 +145,19 @@ export async function setUpNode(): Promise<Impl> {
 }
 
 export let etcService: string | undefined;
+
+/**
+ * Copies row 5's stack to /etc/pam.d (root only), for every runner of those rows, not only for
+ * authenticate-pam, which cannot take a confdir: `--only=deno-async` runs them too.
+ */
+function installEtcService(): void {
+  if (Deno.uid() !== 0) return;
+  // Removed on exit, Ctrl-C or an error.
+  const file = join("/etc/pam.d", etcName);
+  cleanups.push(() => rmSync(file, { force: true }));
+  writeFileSync(file, readFileSync(join(stack.confdir, etcName)), { flag: "wx" });
+  etcService = etcName;
+}
 export let stubLibrary: string | undefined;
 
 export async function setUp(): Promise<Map<ImplId, Impl>> {
@@ -206,8 +214,9 @@ export async function setUp(): Promise<Map<ImplId, Impl>> {
       env: { ...base.env, ...keep },
     });
   }
-  const wantNode = !soak && (!only || only.includes("node")) &&
-    (!onlyRows || onlyRows.some((r) => r.startsWith("etc")));
+  const wantEtc = !soak && (!onlyRows || onlyRows.some((r) => r.startsWith("etc")));
+  if (wantEtc) installEtcService();
+  const wantNode = wantEtc && (!only || only.includes("node"));
   impls.set(
     "node",
     wantNode
