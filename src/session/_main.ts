@@ -291,17 +291,17 @@ async function runLogin(start: LoginStart): Promise<void> {
     wipeLastAnswers();
     phase = "session";
     let terminal: SessionTerminal | undefined;
-    if (pty) {
-      try {
-        terminal = { pty, owner: giveTerminal(pty, opened.user) };
-      } catch (error) {
-        const open = tx;
-        tx = undefined;
-        await allSteps(closeSteps(open, opened.record, plan.silent)).catch(() => {});
-        throw error;
-      }
+    try {
+      if (pty) terminal = { pty, owner: giveTerminal(pty, opened.user) };
+      // Fails when the caller hung up during the last conversation (an abort, or its death):
+      // nobody but this process will ever close the session it just opened.
+      send({ t: "opened", user: opened.user, env: opened.env, record: opened.record });
+    } catch (error) {
+      const open = tx;
+      tx = undefined;
+      await allSteps(closeSteps(open, opened.record, plan.silent)).catch(() => {});
+      throw error;
     }
-    send({ t: "opened", user: opened.user, env: opened.env, record: opened.record });
     serve(tx, opened.user, opened.env, opened.record, plan.silent, terminal);
   } catch (error) {
     pty?.close();
