@@ -543,6 +543,62 @@ test("a conversation crosses to the session process: async handler, timeout, abo
   assert.match(String(aborted.cause ?? aborted), /gave up/);
 });
 
+/** Waits until `file` exists (a script's sign that it runs), for at most `ms`. */
+async function appears(file: string, ms = 20_000): Promise<string> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      return readFileSync(file, "utf8");
+    } catch {
+      if (Date.now() > until) throw new Error(`${file} did not appear within ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+test("an abort ends a login stuck in a module that never converses: hung up, then killed", async () => {
+  // The module sits in pam_exec's waitpid for 60 s: only the session process's end frees the
+  // caller. Without the abort reaching it, login() would resolve once sleep ends.
+  await using s = stack([], ["auth     required pam_exec.so {{dir}}/stuck.sh"]);
+  const mark = join(s.dir, "stuck.pids");
+  writeFileSync(join(s.dir, "stuck.sh"), `#!/bin/sh\necho "$PPID $$" > ${mark}\nexec sleep 60\n`);
+  chmodSync(join(s.dir, "stuck.sh"), 0o755);
+  const controller = new AbortController();
+  const pending = login(base(s, { signal: controller.signal })).catch((e) => e);
+  const [sessionPid, sleepPid] = (await appears(mark)).trim().split(" ").map(Number);
+  try {
+    assert.ok(running(sessionPid), "the session process runs the module");
+    const reason = new Error("the client went away");
+    controller.abort(reason);
+    assert.equal(await within(pending, 15_000, "the aborted login"), reason);
+    assert.equal(running(sessionPid), false, "the session process is gone once login() rejects");
+  } finally {
+    try {
+      process.kill(sleepPid, "SIGKILL");
+    } catch {
+      // Gone already.
+    }
+  }
+});
+
+test("an abort while a module works, before the session opens: the process undoes the session", async () => {
+  // pam_exec returns after the abort; nothing converses after it, so the session opens in a
+  // hung-up process, which closes it again before login() rejects.
+  await using s = stack([], ["auth     required pam_exec.so {{dir}}/slow.sh"]);
+  const mark = join(s.dir, "slow.started");
+  writeFileSync(join(s.dir, "slow.sh"), `#!/bin/sh\ntouch ${mark}\nsleep 0.5\n`);
+  chmodSync(join(s.dir, "slow.sh"), 0o755);
+  const controller = new AbortController();
+  const pending = login(base(s, { signal: controller.signal })).catch((e) => e);
+  await appears(mark);
+  const reason = new Error("stop");
+  controller.abort(reason);
+  assert.equal(await within(pending, 15_000, "the aborted login"), reason);
+  const log = ranLog(s);
+  assert.deepEqual(log.map((line) => line.split(" ")[0]), ["open_session", "close_session"]);
+  assert.equal(running(Number(log[0].split(" ")[1])), false);
+});
+
 test("a program inherits no descriptor but its three streams (no channel, nothing of the caller)", async () => {
   await using s = stack();
   await using session = await login(base(s));

@@ -377,11 +377,29 @@ export class SessionProcess {
   /** Kills the process outright (a corrupt channel). */
   kill(): void {
     this.#killed = true;
+    // One still waiting for its boot slot never starts: it has ended now, not when a slot frees.
+    if (!this.#child) this.#resolveExit({ code: null, signal: "SIGKILL" });
     try {
       this.#child?.kill("SIGKILL");
     } catch {
       // Already gone.
     }
+  }
+
+  /**
+   * Ends the process of a login nobody waits for any more, whatever it is
+   * doing: the closed channel makes it undo what it opened and exit at its
+   * next conversation, or once its session is open; one still running after
+   * `graceMs` (inside a module that never returns, or still loading) is
+   * killed. Settles once it has exited.
+   */
+  abandon(graceMs: number): Promise<ProcessExit> {
+    if (this.#exit) return Promise.resolve(this.#exit);
+    // Not started yet (waiting for a boot slot): it never will.
+    if (!this.#child) this.kill();
+    this.hangUp();
+    const timer = nodeTimer(() => this.kill(), graceMs);
+    return this.exited.finally(() => clearNodeTimer(timer));
   }
 
   #holds = 0;

@@ -76,7 +76,9 @@ export interface UtmpOptions {
  * conversation, confdir, library, signal, conversationTimeoutMs, failDelay),
  * the items, flags and utmp entries, and where the session runs. The signal
  * bounds the login only: once `login()` has resolved, the session closes
- * whatever became of it.
+ * whatever became of it. Before, an abort ends the session process even
+ * inside a module (hung up, killed after two seconds), which undoes what it
+ * opened, and `login()` rejects with the signal's reason once it is gone.
  *
  * @example
  * ```ts
@@ -770,13 +772,41 @@ async function openInSessionProcess(
       proc.exited.then((exit) => reject(diedError(proc, exit, "before the login finished")));
     }),
   );
-  await proc.sendJob({
-    t: "login",
-    plan,
-    conversation: conversation !== undefined,
-    ...(terminal ? { terminal } : {}),
+  // An abort must end the login even while the process is inside a module that never converses
+  // (or still loads): the process is hung up, killed after a grace, and login() rejects with the
+  // reason once it is gone, so that whatever it had opened is undone by then.
+  let abandoned: Promise<never> | undefined;
+  const onAbort = () => {
+    abandoned = quiet(proc.abandon(hangUpGraceMs).then(() => Promise.reject(signal!.reason)));
+    stop?.();
+  };
+  let stop: (() => void) | undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    stop = () => abandoned!.catch(reject);
   });
-  const { header } = await result;
+  signal?.addEventListener("abort", onAbort, { once: true });
+  let header: Frame["header"];
+  try {
+    await Promise.race([
+      proc.sendJob({
+        t: "login",
+        plan,
+        conversation: conversation !== undefined,
+        ...(terminal ? { terminal } : {}),
+      }),
+      stopped,
+    ]);
+    ({ header } = await Promise.race([result, stopped]));
+  } catch (error) {
+    if (abandoned) await abandoned;
+    throw error;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+  // Aborted: whatever the process answered (a conversation that failed with the reason, or a
+  // session opened after the last one, which the hung-up process closes itself), the abort came
+  // first and login() rejects with its reason once the process is gone.
+  if (abandoned) await abandoned;
   if (header.t === "failed") {
     // The conversation ran here: only here can its failure say the password expired.
     throw explainExpired(fromWire(header.error as WireError, proc.failure));
@@ -788,13 +818,7 @@ async function openInSessionProcess(
     record: header.record as SessionRecord,
   };
   const backend = new ProcessBackend(proc, conversation);
-  const session = createSession(backend, opened);
-  if (signal?.aborted) {
-    // Aborted after the last conversation: the session opened, and is closed again at once.
-    await session.close().catch(() => {});
-    throw signal.reason;
-  }
-  return session;
+  return createSession(backend, opened);
 }
 
 async function loginInProcess(
