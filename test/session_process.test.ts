@@ -346,6 +346,40 @@ test("spawn: bad arguments are TypeErrors; piped stdin reaches the program", asy
   assert.deepEqual(await sleeper.status, { code: null, signal: "SIGTERM" });
 });
 
+test("piped stdin waits for a program that does not read, and loses nothing for one that reads late", async () => {
+  await using s = stack();
+  await using session = await login(base(s));
+  // Never reads: the writer must stall near the window (256 KiB) plus the pipe's 64 KiB, not
+  // push all 16 MiB into the session process's memory.
+  const stuck = await session.spawn(["sleep", "30"], { stdout: "null", stderr: "null" });
+  const writer = stuck.stdin!.getWriter();
+  const chunk = new Uint8Array(64 * 1024).fill(0x61);
+  let written = 0;
+  const writing = (async () => {
+    for (let i = 0; i < 256; i++) {
+      await writer.write(chunk);
+      written += chunk.length;
+    }
+  })();
+  writing.catch(() => {});
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.ok(written <= 1024 * 1024, `${written} bytes accepted for a program that reads nothing`);
+  assert.ok(written >= 64 * 1024, `only ${written} bytes accepted: the window never opened`);
+  // Its exit frees the waiting writer.
+  stuck.kill("SIGKILL");
+  await within(writing.catch(() => {}), 10_000, "a write waiting for a killed program");
+  // Reads only after a while, then everything: 8 MiB in one write (past a frame's 1 MiB) and
+  // more in small ones all arrive.
+  const late = await session.spawn(["sh", "-c", "sleep 0.3; wc -c"]);
+  const w = late.stdin!.getWriter();
+  const out = new Response(late.stdout).text();
+  await w.write(new Uint8Array(8 << 20).fill(0x62));
+  for (let i = 0; i < 100; i++) await w.write(new Uint8Array(1000));
+  await w.close();
+  assert.equal((await out).trim(), String((8 << 20) + 100_000));
+  assert.deepEqual(await late.status, { code: 0, signal: null });
+});
+
 test("endsSession: the program's exit closes the session; who and last see it end", async () => {
   await using s = stack();
   const utmp = join(s.dir, "utmp"), wtmp = join(s.dir, "wtmp");

@@ -445,8 +445,15 @@ function serve(
     switch (header.t) {
       case "spawn":
         return spawnProgram(id, header.plan as SpawnPlan);
-      case "stdin":
-        return programs.get(id)?.stdin?.write(payload);
+      case "stdin": {
+        // Said once the program's pipe took the bytes (or never will): the caller sends no more
+        // than a window ahead of that, so a program that does not read cannot fill this memory.
+        const taken = () => trySend({ t: "stdin-taken", id, bytes: payload.length });
+        const stdin = programs.get(id)?.stdin;
+        if (!stdin || stdin.destroyed || stdin.writableEnded) return taken();
+        stdin.write(payload, taken);
+        return;
+      }
       case "stdin-end":
         return programs.get(id)?.stdin?.end();
       case "terminal-input":

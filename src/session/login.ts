@@ -371,6 +371,26 @@ function hangUpOrphans(pids: number[]): void {
 }
 
 /** The session process's side of a session, seen from the caller. */
+/**
+ * Bytes of a program's input that may be on their way to it (sent to the
+ * session process, not yet taken by the program's pipe) before `write()`
+ * waits: the session process buffers no more than this per program, however
+ * slowly the program reads.
+ */
+const INPUT_WINDOW_BYTES = 256 * 1024;
+/** A program's input goes in frames of at most this many bytes (a frame's limit is 1 MiB). */
+const INPUT_FRAME_BYTES = 64 * 1024;
+
+/** A program's input in flight: bytes not yet taken, and the write() waiting for them to be. */
+type InputWindow = { unacked: number; gone: boolean; wake: (() => void) | undefined };
+
+function wakeInput(input: InputWindow | undefined): void {
+  const wake = input?.wake;
+  if (!input || !wake) return;
+  input.wake = undefined;
+  wake();
+}
+
 class ProcessBackend implements Backend {
   readonly pid: number;
   readonly closed: Promise<void>;
@@ -383,6 +403,7 @@ class ProcessBackend implements Backend {
     number,
     { plan: SpawnPlan; resolve(p: SessionProgram): void; reject(e: unknown): void }
   >();
+  readonly #inputs = new Map<number, InputWindow>();
   #nextId = 1;
   #ending: { frame: string; resolve(): void; reject(e: unknown): void } | undefined;
   #endResult: Promise<void> | undefined;
@@ -396,6 +417,8 @@ class ProcessBackend implements Backend {
       proc.exited.then((exit) => {
         const error = diedError(proc, exit, "");
         for (const sink of this.#programs.values()) sink.lost(error);
+        for (const input of this.#inputs.values()) this.#inputGone(input);
+        this.#inputs.clear();
         if (!this.#endResult) hangUpOrphans([...this.#pids.values()]);
         this.#pids.clear();
         // The caller's stdin, relayed to programs that are gone, must not keep it alive.
@@ -453,6 +476,14 @@ class ProcessBackend implements Backend {
       }
       case "eof":
         return this.#programs.get(id)?.end(header.fd === 2 ? 2 : 1);
+      case "stdin-taken": {
+        const input = this.#inputs.get(id);
+        const bytes = header.bytes;
+        if (!input || typeof bytes !== "number" || !Number.isSafeInteger(bytes)) return;
+        input.unacked = Math.max(0, input.unacked - bytes);
+        if (input.unacked <= INPUT_WINDOW_BYTES) wakeInput(input);
+        return;
+      }
       case "terminal-data":
         return this.#programs.get(id)?.screen(payload);
       case "terminal-eof":
@@ -460,6 +491,9 @@ class ProcessBackend implements Backend {
       case "exit": {
         const sink = this.#programs.get(id);
         this.#programs.delete(id);
+        const input = this.#inputs.get(id);
+        if (input) this.#inputGone(input);
+        this.#inputs.delete(id);
         this.#pids.delete(id);
         this.#inherited.get(id)?.stop();
         this.#inherited.delete(id);
@@ -506,9 +540,39 @@ class ProcessBackend implements Backend {
     });
   }
 
+  /** A program that exited (or a session process that died) takes no more input: nobody waits. */
+  #inputGone(input: InputWindow): void {
+    input.gone = true;
+    wakeInput(input);
+  }
+
+  /**
+   * Sends `bytes` to program `id`'s stdin, resolving once they are on their
+   * way and the bytes in flight are back within {@linkcode INPUT_WINDOW_BYTES}:
+   * the session process writes what it gets to the program's pipe and says
+   * when the pipe took it, so a program that reads slowly (or never) makes
+   * its writer wait instead of the session process's memory grow.
+   */
+  async #writeInput(id: number, bytes: Uint8Array): Promise<void> {
+    let input = this.#inputs.get(id);
+    if (!input) {
+      input = { unacked: 0, gone: false, wake: undefined };
+      this.#inputs.set(id, input);
+    }
+    for (let at = 0; at < bytes.length && !input.gone; at += INPUT_FRAME_BYTES) {
+      const part = bytes.subarray(at, at + INPUT_FRAME_BYTES);
+      // Counted before it is sent: the answer may come back before send() resolves.
+      input.unacked += part.length;
+      await this.#proc.send({ t: "stdin", id }, part);
+      while (input.unacked > INPUT_WINDOW_BYTES && !input.gone) {
+        await new Promise<void>((resolve) => input.wake = resolve);
+      }
+    }
+  }
+
   #port(id: number): ProgramPort {
     return {
-      write: (bytes) => this.#proc.send({ t: "stdin", id }, bytes),
+      write: (bytes) => this.#writeInput(id, bytes),
       endInput: () => void this.#proc.send({ t: "stdin-end", id }).catch(() => {}),
       kill: (signal) => void this.#proc.send({ t: "kill", id, signal }).catch(() => {}),
       type: (bytes) => this.#proc.send({ t: "terminal-input", id }, bytes),

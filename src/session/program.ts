@@ -118,7 +118,10 @@ const signalNames = new Set(Object.keys(constants.signals));
 export class SessionProgram {
   /** The program's process id. */
   readonly pid: number;
-  /** Its standard input, when piped. */
+  /**
+   * Its standard input, when piped. A write resolves once no more than
+   * 256 KiB are still on their way to a program that has not read them.
+   */
   readonly stdin: WritableStream<Uint8Array> | null;
   /** Its standard output, when piped; closes after its last output. */
   readonly stdout: ReadableStream<Uint8Array> | null;
