@@ -22,6 +22,7 @@ import {
 import { defaultLibraries, native, prioritySymbols } from "../ffi/mod.ts";
 import { createTestStack, type TestStack } from "../src/testing.ts";
 import { cleanFileMappings } from "../src/session/_idle_pages.ts";
+import { INPUT_WINDOW_BYTES, ProgramInput } from "../src/session/_program_input.ts";
 import { compileModule } from "./_modules.ts";
 import { within } from "./_helpers.ts";
 
@@ -368,6 +369,22 @@ test("piped stdin waits for a program that does not read, and loses nothing for 
   // Its exit frees the waiting writer.
   stuck.kill("SIGKILL");
   await within(writing.catch(() => {}), 10_000, "a write waiting for a killed program");
+  await stuck.status;
+  // Its input is closed now: a write says so rather than vanish.
+  const after = await session.spawn(["true"], { stdout: "null", stderr: "null" });
+  await after.status;
+  await assert.rejects(after.stdin!.getWriter().write(chunk), /the program has exited/);
+  // abort() gives up a write that waits for a program that never reads.
+  const never = await session.spawn(["sleep", "30"], { stdout: "null", stderr: "null" });
+  const w1 = never.stdin!.getWriter();
+  const filling = (async () => {
+    for (;;) await w1.write(chunk);
+  })();
+  filling.catch(() => {});
+  await new Promise((r) => setTimeout(r, 300));
+  await within(w1.abort(new Error("enough")), 10_000, "abort() of a waiting write");
+  await assert.rejects(filling);
+  never.kill("SIGKILL");
   // Reads only after a while, then everything: 8 MiB in one write (past a frame's 1 MiB) and
   // more in small ones all arrive.
   const late = await session.spawn(["sh", "-c", "sleep 0.3; wc -c"]);
@@ -378,6 +395,61 @@ test("piped stdin waits for a program that does not read, and loses nothing for 
   await w.close();
   assert.equal((await out).trim(), String((8 << 20) + 100_000));
   assert.deepEqual(await late.status, { code: 0, signal: null });
+});
+
+test("a program's input: writes in order, a bounded window, reports out of range ignored", async () => {
+  const sent: string[] = [];
+  const input = new ProgramInput(
+    (part) => {
+      sent.push(`${part.length}`);
+      return Promise.resolve();
+    },
+    () => {
+      sent.push("end");
+      return Promise.resolve();
+    },
+  );
+  let done = false;
+  const big = input.write(new Uint8Array(INPUT_WINDOW_BYTES + 1)).then(() => done = true);
+  input.write(new Uint8Array(1)).catch(() => {});
+  input.end();
+  await new Promise((r) => setTimeout(r, 20));
+  // Past the window, nothing more goes until reports come back; the end waits behind the writes.
+  assert.deepEqual(sent, ["65536", "65536", "65536", "65536", "1"]);
+  assert.equal(done, false);
+  for (const bad of [-1, 1.5, "1", 2 ** 60, undefined]) input.taken(bad, false);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(done, false, "a report out of range must not open the window");
+  input.taken(65536, false);
+  await big;
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(sent.slice(5), ["1", "end"]);
+  // A failed report closes the input: the next write says so.
+  input.taken(1, true);
+  await assert.rejects(input.write(new Uint8Array(1)), /stdin is closed/);
+});
+
+test('"inherit" stdin relays all of the caller\'s input, a chunk at a time', async () => {
+  // Bun reads a redirected file in chunks of 512 KiB, several frames each: all of it arrives.
+  await using s = stack();
+  const script = join(s.dir, "caller.ts");
+  const mod = new URL("../mod.ts", import.meta.url).href;
+  writeFileSync(
+    script,
+    `import { login } from ${JSON.stringify(mod)};\n` +
+      `await using session = await login(${JSON.stringify(base(s))});\n` +
+      `const p = await session.spawn(["sh", "-c", "sleep 0.5; wc -c"], { stdin: "inherit" });\n` +
+      "console.log((await new Response(p.stdout).text()).trim(), JSON.stringify(await p.status));\n",
+  );
+  const args = isDeno ? ["run", "--allow-all", script] : [script];
+  const r = spawnSync(process.execPath, args, {
+    cwd: fileURLToPath(new URL("..", import.meta.url)),
+    input: new Uint8Array(6 << 20).fill(0x63),
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), `${6 << 20} {"code":0,"signal":null}`);
 });
 
 test("endsSession: the program's exit closes the session; who and last see it end", async () => {
@@ -570,11 +642,21 @@ test("a conversation crosses to the session process: async handler, timeout, abo
     (e) => e,
   );
   assert.equal(timedOut.cause?.name, "TimeoutError", String(timedOut));
+  // An abort at a prompt fails it as AsyncPamTransaction's does: a PamError, the reason its cause.
   const controller = new AbortController();
-  const pending = login(base(s, { conversation: never, signal: controller.signal }));
-  setTimeout(() => controller.abort(new Error("gave up")), 50);
+  let prompted!: () => void;
+  const atPrompt = new Promise<void>((resolve) => prompted = resolve);
+  const waiting = () => {
+    prompted();
+    return never();
+  };
+  const pending = login(base(s, { conversation: waiting, signal: controller.signal }));
+  const reason = new Error("gave up");
+  await atPrompt;
+  controller.abort(reason);
   const aborted = await pending.catch((e) => e);
-  assert.match(String(aborted.cause ?? aborted), /gave up/);
+  assert.ok(aborted instanceof PamError, String(aborted));
+  assert.equal(aborted.cause, reason);
 });
 
 /** Waits until `file` exists (a script's sign that it runs), for at most `ms`. */
@@ -616,12 +698,21 @@ test("an abort ends a login stuck in a module that never converses: hung up, the
 });
 
 test("an abort while a module works, before the session opens: the process undoes the session", async () => {
-  // pam_exec returns after the abort; nothing converses after it, so the session opens in a
-  // hung-up process, which closes it again before login() rejects.
-  await using s = stack([], ["auth     required pam_exec.so {{dir}}/slow.sh"]);
+  // pam_exec returns 1.5 s after the abort; nothing converses after it, so the session opens in
+  // a hung-up process, which closes it again before login() rejects. Its close steps take 1 s
+  // more, past the 2 s grace: a process past its login modules is not killed in the middle.
+  await using s = stack([
+    "session  required pam_exec.so {{dir}}/slow-close.sh",
+    "session  required pam_exec.so {{dir}}/last.sh",
+  ], ["auth     required pam_exec.so {{dir}}/slow.sh"]);
   const mark = join(s.dir, "slow.started");
-  writeFileSync(join(s.dir, "slow.sh"), `#!/bin/sh\ntouch ${mark}\nsleep 0.5\n`);
-  chmodSync(join(s.dir, "slow.sh"), 0o755);
+  const script = (name: string, body: string) => {
+    writeFileSync(join(s.dir, name), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(s.dir, name), 0o755);
+  };
+  script("slow.sh", `touch ${mark}\nsleep 1.5`);
+  script("slow-close.sh", '[ "$PAM_TYPE" = close_session ] && sleep 1\nexit 0');
+  script("last.sh", `echo "$PAM_TYPE last" >> ${s.log}`);
   const controller = new AbortController();
   const pending = login(base(s, { signal: controller.signal })).catch((e) => e);
   await appears(mark);
@@ -629,7 +720,13 @@ test("an abort while a module works, before the session opens: the process undoe
   controller.abort(reason);
   assert.equal(await within(pending, 15_000, "the aborted login"), reason);
   const log = ranLog(s);
-  assert.deepEqual(log.map((line) => line.split(" ")[0]), ["open_session", "close_session"]);
+  assert.deepEqual(log.map((line) => line.split(" ")[0]), [
+    "open_session",
+    "open_session",
+    "close_session",
+    "close_session",
+  ]);
+  assert.equal(log.at(-1), "close_session last", log.join(", "));
   assert.equal(running(Number(log[0].split(" ")[1])), false);
 });
 

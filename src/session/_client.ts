@@ -397,9 +397,32 @@ export class SessionProcess {
     if (this.#exit) return Promise.resolve(this.#exit);
     // Not started yet (waiting for a boot slot): it never will.
     if (!this.#child) this.kill();
-    this.hangUp();
-    const timer = nodeTimer(() => this.kill(), graceMs);
-    return this.exited.finally(() => clearNodeTimer(timer));
+    // A conversation waiting on the caller fails first with the abort (its handler hears the
+    // same signal), so that the login fails as a PamError whose cause is the reason.
+    const answering = this.#answering;
+    if (answering) void answering.finally(() => this.hangUp());
+    else this.hangUp();
+    // One that said its session is open is past every login module: it is closing the session,
+    // and a kill now would cut its close steps short.
+    if (!this.#opened) this.#abandonTimer = nodeTimer(() => this.kill(), graceMs);
+    return this.exited.finally(() => this.#spare());
+  }
+
+  #opened = false;
+  #abandonTimer: ReturnType<typeof nodeTimer> | undefined;
+
+  /**
+   * The process said its session is open: an abandoned one is closing it
+   * now, and is not killed for taking its time ({@linkcode SessionProcess.abandon}).
+   */
+  sessionOpened(): void {
+    this.#opened = true;
+    this.#spare();
+  }
+
+  #spare(): void {
+    if (this.#abandonTimer !== undefined) clearNodeTimer(this.#abandonTimer);
+    this.#abandonTimer = undefined;
   }
 
   #holds = 0;
@@ -438,7 +461,7 @@ export class SessionProcess {
       this.kill();
       return;
     }
-    runHandler(this.#handler, messages, this.#signal, this.#timeoutMs).then(
+    const answering = runHandler(this.#handler, messages, this.#signal, this.#timeoutMs).then(
       (answers) => {
         this.failure = undefined;
         const { lengths, payload } = encodeAnswers(answers);
@@ -451,6 +474,12 @@ export class SessionProcess {
       },
     ).catch(() => {
       // The process is gone; `exited` reports it.
+    }).finally(() => {
+      if (this.#answering === answering) this.#answering = undefined;
     });
+    this.#answering = answering;
   }
+
+  /** The answer to the conversation in progress, until it is sent. */
+  #answering: Promise<void> | undefined;
 }

@@ -448,9 +448,10 @@ function serve(
       case "stdin": {
         // Said once the program's pipe took the bytes (or never will): the caller sends no more
         // than a window ahead of that, so a program that does not read cannot fill this memory.
-        const taken = () => trySend({ t: "stdin-taken", id, bytes: payload.length });
+        const taken = (error?: unknown) =>
+          trySend({ t: "stdin-taken", id, bytes: payload.length, failed: error != null });
         const stdin = programs.get(id)?.stdin;
-        if (!stdin || stdin.destroyed || stdin.writableEnded) return taken();
+        if (!stdin || stdin.destroyed || stdin.writableEnded) return taken(true);
         stdin.write(payload, taken);
         return;
       }

@@ -14,7 +14,10 @@ import type { ProgramStatus, SessionProgram, StdioMode } from "./program.ts";
 /** How a program's streams and signals reach the process that runs it. Internal. */
 export interface ProgramPort {
   write(bytes: Uint8Array): Promise<void>;
+  /** Ends the input after the writes so far. */
   endInput(): void;
+  /** Gives up on a write in progress (the stream was aborted): it rejects. */
+  cancelInput(): void;
   kill(signal: string): void;
   /** Keys for its terminal. */
   type?(bytes: Uint8Array): Promise<void>;

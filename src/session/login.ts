@@ -20,6 +20,7 @@ import { conversationTimeout } from "../async/_start.ts";
 import { threadUtmp } from "./_utmp_thread.ts";
 import { checkConversation, describe, optionsObject } from "../_validate.ts";
 import { diedError, quiet, SessionProcess } from "./_client.ts";
+import { ProgramInput } from "./_program_input.ts";
 import type { Frame } from "./_frames.ts";
 import {
   allSteps,
@@ -78,7 +79,8 @@ export interface UtmpOptions {
  * bounds the login only: once `login()` has resolved, the session closes
  * whatever became of it. Before, an abort ends the session process even
  * inside a module (hung up, killed after two seconds), which undoes what it
- * opened, and `login()` rejects with the signal's reason once it is gone.
+ * opened, and `login()` rejects once it is gone: with the signal's reason,
+ * or at a prompt with the `PamError` whose cause it is.
  *
  * @example
  * ```ts
@@ -371,26 +373,6 @@ function hangUpOrphans(pids: number[]): void {
 }
 
 /** The session process's side of a session, seen from the caller. */
-/**
- * Bytes of a program's input that may be on their way to it (sent to the
- * session process, not yet taken by the program's pipe) before `write()`
- * waits: the session process buffers no more than this per program, however
- * slowly the program reads.
- */
-const INPUT_WINDOW_BYTES = 256 * 1024;
-/** A program's input goes in frames of at most this many bytes (a frame's limit is 1 MiB). */
-const INPUT_FRAME_BYTES = 64 * 1024;
-
-/** A program's input in flight: bytes not yet taken, and the write() waiting for them to be. */
-type InputWindow = { unacked: number; gone: boolean; wake: (() => void) | undefined };
-
-function wakeInput(input: InputWindow | undefined): void {
-  const wake = input?.wake;
-  if (!input || !wake) return;
-  input.wake = undefined;
-  wake();
-}
-
 class ProcessBackend implements Backend {
   readonly pid: number;
   readonly closed: Promise<void>;
@@ -403,7 +385,8 @@ class ProcessBackend implements Backend {
     number,
     { plan: SpawnPlan; resolve(p: SessionProgram): void; reject(e: unknown): void }
   >();
-  readonly #inputs = new Map<number, InputWindow>();
+  /** The piped input of the programs still running, by request id. */
+  readonly #inputs = new Map<number, ProgramInput>();
   #nextId = 1;
   #ending: { frame: string; resolve(): void; reject(e: unknown): void } | undefined;
   #endResult: Promise<void> | undefined;
@@ -417,7 +400,7 @@ class ProcessBackend implements Backend {
       proc.exited.then((exit) => {
         const error = diedError(proc, exit, "");
         for (const sink of this.#programs.values()) sink.lost(error);
-        for (const input of this.#inputs.values()) this.#inputGone(input);
+        for (const input of this.#inputs.values()) input.close(error);
         this.#inputs.clear();
         if (!this.#endResult) hangUpOrphans([...this.#pids.values()]);
         this.#pids.clear();
@@ -450,6 +433,15 @@ class ProcessBackend implements Backend {
         const pending = this.#spawning.get(id);
         if (!pending) return;
         this.#spawning.delete(id);
+        if (pending.plan.stdin !== "null") {
+          this.#inputs.set(
+            id,
+            new ProgramInput(
+              (part) => this.#proc.send({ t: "stdin", id }, part),
+              () => this.#proc.send({ t: "stdin-end", id }),
+            ),
+          );
+        }
         const { program, sink } = newProgram(header.pid as number, pending.plan, this.#port(id));
         this.#programs.set(id, sink);
         // Signalled as a process group if the session process dies: never 0, 1 or a non-pid.
@@ -476,14 +468,8 @@ class ProcessBackend implements Backend {
       }
       case "eof":
         return this.#programs.get(id)?.end(header.fd === 2 ? 2 : 1);
-      case "stdin-taken": {
-        const input = this.#inputs.get(id);
-        const bytes = header.bytes;
-        if (!input || typeof bytes !== "number" || !Number.isSafeInteger(bytes)) return;
-        input.unacked = Math.max(0, input.unacked - bytes);
-        if (input.unacked <= INPUT_WINDOW_BYTES) wakeInput(input);
-        return;
-      }
+      case "stdin-taken":
+        return this.#inputs.get(id)?.taken(header.bytes, header.failed === true);
       case "terminal-data":
         return this.#programs.get(id)?.screen(payload);
       case "terminal-eof":
@@ -491,8 +477,7 @@ class ProcessBackend implements Backend {
       case "exit": {
         const sink = this.#programs.get(id);
         this.#programs.delete(id);
-        const input = this.#inputs.get(id);
-        if (input) this.#inputGone(input);
+        this.#inputs.get(id)?.close(new Error("the program has exited"));
         this.#inputs.delete(id);
         this.#pids.delete(id);
         this.#inherited.get(id)?.stop();
@@ -523,11 +508,17 @@ class ProcessBackend implements Backend {
     const stops: Array<() => void> = [];
     if (plan.stdin === "inherit") {
       const port = this.#port(id);
-      const onData = (chunk: Uint8Array) => void port.write(chunk).catch(() => {});
+      let stopped = false;
+      // One chunk at a time: the caller's stdin waits while the program's window is full.
+      const onData = (chunk: Uint8Array) => {
+        process.stdin.pause();
+        port.write(chunk).then(() => stopped || process.stdin.resume(), () => {});
+      };
       const onEnd = () => port.endInput();
       process.stdin.on("data", onData);
       process.stdin.on("end", onEnd);
       stops.push(() => {
+        stopped = true;
         process.stdin.off("data", onData);
         process.stdin.off("end", onEnd);
         process.stdin.pause();
@@ -540,40 +531,13 @@ class ProcessBackend implements Backend {
     });
   }
 
-  /** A program that exited (or a session process that died) takes no more input: nobody waits. */
-  #inputGone(input: InputWindow): void {
-    input.gone = true;
-    wakeInput(input);
-  }
-
-  /**
-   * Sends `bytes` to program `id`'s stdin, resolving once they are on their
-   * way and the bytes in flight are back within {@linkcode INPUT_WINDOW_BYTES}:
-   * the session process writes what it gets to the program's pipe and says
-   * when the pipe took it, so a program that reads slowly (or never) makes
-   * its writer wait instead of the session process's memory grow.
-   */
-  async #writeInput(id: number, bytes: Uint8Array): Promise<void> {
-    let input = this.#inputs.get(id);
-    if (!input) {
-      input = { unacked: 0, gone: false, wake: undefined };
-      this.#inputs.set(id, input);
-    }
-    for (let at = 0; at < bytes.length && !input.gone; at += INPUT_FRAME_BYTES) {
-      const part = bytes.subarray(at, at + INPUT_FRAME_BYTES);
-      // Counted before it is sent: the answer may come back before send() resolves.
-      input.unacked += part.length;
-      await this.#proc.send({ t: "stdin", id }, part);
-      while (input.unacked > INPUT_WINDOW_BYTES && !input.gone) {
-        await new Promise<void>((resolve) => input.wake = resolve);
-      }
-    }
-  }
-
   #port(id: number): ProgramPort {
+    const input = this.#inputs.get(id);
+    const gone = () => Promise.reject(new Error("the program has exited"));
     return {
-      write: (bytes) => this.#writeInput(id, bytes),
-      endInput: () => void this.#proc.send({ t: "stdin-end", id }).catch(() => {}),
+      write: (bytes) => input ? input.write(bytes) : gone(),
+      endInput: () => input?.end(),
+      cancelInput: () => input?.cancel(),
       kill: (signal) => void this.#proc.send({ t: "kill", id, signal }).catch(() => {}),
       type: (bytes) => this.#proc.send({ t: "terminal-input", id }, bytes),
       resize: (cols, rows) =>
@@ -709,10 +673,20 @@ class InProcessBackend implements Backend {
           const exited = new Promise<void>((res) => child.once("exit", () => res()));
           this.#live.set(child, exited);
           void exited.then(() => this.#live.delete(child));
+          // A write waits for the pipe to take it; an abort gives it up (Bun calls no write
+          // callback for a destroyed stream, so the rejection cannot come from there).
+          let giveUp: ((error: Error) => void) | undefined;
           const { program, sink } = newProgram(child.pid!, plan, {
             write: (bytes) =>
-              new Promise((res, rej) => child.stdin!.write(bytes, (e) => (e ? rej(e) : res()))),
+              new Promise((res, rej) => {
+                giveUp = rej;
+                child.stdin!.write(bytes, (e) => (e ? rej(e) : res()));
+              }),
             endInput: () => child.stdin?.end(),
+            cancelInput: () => {
+              giveUp?.(new Error("the write to the program's stdin was aborted"));
+              child.stdin?.destroy();
+            },
             kill: (signal) => child.kill(signal as NodeJS.Signals),
             pause: (fd) => (fd === 1 ? child.stdout : child.stderr)?.pause(),
             resume: (fd) => (fd === 1 ? child.stdout : child.stderr)?.resume(),
@@ -831,23 +805,24 @@ async function openInSessionProcess(
   const result = quiet(
     new Promise<Frame>((resolve, reject) => {
       proc.onFrame = (frame) => {
+        if (frame.header.t === "opened") proc.sessionOpened();
         if (frame.header.t === "opened" || frame.header.t === "failed") resolve(frame);
       };
       proc.exited.then((exit) => reject(diedError(proc, exit, "before the login finished")));
     }),
   );
   // An abort must end the login even while the process is inside a module that never converses
-  // (or still loads): the process is hung up, killed after a grace, and login() rejects with the
-  // reason once it is gone, so that whatever it had opened is undone by then.
-  let abandoned: Promise<never> | undefined;
-  const onAbort = () => {
-    abandoned = quiet(proc.abandon(hangUpGraceMs).then(() => Promise.reject(signal!.reason)));
-    stop?.();
-  };
+  // (or still loads): the process is hung up and killed after a grace, and login() rejects once it
+  // is gone, so that whatever it had opened is undone by then.
+  let gone: Promise<unknown> | undefined;
   let stop: (() => void) | undefined;
   const stopped = new Promise<never>((_, reject) => {
-    stop = () => abandoned!.catch(reject);
+    stop = () => void gone!.then(() => reject(signal!.reason));
   });
+  const onAbort = () => {
+    gone = proc.abandon(hangUpGraceMs);
+    stop!();
+  };
   signal?.addEventListener("abort", onAbort, { once: true });
   let header: Frame["header"];
   try {
@@ -862,19 +837,21 @@ async function openInSessionProcess(
     ]);
     ({ header } = await Promise.race([result, stopped]));
   } catch (error) {
-    if (abandoned) await abandoned;
-    throw error;
+    if (!gone) throw error;
+    // Killed, or gone without a word: the abort is why.
+    await gone;
+    throw signal!.reason;
   } finally {
     signal?.removeEventListener("abort", onAbort);
   }
-  // Aborted: whatever the process answered (a conversation that failed with the reason, or a
-  // session opened after the last one, which the hung-up process closes itself), the abort came
-  // first and login() rejects with its reason once the process is gone.
-  if (abandoned) await abandoned;
+  if (gone) await gone;
   if (header.t === "failed") {
-    // The conversation ran here: only here can its failure say the password expired.
+    // The conversation ran here: only here can its failure say the password expired. After an
+    // abort at a prompt, this is the PamError whose cause is the reason.
     throw explainExpired(fromWire(header.error as WireError, proc.failure));
   }
+  // Opened after the abort: the hung-up process has closed the session again.
+  if (gone) throw signal!.reason;
   proc.detachSignal();
   const opened = {
     user: header.user as string,

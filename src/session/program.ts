@@ -256,6 +256,10 @@ export class SessionProgram {
     this.status = status;
     this.stdin = plan.stdin === "piped"
       ? new WritableStream<Uint8Array>({
+        // abort() waits for the write in progress, which may wait for a program that never
+        // reads: the controller's signal fires first, and gives that write up.
+        start: (controller) =>
+          controller.signal?.addEventListener("abort", () => port.cancelInput(), { once: true }),
         write: (chunk) => {
           if (!(chunk instanceof Uint8Array)) {
             throw new TypeError(`stdin takes Uint8Array chunks, got ${describe(chunk)}`);
