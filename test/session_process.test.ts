@@ -439,6 +439,9 @@ test('"inherit" stdin relays all of the caller\'s input, a chunk at a time', asy
     `import { login } from ${JSON.stringify(mod)};\n` +
       `await using session = await login(${JSON.stringify(base(s))});\n` +
       `const p = await session.spawn(["sh", "-c", "sleep 0.5; wc -c"], { stdin: "inherit" });\n` +
+      // A second reader that stops after 5 bytes must neither stall the first nor end it.
+      `const q = await session.spawn(["sh", "-c", "head -c 5 >/dev/null"], { stdin: "inherit" });\n` +
+      "await q.status;\n" +
       "console.log((await new Response(p.stdout).text()).trim(), JSON.stringify(await p.status));\n",
   );
   const args = isDeno ? ["run", "--allow-all", script] : [script];
@@ -729,6 +732,58 @@ test("an abort while a module works, before the session opens: the process undoe
   assert.equal(log.at(-1), "close_session last", log.join(", "));
   assert.equal(running(Number(log[0].split(" ")[1])), false);
 });
+
+test("an abort at a prompt before a 3 s fail delay still fails as the PamError of the reason", async () => {
+  // libpam sleeps the delay after the failed answer: the kill must not cut it short.
+  await using s = stack([], [
+    "auth     optional pam_faildelay.so delay=3000000",
+    "auth     required pam_exec.so expose_authtok {{dir}}/check.sh",
+  ]);
+  writeFileSync(join(s.dir, "check.sh"), '#!/bin/sh\nread pw\n[ "$pw" = "s3cret" ]\n');
+  chmodSync(join(s.dir, "check.sh"), 0o755);
+  const controller = new AbortController();
+  let prompted!: () => void;
+  const atPrompt = new Promise<void>((resolve) => prompted = resolve);
+  const conversation = () => {
+    prompted();
+    return new Promise<string[]>(() => {});
+  };
+  const pending = login(base(s, { conversation, signal: controller.signal })).catch((e) => e);
+  await atPrompt;
+  const reason = new Error("gave up");
+  controller.abort(reason);
+  const error = await within(pending, 30_000, "the aborted login");
+  assert.ok(error instanceof PamError, String(error));
+  assert.equal(error.cause, reason);
+});
+
+const forkHelperSource = String.raw`
+#include <security/pam_modules.h>
+#include <unistd.h>
+/* A helper forked without exec keeps the session process's channel open for 20 s. */
+int pam_sm_authenticate(pam_handle_t *h, int f, int c, const char **v) {
+  if (fork() == 0) { sleep(20); _exit(0); }
+  sleep(60);
+  return PAM_SUCCESS;
+}
+int pam_sm_setcred(pam_handle_t *h, int f, int c, const char **v) { return PAM_SUCCESS; }
+`;
+
+{
+  const mod = compileModule("fork_helper", forkHelperSource);
+  test("an aborted login does not wait for a module's helper that holds the channel open", {
+    skip: mod.why ?? false,
+  }, async () => {
+    await using s = stack([], [`auth     required ${mod.path}`]);
+    const controller = new AbortController();
+    const pending = login(base(s, { signal: controller.signal })).catch((e) => e);
+    await new Promise((r) => setTimeout(r, 1000));
+    const reason = new Error("gone");
+    controller.abort(reason);
+    // The 2 s grace, the kill, then half a second of draining: well before the helper's 20 s.
+    assert.equal(await within(pending, 12_000, "the aborted login"), reason);
+  });
+}
 
 test("a program inherits no descriptor but its three streams (no channel, nothing of the caller)", async () => {
   await using s = stack();

@@ -47,6 +47,16 @@ export function quiet<T>(promise: Promise<T>): Promise<T> {
   return promise;
 }
 
+/**
+ * How long an abandoned login's process may take past the kill grace when
+ * it was answering a prompt: libpam's fail delay runs after the failed
+ * answer (Debian's login asks for 3 s, which libpam may stretch by a quarter).
+ */
+export const FAIL_DELAY_ALLOWANCE_MS = 10_000;
+
+/** How long the channel is read after the session process exited, if it stays open. */
+export const EXIT_DRAIN_MS = 500;
+
 /** The error for a session process that ended without saying how the session ended. */
 export function diedError(proc: SessionProcess, exit: ProcessExit, when: string): Error {
   const suffix = when ? ` ${when}` : "";
@@ -276,8 +286,20 @@ export class SessionProcess {
     if (child.pid !== undefined) this.#nice = lowerWhileLoading(child.pid);
     this.#setRef(this.#holds > 0);
     // "close", not "exit": only once the channel is drained too, so the frames the process sent
-    // last (how its session ended) are read before its end is reported.
-    child.once("close", (code, signal) => this.#resolveExit({ code, signal }));
+    // last (how its session ended) are read before its end is reported. But a module's helper
+    // forked without exec holds the channel open for as long as it lives: after the exit, the
+    // frames already written are read within EXIT_DRAIN_MS, then the channel is let go.
+    let drain: ReturnType<typeof nodeTimer> | undefined;
+    child.once("exit", (code, signal) => {
+      drain = nodeTimer(() => {
+        child.stdout?.destroy();
+        this.#resolveExit({ code, signal });
+      }, EXIT_DRAIN_MS);
+    });
+    child.once("close", (code, signal) => {
+      if (drain !== undefined) clearNodeTimer(drain);
+      this.#resolveExit({ code, signal });
+    });
     child.once("error", (error) => {
       this.startError ??= error;
       this.#resolveExit({ code: null, signal: null });
@@ -400,11 +422,23 @@ export class SessionProcess {
     // A conversation waiting on the caller fails first with the abort (its handler hears the
     // same signal), so that the login fails as a PamError whose cause is the reason.
     const answering = this.#answering;
-    if (answering) void answering.finally(() => this.hangUp());
-    else this.hangUp();
-    // One that said its session is open is past every login module: it is closing the session,
-    // and a kill now would cut its close steps short.
-    if (!this.#opened) this.#abandonTimer = nodeTimer(() => this.kill(), graceMs);
+    const armKill = (ms: number) => {
+      // One that said its session is open is past every login module: it is closing the
+      // session, and a kill now would cut its close steps short.
+      if (this.#opened || this.#exit) return;
+      this.#abandonTimer = nodeTimer(() => this.kill(), ms);
+    };
+    if (answering) {
+      // After the failed answer libpam sleeps its fail delay before the call returns (Debian's
+      // login: 3 s, randomised by a quarter): the grace counts from after it.
+      void answering.finally(() => {
+        this.hangUp();
+        armKill(graceMs + FAIL_DELAY_ALLOWANCE_MS);
+      });
+    } else {
+      this.hangUp();
+      armKill(graceMs);
+    }
     return this.exited.finally(() => this.#spare());
   }
 

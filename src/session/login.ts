@@ -21,6 +21,7 @@ import { threadUtmp } from "./_utmp_thread.ts";
 import { checkConversation, describe, optionsObject } from "../_validate.ts";
 import { diedError, quiet, SessionProcess } from "./_client.ts";
 import { ProgramInput } from "./_program_input.ts";
+import { relayStdin } from "./_stdin_relay.ts";
 import type { Frame } from "./_frames.ts";
 import {
   allSteps,
@@ -508,21 +509,7 @@ class ProcessBackend implements Backend {
     const stops: Array<() => void> = [];
     if (plan.stdin === "inherit") {
       const port = this.#port(id);
-      let stopped = false;
-      // One chunk at a time: the caller's stdin waits while the program's window is full.
-      const onData = (chunk: Uint8Array) => {
-        process.stdin.pause();
-        port.write(chunk).then(() => stopped || process.stdin.resume(), () => {});
-      };
-      const onEnd = () => port.endInput();
-      process.stdin.on("data", onData);
-      process.stdin.on("end", onEnd);
-      stops.push(() => {
-        stopped = true;
-        process.stdin.off("data", onData);
-        process.stdin.off("end", onEnd);
-        process.stdin.pause();
-      });
+      stops.push(relayStdin({ write: (chunk) => port.write(chunk), end: () => port.endInput() }));
     }
     this.#inherited.set(id, {
       1: plan.stdout === "inherit",
