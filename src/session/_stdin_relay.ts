@@ -13,6 +13,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import process from "node:process";
 
 /** Where one program's share of the caller's stdin goes. */
@@ -58,7 +59,12 @@ function stopReading(): void {
   reading = false;
   process.stdin.off("readable", pump);
   process.stdin.off("end", ended);
-  process.stdin.pause();
+  // Without a 'readable' listener the stream stops being non-flowing only on the next tick: a
+  // pause() now emits no 'pause', and the runtime goes on reading (and holding the process).
+  // Not when the caller reads its stdin itself: that is its own.
+  process.nextTick(() => {
+    if (!reading && process.stdin.listenerCount("data") === 0) process.stdin.pause();
+  });
 }
 
 async function pump(): Promise<void> {
@@ -68,7 +74,10 @@ async function pump(): Promise<void> {
     while (reading && targets.size > 0) {
       const chunk = process.stdin.read() as Uint8Array | string | null;
       if (chunk === null) return;
-      const bytes = typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk;
+      // The caller's setEncoding() must not change what the program reads: its bytes, back.
+      const bytes = typeof chunk === "string"
+        ? Buffer.from(chunk, process.stdin.readableEncoding ?? "utf8")
+        : chunk;
       // A program that exited or failed rejects its write: the others still get the chunk.
       await Promise.allSettled([...targets].map((t) => t.write(bytes)));
     }
