@@ -429,24 +429,36 @@ test("a program's input: writes in order, a bounded window, reports out of range
   await assert.rejects(input.write(new Uint8Array(1)), /stdin is closed/);
 });
 
-test('"inherit" stdin no longer holds the caller once its programs are gone', async () => {
-  // The caller's stdin is a pipe that never ends: relaying it to `true` must not keep the
-  // caller alive after the session closed.
-  await using s = stack();
+/**
+ * A caller script run by this runtime: `body` after `login()` of `s` as `session`. Returns how
+ * to start it.
+ */
+function callerScript(
+  s: TestStack,
+  body: string,
+  head = "",
+): { command: string; args: string[]; cwd: string } {
   const script = join(s.dir, "caller.ts");
   const mod = new URL("../mod.ts", import.meta.url).href;
   writeFileSync(
     script,
-    `import { login } from ${JSON.stringify(mod)};\n` +
-      `const session = await login(${JSON.stringify(base(s))});\n` +
-      `const p = await session.spawn(["true"], { stdin: "inherit" });\n` +
-      "await p.status;\nawait session.close();\nconsole.log('closed');\n",
+    `import { login } from ${JSON.stringify(mod)};\n${head}` +
+      `await using session = await login(${JSON.stringify(base(s))});\n${body}`,
   );
   const args = isDeno ? ["run", "--allow-all", script] : [script];
-  const caller = spawn(process.execPath, args, {
-    cwd: fileURLToPath(new URL("..", import.meta.url)),
-    stdio: ["pipe", "pipe", "inherit"],
-  });
+  return { command: process.execPath, args, cwd: fileURLToPath(new URL("..", import.meta.url)) };
+}
+
+test('"inherit" stdin no longer holds the caller once its programs are gone', async () => {
+  // The caller's stdin is a pipe that never ends: relaying it to `true` must not keep the
+  // caller alive after the session closed.
+  await using s = stack();
+  const { command, args, cwd } = callerScript(
+    s,
+    `const p = await session.spawn(["true"], { stdin: "inherit" });\n` +
+      "await p.status;\nawait session.close();\n",
+  );
+  const caller = spawn(command, args, { cwd, stdio: ["pipe", "pipe", "inherit"] });
   try {
     const code = await within(
       new Promise<number | null>((resolve) => caller.once("exit", resolve)),
@@ -462,23 +474,18 @@ test('"inherit" stdin no longer holds the caller once its programs are gone', as
 test('"inherit" stdin relays all of the caller\'s input, a chunk at a time', async () => {
   // Bun reads a redirected file in chunks of 512 KiB, several frames each: all of it arrives.
   await using s = stack();
-  const script = join(s.dir, "caller.ts");
-  const mod = new URL("../mod.ts", import.meta.url).href;
-  writeFileSync(
-    script,
-    `import { login } from ${JSON.stringify(mod)};\n` +
-      // Strings from the caller's setEncoding() go back to the very bytes read.
-      `import process from "node:process";\nprocess.stdin.setEncoding("latin1");\n` +
-      `await using session = await login(${JSON.stringify(base(s))});\n` +
-      `const p = await session.spawn(["sh", "-c", "sleep 0.5; wc -c"], { stdin: "inherit" });\n` +
+  const { command, args, cwd } = callerScript(
+    s,
+    `const p = await session.spawn(["sh", "-c", "sleep 0.5; wc -c"], { stdin: "inherit" });\n` +
       // A second reader that stops after 5 bytes must neither stall the first nor end it.
       `const q = await session.spawn(["sh", "-c", "head -c 5 >/dev/null"], { stdin: "inherit" });\n` +
       "await q.status;\n" +
       "console.log((await new Response(p.stdout).text()).trim(), JSON.stringify(await p.status));\n",
+    // Strings from the caller's setEncoding() go back to the very bytes read.
+    `import process from "node:process";\nprocess.stdin.setEncoding("latin1");\n`,
   );
-  const args = isDeno ? ["run", "--allow-all", script] : [script];
-  const r = spawnSync(process.execPath, args, {
-    cwd: fileURLToPath(new URL("..", import.meta.url)),
+  const r = spawnSync(command, args, {
+    cwd,
     input: new Uint8Array(6 << 20).fill(0xe9),
     encoding: "utf8",
     timeout: 60_000,
