@@ -145,6 +145,7 @@ export async function setUpNode(): Promise<Impl> {
 }
 
 export let etcService: string | undefined;
+export let stubLibrary: string | undefined;
 
 /**
  * Copies row 5's stack to /etc/pam.d (root only), for every runner of those rows, not only for
@@ -158,7 +159,6 @@ function installEtcService(): void {
   writeFileSync(file, readFileSync(join(stack.confdir, etcName)), { flag: "wx" });
   etcService = etcName;
 }
-export let stubLibrary: string | undefined;
 
 export async function setUp(): Promise<Map<ImplId, Impl>> {
   const impls = new Map<ImplId, Impl>();
@@ -233,12 +233,12 @@ export async function setUp(): Promise<Map<ImplId, Impl>> {
 }
 
 /** Warm-up transactions of a runner on a JIT (Deno, Bun, Node.js) before the timed ones. */
-export const JIT_WARMUP = 20_000;
+const jitWarmup = quick ? 2000 : 20_000;
 
 /** The warm-up rule, for the report's header. */
 export function warmupNote(): string {
   if (warmupOverride !== undefined) return `warm-up ${warmupOverride} tx/process (--warmup)`;
-  return `warm-up ${quick ? 2000 : JIT_WARMUP} tx/process on a JIT (Deno, Bun, Node.js), ` +
+  return `warm-up ${jitWarmup} tx/process on a JIT (Deno, Bun, Node.js), ` +
     "300 or a tenth of the timed count for C";
 }
 
@@ -266,7 +266,7 @@ export async function runOne(
     : row.kind === "faildelay" || row.kind === "startlag"
     ? 50
     : warmupOverride ??
-      (jit ? (quick ? 2000 : JIT_WARMUP) : Math.max(300, Math.round(iterations / 10)));
+      (jit ? jitWarmup : Math.max(300, Math.round(iterations / 10)));
   const args = [
     row.kind,
     String(iterations),

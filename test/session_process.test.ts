@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -24,7 +24,7 @@ import { createTestStack, type TestStack } from "../src/testing.ts";
 import { cleanFileMappings } from "../src/session/_idle_pages.ts";
 import { INPUT_WINDOW_BYTES, ProgramInput } from "../src/session/_program_input.ts";
 import { compileModule } from "./_modules.ts";
-import { within } from "./_helpers.ts";
+import { until, within } from "./_helpers.ts";
 
 const isDeno = "Deno" in globalThis;
 const isRoot = spawnSync("id", ["-u"], { encoding: "utf8" }).stdout.trim() === "0";
@@ -701,17 +701,11 @@ test("a conversation crosses to the session process: async handler, timeout, abo
   assert.equal(aborted.cause, reason);
 });
 
-/** Waits until `file` exists (a script's sign that it runs), for at most `ms`. */
-async function appears(file: string, ms = 20_000): Promise<string> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      return readFileSync(file, "utf8");
-    } catch {
-      if (Date.now() > until) throw new Error(`${file} did not appear within ${ms} ms`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+/** Waits until a script wrote its line to `file` (its sign that it runs); returns the line. */
+async function appears(file: string): Promise<string> {
+  const line = () => existsSync(file) ? readFileSync(file, "utf8") : "";
+  await until(() => line().endsWith("\n"), `${file} written`, 20_000);
+  return line();
 }
 
 test("an abort ends a login stuck in a module that never converses: hung up, then killed", async () => {
@@ -752,7 +746,7 @@ test("an abort while a module works, before the session opens: the process undoe
     writeFileSync(join(s.dir, name), `#!/bin/sh\n${body}\n`);
     chmodSync(join(s.dir, name), 0o755);
   };
-  script("slow.sh", `touch ${mark}\nsleep 1.5`);
+  script("slow.sh", `echo started > ${mark}\nsleep 1.5`);
   script("slow-close.sh", '[ "$PAM_TYPE" = close_session ] && sleep 1\nexit 0');
   script("last.sh", `echo "$PAM_TYPE last" >> ${s.log}`);
   const controller = new AbortController();

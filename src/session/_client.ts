@@ -52,10 +52,10 @@ export function quiet<T>(promise: Promise<T>): Promise<T> {
  * it was answering a prompt: libpam's fail delay runs after the failed
  * answer (Debian's login asks for 3 s, which libpam may stretch by a quarter).
  */
-export const FAIL_DELAY_ALLOWANCE_MS = 10_000;
+const FAIL_DELAY_ALLOWANCE_MS = 10_000;
 
 /** How long the channel is read after the session process exited, if it stays open. */
-export const EXIT_DRAIN_MS = 500;
+const EXIT_DRAIN_MS = 500;
 
 /** The error for a session process that ended without saying how the session ended. */
 export function diedError(proc: SessionProcess, exit: ProcessExit, when: string): Error {
@@ -316,7 +316,10 @@ export class SessionProcess {
       for (const frame of frames) {
         if (frame.header.t === "conv") this.#converse(frame);
         else if (frame.header.t === "ready") this.#onReady(child);
-        else this.onFrame(frame);
+        else {
+          if (frame.header.t === "opened") this.#sessionOpened();
+          this.onFrame(frame);
+        }
       }
     });
   }
@@ -449,7 +452,7 @@ export class SessionProcess {
    * The process said its session is open: an abandoned one is closing it
    * now, and is not killed for taking its time ({@linkcode SessionProcess.abandon}).
    */
-  sessionOpened(): void {
+  #sessionOpened(): void {
     this.#opened = true;
     this.#spare();
   }

@@ -448,11 +448,11 @@ function serve(
       case "stdin": {
         // Said once the program's pipe took the bytes (or never will): the caller sends no more
         // than a window ahead of that, so a program that does not read cannot fill this memory.
-        const taken = (error?: unknown) =>
-          trySend({ t: "stdin-taken", id, bytes: payload.length, failed: error != null });
+        const report = (failed: boolean) =>
+          trySend({ t: "stdin-taken", id, bytes: payload.length, failed });
         const stdin = programs.get(id)?.stdin;
-        if (!stdin || stdin.destroyed || stdin.writableEnded) return taken(true);
-        stdin.write(payload, taken);
+        if (!stdin || stdin.destroyed || stdin.writableEnded) return report(true);
+        stdin.write(payload, (error) => report(error != null));
         return;
       }
       case "stdin-end":

@@ -434,15 +434,13 @@ class ProcessBackend implements Backend {
         const pending = this.#spawning.get(id);
         if (!pending) return;
         this.#spawning.delete(id);
-        if (pending.plan.stdin !== "null") {
-          this.#inputs.set(
-            id,
-            new ProgramInput(
-              (part) => this.#proc.send({ t: "stdin", id }, part),
-              () => this.#proc.send({ t: "stdin-end", id }),
-            ),
-          );
-        }
+        this.#inputs.set(
+          id,
+          new ProgramInput(
+            (part) => this.#proc.send({ t: "stdin", id }, part),
+            () => this.#proc.send({ t: "stdin-end", id }),
+          ),
+        );
         const { program, sink } = newProgram(header.pid as number, pending.plan, this.#port(id));
         this.#programs.set(id, sink);
         // Signalled as a process group if the session process dies: never 0, 1 or a non-pid.
@@ -519,12 +517,11 @@ class ProcessBackend implements Backend {
   }
 
   #port(id: number): ProgramPort {
-    const input = this.#inputs.get(id);
-    const gone = () => Promise.reject(new Error("the program has exited"));
+    const input = this.#inputs.get(id)!;
     return {
-      write: (bytes) => input ? input.write(bytes) : gone(),
-      endInput: () => input?.end(),
-      cancelInput: () => input?.cancel(),
+      write: (bytes) => input.write(bytes),
+      endInput: () => input.end(),
+      cancelInput: () => input.cancel(),
       kill: (signal) => void this.#proc.send({ t: "kill", id, signal }).catch(() => {}),
       type: (bytes) => this.#proc.send({ t: "terminal-input", id }, bytes),
       resize: (cols, rows) =>
@@ -792,7 +789,6 @@ async function openInSessionProcess(
   const result = quiet(
     new Promise<Frame>((resolve, reject) => {
       proc.onFrame = (frame) => {
-        if (frame.header.t === "opened") proc.sessionOpened();
         if (frame.header.t === "opened" || frame.header.t === "failed") resolve(frame);
       };
       proc.exited.then((exit) => reject(diedError(proc, exit, "before the login finished")));
@@ -802,14 +798,13 @@ async function openInSessionProcess(
   // (or still loads): the process is hung up and killed after a grace, and login() rejects once it
   // is gone, so that whatever it had opened is undone by then.
   let gone: Promise<unknown> | undefined;
-  let stop: (() => void) | undefined;
+  let onAbort = () => {};
   const stopped = new Promise<never>((_, reject) => {
-    stop = () => void gone!.then(() => reject(signal!.reason));
+    onAbort = () => {
+      gone = proc.abandon(hangUpGraceMs);
+      void gone.then(() => reject(signal!.reason));
+    };
   });
-  const onAbort = () => {
-    gone = proc.abandon(hangUpGraceMs);
-    stop!();
-  };
   signal?.addEventListener("abort", onAbort, { once: true });
   let header: Frame["header"];
   try {
